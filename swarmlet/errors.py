@@ -1,0 +1,49 @@
+"""The one error hierarchy of swarmlet.
+
+    SwarmletError
+    ├── NotFound          an object, a node, an image that does not exist
+    ├── NameConflict      a name already taken by another object of the same kind
+    ├── VersionConflict   an update made against a stale Version.Index
+    ├── InvalidSpec       input that can never be valid (a malformed spec, a bad filter)
+    ├── Unavailable       the node cannot serve the request now (not a manager, not in a swarm)
+    └── EngineError       the container engine refused or failed an operation
+
+Errors from aiohttp, SQLite or the engine are translated where they enter
+(``raise X(...) from exc``); HTTP status codes are chosen only in the API layer.
+"""
+
+
+class SwarmletError(Exception):
+    """Base of every error swarmlet raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(SwarmletError):  # noqa: N818 - the names read as the condition, like httpx's
+    pass
+
+
+class NameConflict(SwarmletError):  # noqa: N818
+    pass
+
+
+class VersionConflict(SwarmletError):  # noqa: N818
+    pass
+
+
+class InvalidSpec(SwarmletError):  # noqa: N818
+    pass
+
+
+class Unavailable(SwarmletError):  # noqa: N818
+    pass
+
+
+class EngineError(SwarmletError):
+    """The engine answered with an error; ``status`` is its HTTP status (0 when unreachable)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status

@@ -1,0 +1,1 @@
+"""The manager: the store, the Engine API's swarm endpoints and the controllers."""

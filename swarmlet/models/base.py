@@ -1,0 +1,73 @@
+"""The base of every model: immutable, in the Engine API's JSON shape, unknown fields kept.
+
+Python names are snake_case; the JSON names are the Engine API's PascalCase, produced by
+``api_name`` (``node_id`` → ``NodeID``). Fields swarmlet does not interpret yet are kept as
+they came (``extra="allow"``), so a spec round-trips through the store unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Words that the Engine API spells in capitals.
+_ACRONYMS = {
+    "id": "ID",
+    "ids": "IDs",
+    "ip": "IP",
+    "ips": "IPs",
+    "os": "OS",
+    "tls": "TLS",
+    "ca": "CA",
+    "cpus": "CPUs",
+    "pid": "PID",
+    "tty": "TTY",
+    "dns": "DNS",
+    "vni": "VNI",
+    "ipam": "IPAM",
+}
+
+
+def api_name(field_name: str) -> str:
+    return "".join(_ACRONYMS.get(part, part.capitalize()) for part in field_name.split("_"))
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        frozen=True,
+        extra="allow",
+        populate_by_name=True,
+        alias_generator=api_name,
+        ser_json_timedelta="float",
+    )
+
+    def to_api(self) -> dict[str, Any]:
+        """The object as the Engine API returns it."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    @classmethod
+    def from_api(cls, data: Any) -> Self:
+        return cls.model_validate(data)
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with some fields (by Python name) changed.
+
+        Not validated again: input is validated once, at the edge; code inside passes values
+        of the right types.
+        """
+        return self.model_copy(update=changes)
+
+
+class Version(Model):
+    index: int = 0
+
+
+class StoredObject(Model):
+    """What the store holds: an ID, a version only the store sets, and timestamps."""
+
+    id: str
+    version: Version = Field(default_factory=Version)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None

@@ -1,0 +1,56 @@
+"""The cluster (the Engine API's ``Swarm`` object)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from swarmlet.models.base import Model, StoredObject
+from swarmlet.models.service import SECOND_NS
+
+DEFAULT_CLUSTER_NAME = "default"
+
+
+class OrchestrationConfig(Model):
+    task_history_retention_limit: int = 5
+
+
+class DispatcherConfig(Model):
+    heartbeat_period: int = 5 * SECOND_NS
+
+
+class RaftConfig(Model):
+    snapshot_interval: int = 10000
+    log_entries_for_slow_followers: int = 500
+    election_tick: int = 10
+    heartbeat_tick: int = 1
+
+
+class CAConfig(Model):
+    node_cert_expiry: int = 90 * 24 * 3600 * SECOND_NS
+
+
+class EncryptionConfig(Model):
+    auto_lock_managers: bool = False
+
+
+class ClusterSpec(Model):
+    name: str = DEFAULT_CLUSTER_NAME
+    labels: dict[str, str] = Field(default_factory=dict)
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    raft: RaftConfig = Field(default_factory=RaftConfig)
+    dispatcher: DispatcherConfig = Field(default_factory=DispatcherConfig)
+    ca_config: CAConfig = Field(default_factory=CAConfig)
+    encryption_config: EncryptionConfig = Field(default_factory=EncryptionConfig)
+
+
+class JoinTokens(Model):
+    worker: str = ""
+    manager: str = ""
+
+
+class Cluster(StoredObject):
+    spec: ClusterSpec = Field(default_factory=ClusterSpec)
+    join_tokens: JoinTokens = Field(default_factory=JoinTokens)
+    default_addr_pool: list[str] = Field(default_factory=lambda: ["10.0.0.0/8"])
+    subnet_size: int = 24
+    data_path_port: int = 4789

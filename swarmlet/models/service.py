@@ -1,0 +1,190 @@
+"""Services and the task template they stamp tasks from, in the Engine API's shapes.
+
+Durations are integers of nanoseconds, as on the wire.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from swarmlet.models.base import Model, StoredObject, Version
+
+SECOND_NS = 1_000_000_000
+
+
+class ContainerSpec(Model):
+    image: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    command: list[str] | None = None
+    args: list[str] | None = None
+    hostname: str | None = None
+    env: list[str] | None = None
+    dir: str | None = None
+    user: str | None = None
+    tty: bool | None = None
+    stop_signal: str | None = None
+    stop_grace_period: int | None = None
+    mounts: list[dict[str, Any]] | None = None
+    init: bool | None = None
+
+
+class ResourceSpec(Model):
+    nano_cpus: int = 0
+    memory_bytes: int = 0
+
+
+class ResourceRequirements(Model):
+    limits: ResourceSpec | None = None
+    reservations: ResourceSpec | None = None
+
+
+class RestartCondition(StrEnum):
+    NONE = "none"
+    ON_FAILURE = "on-failure"
+    ANY = "any"
+
+
+class RestartPolicy(Model):
+    condition: RestartCondition = RestartCondition.ANY
+    delay: int = 5 * SECOND_NS
+    max_attempts: int = 0
+    window: int = 0
+
+
+class PlacementPreference(Model):
+    spread: dict[str, str] | None = None
+
+
+class Placement(Model):
+    constraints: list[str] = Field(default_factory=list)
+    preferences: list[PlacementPreference] = Field(default_factory=list)
+    max_replicas: int = 0
+
+
+class NetworkAttachmentConfig(Model):
+    target: str
+    aliases: list[str] | None = None
+
+
+class TaskSpec(Model):
+    container_spec: ContainerSpec = Field(default_factory=ContainerSpec)
+    resources: ResourceRequirements | None = None
+    restart_policy: RestartPolicy | None = None
+    placement: Placement | None = None
+    force_update: int = 0
+    networks: list[NetworkAttachmentConfig] | None = None
+
+
+class ReplicatedMode(Model):
+    replicas: int = 1
+
+
+class GlobalMode(Model):
+    pass
+
+
+class ServiceMode(Model):
+    replicated: ReplicatedMode | None = None
+    global_: GlobalMode | None = Field(default=None, alias="Global")
+
+    @property
+    def is_global(self) -> bool:
+        return self.global_ is not None
+
+
+class FailureAction(StrEnum):
+    CONTINUE = "continue"
+    PAUSE = "pause"
+    ROLLBACK = "rollback"
+
+
+class UpdateOrder(StrEnum):
+    STOP_FIRST = "stop-first"
+    START_FIRST = "start-first"
+
+
+class UpdateConfig(Model):
+    parallelism: int = 1
+    delay: int = 0
+    failure_action: FailureAction = FailureAction.PAUSE
+    monitor: int = 5 * SECOND_NS
+    max_failure_ratio: float = 0
+    order: UpdateOrder = UpdateOrder.STOP_FIRST
+
+
+class PortConfig(Model):
+    name: str | None = None
+    protocol: str = "tcp"
+    target_port: int = 0
+    published_port: int | None = None
+    publish_mode: str = "ingress"
+
+
+class EndpointSpec(Model):
+    mode: str = "vip"
+    ports: list[PortConfig] | None = None
+
+
+class ServiceSpec(Model):
+    name: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    task_template: TaskSpec = Field(default_factory=TaskSpec)
+    mode: ServiceMode = Field(default_factory=lambda: ServiceMode(replicated=ReplicatedMode()))
+    update_config: UpdateConfig | None = None
+    rollback_config: UpdateConfig | None = None
+    endpoint_spec: EndpointSpec | None = None
+    networks: list[NetworkAttachmentConfig] | None = None
+
+
+class Endpoint(Model):
+    spec: EndpointSpec = Field(default_factory=EndpointSpec)
+    ports: list[PortConfig] | None = None
+
+
+class UpdateState(StrEnum):
+    UPDATING = "updating"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ROLLBACK_STARTED = "rollback_started"
+    ROLLBACK_PAUSED = "rollback_paused"
+    ROLLBACK_COMPLETED = "rollback_completed"
+
+
+class UpdateStatus(Model):
+    state: UpdateState
+    started_at: str | None = None
+    completed_at: str | None = None
+    message: str = ""
+
+
+class ServiceStatus(Model):
+    running_tasks: int = 0
+    desired_tasks: int = 0
+    completed_tasks: int = 0
+
+
+class Service(StoredObject):
+    spec: ServiceSpec
+    previous_spec: ServiceSpec | None = None
+    # Not in the Engine API: bumped on every spec change and copied by the service's tasks,
+    # so "is this task up to date" is one comparison (Swarm keeps the same, internally).
+    spec_version: Version = Field(default_factory=Version)
+    endpoint: Endpoint | None = None
+    update_status: UpdateStatus | None = None
+    service_status: ServiceStatus | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def is_global(self) -> bool:
+        return self.spec.mode.is_global
+
+    @property
+    def replicas(self) -> int:
+        replicated = self.spec.mode.replicated
+        return replicated.replicas if replicated is not None else 0

@@ -1,0 +1,106 @@
+"""Tasks, in the shape of the Engine API's ``Task``, and the order of their states."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from swarmlet.models.base import Model, StoredObject, Version
+from swarmlet.models.service import TaskSpec
+
+
+class TaskState(StrEnum):
+    NEW = "new"
+    PENDING = "pending"
+    ASSIGNED = "assigned"
+    ACCEPTED = "accepted"
+    PREPARING = "preparing"
+    READY = "ready"
+    STARTING = "starting"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    SHUTDOWN = "shutdown"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    REMOVE = "remove"
+    ORPHANED = "orphaned"
+
+    @property
+    def rank(self) -> int:
+        """Swarm's number for the state: states compare by it, and a task only moves up."""
+        return _RANK[self]
+
+    def __lt__(self, other: object) -> bool:
+        if isinstance(other, TaskState):
+            return self.rank < other.rank
+        return NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        if isinstance(other, TaskState):
+            return self.rank <= other.rank
+        return NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        if isinstance(other, TaskState):
+            return self.rank > other.rank
+        return NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        if isinstance(other, TaskState):
+            return self.rank >= other.rank
+        return NotImplemented
+
+    @property
+    def is_terminal(self) -> bool:
+        """The task's process is gone for good: it will never run again."""
+        return self.rank > TaskState.RUNNING.rank
+
+
+_RANK = {
+    TaskState.NEW: 0,
+    TaskState.PENDING: 64,
+    TaskState.ASSIGNED: 192,
+    TaskState.ACCEPTED: 256,
+    TaskState.PREPARING: 320,
+    TaskState.READY: 384,
+    TaskState.STARTING: 448,
+    TaskState.RUNNING: 512,
+    TaskState.COMPLETE: 576,
+    TaskState.SHUTDOWN: 640,
+    TaskState.FAILED: 704,
+    TaskState.REJECTED: 768,
+    TaskState.REMOVE: 800,
+    TaskState.ORPHANED: 832,
+}
+
+
+class ContainerStatus(Model):
+    container_id: str | None = None
+    pid: int | None = None
+    exit_code: int | None = None
+
+
+class TaskStatus(Model):
+    timestamp: datetime | None = None
+    state: TaskState = TaskState.NEW
+    message: str = ""
+    err: str | None = None
+    container_status: ContainerStatus | None = None
+
+
+class Task(StoredObject):
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    spec: TaskSpec = Field(default_factory=TaskSpec)
+    spec_version: Version = Field(default_factory=Version)
+    service_id: str
+    slot: int | None = None
+    node_id: str | None = None
+    status: TaskStatus = Field(default_factory=TaskStatus)
+    desired_state: TaskState = TaskState.RUNNING
+
+    @property
+    def state(self) -> TaskState:
+        return self.status.state
