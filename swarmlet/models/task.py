@@ -96,6 +96,9 @@ class Task(StoredObject):
     spec: TaskSpec = Field(default_factory=TaskSpec)
     spec_version: Version = Field(default_factory=Version)
     service_id: str
+    # Not in the Engine API (Swarm keeps it as ServiceAnnotations): the agent names and
+    # labels containers with it without asking the manager.
+    service_name: str = ""
     slot: int | None = None
     node_id: str | None = None
     status: TaskStatus = Field(default_factory=TaskStatus)
