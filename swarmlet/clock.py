@@ -58,12 +58,18 @@ class FakeClock:
     async def advance(self, seconds: float) -> None:
         """Move time forward, waking every sleeper whose deadline has passed, in order."""
         target = self._elapsed + seconds
+        # Let tasks that are about to sleep reach their sleep before time moves.
+        await _let_others_run()
         while self._sleepers and self._sleepers[0][0] <= target:
             deadline, _, future = heapq.heappop(self._sleepers)
             self._elapsed = max(self._elapsed, deadline)
             if not future.done():
                 future.set_result(None)
             # Let the woken task run before time moves on.
-            for _ in range(10):
-                await asyncio.sleep(0)
+            await _let_others_run()
         self._elapsed = target
+
+
+async def _let_others_run() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)

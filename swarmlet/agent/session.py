@@ -1,0 +1,183 @@
+"""The agent's session to a manager: register, heartbeat, receive assignments, report status.
+
+It reconnects with backoff, trying each known manager in turn, and after every reconnect sends
+the last status of every task again, so nothing reported while the manager was away is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+import aiohttp
+
+from swarmlet.aio import cancel_and_wait
+from swarmlet.clock import Clock
+from swarmlet.errors import InvalidSpec, Unavailable
+from swarmlet.models import NodeDescription, Task
+from swarmlet.protocol import (
+    Assignments,
+    Heartbeat,
+    Message,
+    Register,
+    Registered,
+    SessionError,
+    StatusUpdate,
+    StatusUpdates,
+    decode,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+SESSION_PATH = "/session"
+BACKOFF_START = 0.2
+BACKOFF_MAX = 2.0
+CONNECT_TIMEOUT = 5.0
+
+
+class SessionClosed(ConnectionError):
+    """No session is open to send on."""
+
+
+async def _open(addr: str) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT))
+    try:
+        ws = await http.ws_connect(
+            f"http://{addr}{SESSION_PATH}", max_msg_size=64 * 1024 * 1024, heartbeat=None
+        )
+    except BaseException:
+        await http.close()
+        raise
+    return http, ws
+
+
+async def _register(ws: aiohttp.ClientWebSocketResponse, hello: Register) -> Registered:
+    await ws.send_str(encode(hello))
+    frame = await ws.receive(timeout=CONNECT_TIMEOUT)
+    if frame.type != aiohttp.WSMsgType.TEXT:
+        raise Unavailable("the manager closed the session")
+    answer = decode(frame.data)
+    if isinstance(answer, SessionError):
+        raise InvalidSpec(answer.message)
+    if not isinstance(answer, Registered):
+        raise Unavailable(f"unexpected answer from the manager: {answer.type}")
+    return answer
+
+
+async def join(addrs: Sequence[str], token: str, description: NodeDescription, addr: str) -> str:
+    """Register a new node with a join token; returns its node ID.
+
+    Raises InvalidSpec when the manager refuses the token, Unavailable when none answers.
+    """
+    errors = []
+    for manager in addrs:
+        try:
+            http, ws = await _open(manager)
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            errors.append(f"{manager}: {exc}")
+            continue
+        try:
+            hello = Register(join_token=token, description=description, addr=addr)
+            return (await _register(ws, hello)).node_id
+        finally:
+            await ws.close()
+            await http.close()
+    raise Unavailable("could not reach a manager: " + "; ".join(errors))
+
+
+class Session:
+    """The long-lived session of a node that has joined."""
+
+    def __init__(
+        self,
+        *,
+        node_id: str,
+        manager_addrs: Sequence[str],
+        addr: str,
+        describe: Callable[[], Awaitable[NodeDescription]],
+        assign: Callable[[Sequence[Task]], Awaitable[None]],
+        statuses: Callable[[], list[StatusUpdate]],
+        clock: Clock,
+    ) -> None:
+        self._node_id = node_id
+        self._managers = list(manager_addrs)
+        self._addr = addr
+        self._describe = describe
+        self._assign = assign
+        self._statuses = statuses
+        self._clock = clock
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self.connected = asyncio.Event()
+
+    async def report(self, updates: list[StatusUpdate]) -> None:
+        """Send status updates now; raises SessionClosed while no session is open."""
+        ws = self._ws
+        if ws is None or ws.closed:
+            raise SessionClosed("no session to the manager")
+        try:
+            await ws.send_str(encode(StatusUpdates(updates=updates)))
+        except (aiohttp.ClientError, ConnectionError) as exc:
+            raise SessionClosed(str(exc)) from exc
+
+    async def run(self) -> None:
+        backoff = BACKOFF_START
+        attempt = 0
+        while True:
+            manager = self._managers[attempt % len(self._managers)]
+            attempt += 1
+            try:
+                await self._session(manager)
+                backoff = BACKOFF_START
+            except InvalidSpec as exc:
+                # Refused (a removed node): retrying with the same identity cannot succeed,
+                # but the node keeps trying slowly in case it is a passing state.
+                log.error("the manager refused the session: %s", exc.message)
+                backoff = BACKOFF_MAX * 5
+            except (aiohttp.ClientError, OSError, TimeoutError, Unavailable) as exc:
+                log.info("session to %s lost: %s", manager, exc)
+            await self._clock.sleep(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    async def _session(self, manager: str) -> None:
+        http, ws = await _open(manager)
+        try:
+            hello = Register(
+                node_id=self._node_id, description=await self._describe(), addr=self._addr
+            )
+            registered = await _register(ws, hello)
+            log.info("session open to %s", manager)
+            self._ws = ws
+            self.connected.set()
+            beats = asyncio.create_task(
+                self._heartbeats(ws, registered.heartbeat_period), name="session-heartbeats"
+            )
+            try:
+                await self._resend()
+                await self._receive(ws)
+            finally:
+                await cancel_and_wait(beats)
+        finally:
+            self._ws = None
+            self.connected.clear()
+            await ws.close()
+            await http.close()
+
+    async def _resend(self) -> None:
+        statuses = self._statuses()
+        if statuses:
+            await self.report(statuses)
+
+    async def _heartbeats(self, ws: aiohttp.ClientWebSocketResponse, period: float) -> None:
+        while not ws.closed:
+            await ws.send_str(encode(Heartbeat()))
+            await self._clock.sleep(period)
+
+    async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for frame in ws:
+            if frame.type != aiohttp.WSMsgType.TEXT:
+                break
+            message: Message = decode(frame.data)
+            if isinstance(message, Assignments):
+                await self._assign(message.tasks)
