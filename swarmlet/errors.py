@@ -21,23 +21,23 @@ class SwarmletError(Exception):
         self.message = message
 
 
-class NotFound(SwarmletError):  # noqa: N818 - the names read as the condition, like httpx's
+class NotFound(SwarmletError):
     pass
 
 
-class NameConflict(SwarmletError):  # noqa: N818
+class NameConflict(SwarmletError):
     pass
 
 
-class VersionConflict(SwarmletError):  # noqa: N818
+class VersionConflict(SwarmletError):
     pass
 
 
-class InvalidSpec(SwarmletError):  # noqa: N818
+class InvalidSpec(SwarmletError):
     pass
 
 
-class Unavailable(SwarmletError):  # noqa: N818
+class Unavailable(SwarmletError):
     pass
 
 

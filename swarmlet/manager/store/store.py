@@ -39,7 +39,7 @@ _UNIQUE_NAMES: dict[type[StoredObject], Callable[[Any], str]] = {
 EVENT_HISTORY = 100_000
 
 
-class Compacted(Exception):  # noqa: N818
+class Compacted(Exception):
     """A watch asked to start from a revision older than the kept history."""
 
 
