@@ -48,9 +48,18 @@ class _Connection:
 
 
 def session_app(dispatcher: Dispatcher) -> web.Application:
+    open_sessions: set[web.WebSocketResponse] = set()
+
     async def session(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=64 * 1024 * 1024)
         await ws.prepare(request)
+        open_sessions.add(ws)
+        try:
+            return await _serve(ws)
+        finally:
+            open_sessions.discard(ws)
+
+    async def _serve(ws: web.WebSocketResponse) -> web.WebSocketResponse:
         try:
             first = await ws.receive(timeout=REGISTER_TIMEOUT)
             hello = decode(first.data) if first.type == WSMsgType.TEXT else None
@@ -86,6 +95,12 @@ def session_app(dispatcher: Dispatcher) -> web.Application:
             await cancel_and_wait(writer)
         return ws
 
+    async def close_sessions(app: web.Application) -> None:
+        # Agents reconnect to whichever manager is up; nothing waits for a goodbye.
+        for ws in list(open_sessions):
+            await ws.close(message=b"manager shutting down")
+
     app = web.Application()
     app.router.add_get(SESSION_PATH, session)
+    app.on_shutdown.append(close_sessions)
     return app
