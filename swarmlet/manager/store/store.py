@@ -158,6 +158,7 @@ class Store:
         if not ops:
             return []
         revision = self.revision + 1
+        version = Version(index=revision)
         now = self._clock.now()
         pending: dict[tuple[type[StoredObject], str], StoredObject | None] = {}
         events: list[Event] = []
@@ -171,7 +172,7 @@ class Store:
                     raise NameConflict(f"{kind.__name__.lower()} {obj.id} already exists")
                 written = obj.model_copy(
                     update={
-                        "version": Version(index=revision),
+                        "version": version,
                         "created_at": now,
                         "updated_at": now,
                     }
@@ -189,7 +190,7 @@ class Store:
                 else:
                     written = obj.model_copy(
                         update={
-                            "version": Version(index=revision),
+                            "version": version,
                             "created_at": current.created_at,
                             "updated_at": now,
                         }

@@ -1,0 +1,65 @@
+"""A node as the scheduler sees it while deciding: what is left on it and what runs there."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from swarmlet.models import Node, Task, TaskSpec
+
+
+def reservations(spec: TaskSpec) -> tuple[int, int]:
+    """The (NanoCPUs, MemoryBytes) a task reserves on its node."""
+    resources = spec.resources
+    if resources is None or resources.reservations is None:
+        return 0, 0
+    return resources.reservations.nano_cpus, resources.reservations.memory_bytes
+
+
+@dataclass(slots=True, eq=False)
+class NodeInfo:
+    """Working state for one ``schedule`` call; it changes as tasks are placed on the node.
+
+    A task counts ("active") from the moment it is given the node until it is terminal: it
+    holds its reservations and its place in the spread until its process is gone for good.
+    """
+
+    node: Node
+    free_nano_cpus: int
+    free_memory_bytes: int
+    active_tasks: int = 0
+    active_by_service: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, node: Node, tasks: Iterable[Task] = ()) -> NodeInfo:
+        resources = node.description.resources
+        info = cls(node, resources.nano_cpus, resources.memory_bytes)
+        for task in tasks:
+            if not task.state.is_terminal:
+                info.add(task)
+        return info
+
+    @property
+    def id(self) -> str:
+        return self.node.id
+
+    def add(self, task: Task) -> None:
+        nano_cpus, memory_bytes = reservations(task.spec)
+        self.free_nano_cpus -= nano_cpus
+        self.free_memory_bytes -= memory_bytes
+        self.active_tasks += 1
+        by_service = self.active_by_service
+        by_service[task.service_id] = by_service.get(task.service_id, 0) + 1
+
+    def tasks_of_service(self, service_id: str) -> int:
+        return self.active_by_service.get(service_id, 0)
+
+
+def node_infos(nodes: Iterable[Node], placed: Iterable[Task]) -> dict[str, NodeInfo]:
+    """Every node's NodeInfo, by node ID, with the active tasks already placed on it."""
+    infos = {node.id: NodeInfo.of(node) for node in nodes}
+    for task in placed:
+        info = infos.get(task.node_id or "")
+        if info is not None and not task.state.is_terminal:
+            info.add(task)
+    return infos

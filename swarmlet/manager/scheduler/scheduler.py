@@ -1,0 +1,158 @@
+"""The scheduler's control loop: PENDING tasks get a node (ASSIGNED) or an explanation.
+
+It reads like every control loop here: take a snapshot and a watch in one step; event handlers
+only note which tasks wait and whether anything that could change a decision happened; once
+per batch of events, one pass decides (``placement.schedule``, pure) and writes every change in
+one ``store.commit``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from swarmlet.clock import Clock
+from swarmlet.errors import NotFound, VersionConflict
+from swarmlet.manager.scheduler.pipeline import DEFAULT_PIPELINE, Pipeline
+from swarmlet.manager.scheduler.placement import Decision, schedule
+from swarmlet.manager.store import Action, Event, Op, Store
+from swarmlet.models import Node, Task, TaskState, TaskStatus
+
+log = logging.getLogger(__name__)
+
+# Swarm's status messages.
+ASSIGNED_MESSAGE = "scheduler assigned task to node"
+CONFIRMED_MESSAGE = "scheduler confirmed task can run on preassigned node"
+PENDING_MESSAGE = "pending task scheduling"
+
+
+def waits_for_node(task: Task) -> bool:
+    """A task the scheduler must place (or, with a preset node, confirm)."""
+    return task.state == TaskState.PENDING and task.desired_state <= TaskState.RUNNING
+
+
+def plan_updates(tasks: dict[str, Task], decisions: list[Decision], clock: Clock) -> list[Op]:
+    """The writes that carry out the decisions; an unchanged explanation is not written again."""
+    now = clock.now()
+    # Statuses are immutable: every task placed in one pass can share one.
+    assigned = TaskStatus(state=TaskState.ASSIGNED, message=ASSIGNED_MESSAGE, timestamp=now)
+    confirmed = TaskStatus(state=TaskState.ASSIGNED, message=CONFIRMED_MESSAGE, timestamp=now)
+    ops: list[Op] = []
+    for decision in decisions:
+        task = tasks[decision.task_id]
+        if decision.node_id is not None:
+            status = confirmed if task.node_id else assigned
+            ops.append(Op.update(task.replace(node_id=decision.node_id, status=status)))
+        elif task.status.err != decision.error or task.status.message != PENDING_MESSAGE:
+            status = task.status.replace(err=decision.error, message=PENDING_MESSAGE, timestamp=now)
+            ops.append(Op.update(task.replace(status=status)))
+    return ops
+
+
+class Scheduler:
+    """Places every PENDING task that is meant to run (desired state up to RUNNING).
+
+    Placed: ``NodeID`` set and ASSIGNED. Unplaced: still PENDING, ``Status.Err`` saying why
+    (written only when the reason changes). Waiting tasks are decided again whenever a node
+    changes or a task ends or goes away.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        pipeline: Pipeline = DEFAULT_PIPELINE,
+        debounce: float = 0.0,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._pipeline = pipeline
+        # Seconds to wait after a batch of events for more to arrive, so that a burst of
+        # commits is decided in one pass (0: decide at once).
+        self._debounce = debounce
+        # IDs of the tasks waiting for a node, in the order they arrived.
+        self._waiting: dict[str, None] = {}
+        self._dirty = False
+        self._own_revision = -1
+
+    async def run(self) -> None:
+        snapshot = self._store.snapshot()
+        watch = snapshot.watch
+        try:
+            # Nothing can commit between the snapshot and these reads: they see its revision.
+            for task in self._store.all(Task):
+                self._note_task(task)
+            self._dirty = True
+            self._pass()
+            async for batch in watch.batches():
+                self._handle(batch)
+                if self._dirty and self._debounce > 0:
+                    await self._clock.sleep(self._debounce)
+                    self._handle(watch.drain())
+                self._pass()
+        finally:
+            watch.close()
+
+    # Event handlers: they only take note.
+
+    def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if event.revision == self._own_revision:
+                continue  # our own writes change no decision
+            obj = event.obj
+            if isinstance(obj, Node):
+                # Joined, ready, down, drained, relabelled: any of it may change a decision.
+                self._dirty = True
+            elif isinstance(obj, Task):
+                if event.action is Action.DELETE:
+                    self._waiting.pop(obj.id, None)
+                    self._dirty = True  # its node may have room again
+                else:
+                    self._note_task(obj)
+
+    def _note_task(self, task: Task) -> None:
+        if waits_for_node(task):
+            self._waiting[task.id] = None
+            self._dirty = True
+            return
+        self._waiting.pop(task.id, None)
+        if task.state.is_terminal:
+            self._dirty = True  # it ended: its node may have room again
+
+    # The pass: decide, then write once.
+
+    def _pass(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        tasks: dict[str, Task] = {}
+        for task_id in list(self._waiting):
+            task = self._store.find(Task, task_id)
+            if task is None or not waits_for_node(task):
+                del self._waiting[task_id]
+            else:
+                tasks[task_id] = task
+        if not tasks:
+            return
+        nodes = self._store.all(Node)
+        placed = [
+            task
+            for node in nodes
+            for task in self._store.tasks_of_node(node.id)
+            if task.state >= TaskState.ASSIGNED
+        ]
+        decisions = schedule(list(tasks.values()), nodes, placed, self._pipeline)
+        ops = plan_updates(tasks, decisions, self._clock)
+        if not ops:
+            return
+        try:
+            written = self._store.commit(ops)
+        except (VersionConflict, NotFound) as exc:
+            # A task changed or went away under the pass; its event is on the way and the
+            # next pass decides again from the store as it is then.
+            log.info("scheduler: commit failed, deciding again on the next pass: %s", exc)
+            self._dirty = True
+            return
+        self._own_revision = written[0].version.index
+        placed_count = sum(1 for decision in decisions if decision.placed)
+        log.debug("scheduler: %d placed, %d waiting", placed_count, len(decisions) - placed_count)
