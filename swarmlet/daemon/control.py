@@ -17,7 +17,7 @@ from swarmlet.agent.engine import Engine
 from swarmlet.agent.session import join as join_session
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
-from swarmlet.daemon import state
+from swarmlet.daemon import state as identity_file
 from swarmlet.daemon.addresses import advertise_addr, split_addr
 from swarmlet.errors import InvalidSpec, Unavailable
 from swarmlet.ids import new_id
@@ -64,7 +64,7 @@ class NodeControl:
         self._hostname = hostname
         self._clock = clock
         self._container_labels = dict(container_labels)
-        self._identity = state.load_identity(state_dir)
+        self._identity = identity_file.load_identity(state_dir)
         self._store: Store | None = None
         self._running: list[asyncio.Task[None]] = []
         self._busy = asyncio.Lock()
@@ -102,27 +102,30 @@ class NodeControl:
                 raise Unavailable(ALREADY_IN_SWARM)
             addr = advertise_addr(request.advertise_addr, request.listen_addr)
             listen_host, port = split_addr(request.listen_addr or "0.0.0.0:2377")
-            identity = state.NodeIdentity(
+            identity = identity_file.NodeIdentity(
                 node_id=new_id(),
                 role=NodeRole.MANAGER,
                 advertise_addr=addr,
                 listen_addr=f"{listen_host or '0.0.0.0'}:{port}",
                 manager_addrs=[f"{addr}:{port}"],
             )
-            store = Store(SqliteBackend(self._state_dir / state.STORE_FILE), self._clock)
+            store = Store(SqliteBackend(self._state_dir / identity_file.STORE_FILE), self._clock)
             try:
                 store.commit(self._first_objects(identity, request, await self._describe_self()))
             except BaseException:
                 store.close()
-                state.forget(self._state_dir)
+                identity_file.forget(self._state_dir)
                 raise
-            state.save_identity(self._state_dir, identity)
+            identity_file.save_identity(self._state_dir, identity)
             self._identity = identity
             self._start(store)
             return identity.node_id
 
     def _first_objects(
-        self, identity: state.NodeIdentity, request: InitRequest, description: NodeDescription
+        self,
+        identity: identity_file.NodeIdentity,
+        request: InitRequest,
+        description: NodeDescription,
     ) -> list[Op]:
         spec = ClusterSpec.model_validate(request.spec or {})
         digest = tokens.new_digest()
@@ -156,14 +159,14 @@ class NodeControl:
                 managers, request.join_token, await self._describe_self(), addr
             )
             listen_host, port = split_addr(request.listen_addr or "0.0.0.0:2377")
-            identity = state.NodeIdentity(
+            identity = identity_file.NodeIdentity(
                 node_id=node_id,
                 role=NodeRole.WORKER,
                 advertise_addr=addr,
                 listen_addr=f"{listen_host or '0.0.0.0'}:{port}",
                 manager_addrs=managers,
             )
-            state.save_identity(self._state_dir, identity)
+            identity_file.save_identity(self._state_dir, identity)
             self._identity = identity
             self._start(None)
 
@@ -180,7 +183,7 @@ class NodeControl:
                 )
             await self._stop()
             await self._remove_containers(identity.node_id)
-            state.forget(self._state_dir)
+            identity_file.forget(self._state_dir)
             self._identity = None
 
     # Running the node's parts
@@ -193,7 +196,7 @@ class NodeControl:
             if identity is not None:
                 store = None
                 if identity.role == NodeRole.MANAGER:
-                    backend = SqliteBackend(self._state_dir / state.STORE_FILE)
+                    backend = SqliteBackend(self._state_dir / identity_file.STORE_FILE)
                     store = Store(backend, self._clock)
                 self._start(store)
             await asyncio.Event().wait()

@@ -1,0 +1,168 @@
+"""How a task becomes a container: the plan (pure) and the thin driver that carries it out.
+
+``plan_container`` turns a task into the engine's create request, named and labelled as Swarm
+does, so a restarted agent can find what is its own. The driver functions below make the few
+engine calls of each step and translate what the engine says into what the task controller
+needs; they decide nothing about task states.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from swarmlet.agent.engine import ContainerInfo, Engine
+from swarmlet.errors import EngineError, NotFound
+from swarmlet.models import SECOND_NS, ContainerSpec, Task
+
+log = logging.getLogger(__name__)
+
+LABEL_NODE_ID = "com.docker.swarm.node.id"
+LABEL_SERVICE_ID = "com.docker.swarm.service.id"
+LABEL_SERVICE_NAME = "com.docker.swarm.service.name"
+LABEL_TASK_ID = "com.docker.swarm.task.id"
+LABEL_TASK_NAME = "com.docker.swarm.task.name"
+LABEL_TASK = "com.docker.swarm.task"
+
+DEFAULT_STOP_GRACE_NS = 10 * SECOND_NS
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    """The create request for a task's container."""
+
+    name: str
+    image: str
+    config: dict[str, Any]
+    host_config: dict[str, Any]
+    stop_timeout: int  # seconds
+
+
+def task_name(task: Task) -> str:
+    """``web.3`` (set by the manager); something readable if a task arrives without one."""
+    if task.name:
+        return task.name
+    if task.slot is not None:
+        return f"{task.service_name}.{task.slot}"
+    return task.service_name or "task"
+
+
+def container_name(task: Task) -> str:
+    # Swarm's container names: <service>.<slot or node>.<task id>.
+    return f"{task_name(task)}.{task.id}"
+
+
+def stop_timeout(spec: ContainerSpec) -> int:
+    """The grace period in whole seconds, rounded up so a task gets at least what it asked."""
+    grace = spec.stop_grace_period if spec.stop_grace_period is not None else DEFAULT_STOP_GRACE_NS
+    return max(0, math.ceil(grace / SECOND_NS))
+
+
+def plan_container(task: Task, node_id: str, extra_labels: Mapping[str, str]) -> ContainerPlan:
+    spec = task.spec.container_spec
+    name = container_name(task)
+    timeout = stop_timeout(spec)
+    # Swarm's own labels come last: adoption relies on them, so nothing may override them.
+    labels = {
+        **spec.labels,
+        **extra_labels,
+        LABEL_SERVICE_ID: task.service_id,
+        LABEL_SERVICE_NAME: task.service_name,
+        LABEL_TASK_ID: task.id,
+        LABEL_TASK_NAME: name,
+        LABEL_NODE_ID: node_id,
+        LABEL_TASK: "",
+    }
+    config: dict[str, Any] = {
+        "Image": spec.image,
+        "Labels": labels,
+        "Env": spec.env,
+        "WorkingDir": spec.dir,
+        "User": spec.user,
+        "Hostname": spec.hostname,
+        "Tty": spec.tty,
+        "StopSignal": spec.stop_signal,
+        # Also the container's own: a stop without a timeout (an agent cleaning up a container
+        # whose task it no longer knows) then still honours the task's grace period.
+        "StopTimeout": timeout,
+    }
+    if spec.command:
+        # Command replaces the image's whole invocation, as in Swarm: the image's Cmd must not
+        # be appended to it, so Cmd is set even when there are no Args.
+        config["Entrypoint"] = spec.command
+        config["Cmd"] = spec.args or []
+    elif spec.args:
+        config["Cmd"] = spec.args
+    host_config: dict[str, Any] = {"Init": spec.init, "Mounts": spec.mounts}
+    limits = task.spec.resources.limits if task.spec.resources else None
+    if limits is not None:
+        host_config["NanoCpus"] = limits.nano_cpus or None
+        host_config["Memory"] = limits.memory_bytes or None
+    return ContainerPlan(
+        name=name,
+        image=spec.image,
+        config=_without_none(config),
+        host_config=_without_none(host_config),
+        stop_timeout=timeout,
+    )
+
+
+def _without_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+# -- the driver -----------------------------------------------------------------------------
+
+
+async def ensure_image(engine: Engine, image: str) -> None:
+    """Pull the image unless it is present. Raises NotFound("No such image: …") when it
+    cannot be had, which is what Swarm reports for a task whose image is missing."""
+    try:
+        await engine.inspect_image(image)
+        return
+    except NotFound:
+        pass
+    try:
+        await engine.pull_image(image)
+    except (NotFound, EngineError) as exc:
+        if isinstance(exc, EngineError) and exc.status == 0:
+            raise  # the engine is unreachable: not a verdict on the image
+        log.warning("pulling %s: %s", image, exc.message)
+        raise NotFound(f"No such image: {image}") from exc
+
+
+async def create(engine: Engine, plan: ContainerPlan) -> str:
+    """Create the task's container, or find the one an earlier attempt already made."""
+    try:
+        return await engine.create_container(plan.name, plan.config, plan.host_config)
+    except EngineError as exc:
+        if exc.status != 409:
+            raise
+        existing = await engine.inspect_container(plan.name)
+        if existing.labels.get(LABEL_TASK_ID) != plan.config["Labels"][LABEL_TASK_ID]:
+            raise
+        return existing.id
+
+
+async def start(engine: Engine, container: str) -> ContainerInfo:
+    await engine.start_container(container)
+    return await engine.inspect_container(container)
+
+
+async def stop(engine: Engine, container: str, grace: int | None) -> ContainerInfo | None:
+    """Stop with the container's stop signal, then SIGKILL after ``grace`` seconds.
+    Returns the stopped container, or None when there is none."""
+    try:
+        await engine.stop_container(container, grace)
+        return await engine.inspect_container(container)
+    except NotFound:
+        return None
+
+
+async def remove(engine: Engine, container: str) -> None:
+    with contextlib.suppress(NotFound):
+        await engine.remove_container(container, force=True)

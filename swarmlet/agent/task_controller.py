@@ -1,0 +1,325 @@
+"""One task's controller: moves its container forward one state at a time and reports each step.
+
+``next_step`` is the decision, a pure function of where the task is and where the manager
+wants it (SwarmKit's ``exec.Do``). ``TaskController`` carries out one step at a time with the
+executor's driver functions and reports every new status, with Swarm's messages:
+
+    ACCEPTED "accepted" → PREPARING "preparing" → READY "prepared" → STARTING "starting"
+    → RUNNING "started" → COMPLETE "finished" | FAILED (err "task: non-zero exit (N)")
+
+A failure before STARTING rejects the task, after it fails it; the message stays that of the
+last step, and the error says why (as Swarm: ``Message: "preparing", Err: "No such image: …"``).
+A task never goes backwards. While the engine is unreachable a step is retried, not failed:
+that is no verdict on the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import Enum, auto
+
+from swarmlet.agent import executor
+from swarmlet.agent.engine import ContainerInfo, Engine
+from swarmlet.aio import cancel_and_wait
+from swarmlet.clock import Clock
+from swarmlet.errors import EngineError, SwarmletError
+from swarmlet.models import ContainerStatus, Task, TaskState, TaskStatus
+
+log = logging.getLogger(__name__)
+
+# Retries while the engine is unreachable, doubling up to the maximum.
+RETRY_INITIAL = 0.5
+RETRY_MAX = 10.0
+
+
+class Step(Enum):
+    IDLE = auto()  # nothing to do until the desired state changes
+    ACCEPT = auto()
+    BEGIN_PREPARE = auto()
+    PREPARE = auto()  # pull the image if needed, create the container
+    BEGIN_START = auto()
+    START = auto()
+    AWAIT_EXIT = auto()  # running: wait for the process to exit (or a change)
+    FINISH = auto()  # the process has exited: report how
+    SHUTDOWN = auto()  # stop the container (kept) and report SHUTDOWN
+    REMOVE = auto()  # remove the container
+
+
+def next_step(state: TaskState, desired: TaskState, *, exited: bool, removed: bool) -> Step:
+    """What to do next for a task in ``state`` whose manager wants ``desired``.
+
+    ``exited``: the task's process is known to have exited; ``removed``: its container is gone.
+    """
+    if desired >= TaskState.SHUTDOWN:
+        if not state.is_terminal:
+            return Step.SHUTDOWN
+        if desired >= TaskState.REMOVE and not removed:
+            return Step.REMOVE
+        return Step.IDLE
+    if state.is_terminal:
+        return Step.IDLE
+    if exited:
+        return Step.FINISH
+    if state == TaskState.RUNNING:
+        # Even if the manager now wants READY, a running process is only ever waited on.
+        return Step.AWAIT_EXIT
+    if state > desired:
+        return Step.IDLE
+    if state < TaskState.ACCEPTED:
+        return Step.ACCEPT
+    if state == TaskState.ACCEPTED:
+        return Step.BEGIN_PREPARE
+    if state == TaskState.PREPARING:
+        return Step.PREPARE
+    if state == TaskState.READY:
+        # READY is where a task waits for a restart delay or a start-first update.
+        return Step.BEGIN_START if desired > TaskState.READY else Step.IDLE
+    return Step.START  # STARTING
+
+
+def is_unreachable(exc: Exception) -> bool:
+    return isinstance(exc, EngineError) and exc.status == 0
+
+
+def exit_error(code: int) -> str:
+    return f"task: non-zero exit ({code})"
+
+
+@dataclass(frozen=True)
+class _Exit:
+    """How the task's process ended: an exit code, or an error from waiting on it."""
+
+    code: int = 0
+    error: str | None = None
+
+
+class TaskController:
+    """Runs one task (``run()``, until cancelled); ``update()`` hands it a newer assignment."""
+
+    def __init__(
+        self,
+        task: Task,
+        engine: Engine,
+        clock: Clock,
+        report: Callable[[TaskStatus], None],
+        *,
+        node_id: str,
+        container_labels: Mapping[str, str] | None = None,
+        adopted: ContainerInfo | None = None,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._report = report
+        self._task = task
+        self._status = task.status
+        self._plan = executor.plan_container(task, node_id, container_labels or {})
+        self._adopted = adopted
+        self._container_id: str | None = adopted.id if adopted else None
+        self._exit: _Exit | None = None
+        self._removed = False
+        self._retry = RETRY_INITIAL
+        self._wake = asyncio.Event()
+        self._watcher: asyncio.Task[None] | None = None
+
+    @property
+    def task_id(self) -> str:
+        return self._task.id
+
+    @property
+    def status(self) -> TaskStatus:
+        return self._status
+
+    @property
+    def container_name(self) -> str:
+        return self._plan.name
+
+    def update(self, task: Task) -> None:
+        """A newer assignment of the same task: its desired state may have changed."""
+        self._task = task
+        # The manager may know a later state than this controller (after an agent restart).
+        if task.status.state > self._status.state:
+            self._status = task.status
+        self._wake.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            if self._adopted is not None:
+                self._adopt(self._adopted)
+            while True:
+                step = next_step(
+                    self._status.state,
+                    self._task.desired_state,
+                    exited=self._exit is not None,
+                    removed=self._removed,
+                )
+                if step in (Step.IDLE, Step.AWAIT_EXIT):
+                    if step is Step.AWAIT_EXIT and self._watcher is None:
+                        self._watcher = group.create_task(
+                            self._watch_exit(), name=f"wait-{self._plan.name}"
+                        )
+                    await self._wake.wait()
+                    self._wake.clear()
+                    continue
+                try:
+                    await self._do(step)
+                    self._retry = RETRY_INITIAL
+                except EngineError as exc:
+                    if not is_unreachable(exc):
+                        raise
+                    log.warning("task %s: %s; retrying", self.task_id, exc.message)
+                    await self._clock.sleep(self._retry)
+                    self._retry = min(self._retry * 2, RETRY_MAX)
+
+    # -- the steps --------------------------------------------------------------------------
+
+    async def _do(self, step: Step) -> None:
+        match step:
+            case Step.ACCEPT:
+                self._advance(TaskState.ACCEPTED, "accepted")
+            case Step.BEGIN_PREPARE:
+                self._advance(TaskState.PREPARING, "preparing")
+            case Step.PREPARE:
+                try:
+                    if self._container_id is None:
+                        await executor.ensure_image(self._engine, self._plan.image)
+                        self._container_id = await executor.create(self._engine, self._plan)
+                except SwarmletError as exc:
+                    self._fatal(exc)
+                    return
+                self._advance(TaskState.READY, "prepared")
+            case Step.BEGIN_START:
+                self._advance(TaskState.STARTING, "starting")
+            case Step.START:
+                try:
+                    info = await executor.start(self._engine, self._container_ref)
+                except SwarmletError as exc:
+                    self._fatal(exc)
+                    return
+                self._container_id = info.id
+                self._advance(TaskState.RUNNING, "started", pid=info.pid)
+            case Step.FINISH:
+                self._finish()
+            case Step.SHUTDOWN:
+                await self._shutdown()
+            case Step.REMOVE:
+                try:
+                    await executor.remove(self._engine, self._container_ref)
+                except SwarmletError as exc:
+                    if is_unreachable(exc):
+                        raise
+                    # Nothing to report: the worker removes it again once the task is gone.
+                    log.warning("removing %s: %s", self._plan.name, exc.message)
+                self._removed = True
+                await self._stop_watching()
+            case _:  # pragma: no cover - IDLE and AWAIT_EXIT are handled by run()
+                raise AssertionError(step)
+
+    async def _shutdown(self) -> None:
+        info: ContainerInfo | None = None
+        # Before READY there is no container, unless an earlier agent made one.
+        if self._status.state >= TaskState.READY or self._container_id is not None:
+            try:
+                info = await executor.stop(
+                    self._engine, self._container_ref, self._plan.stop_timeout
+                )
+            except SwarmletError as exc:
+                self._fatal(exc)
+                return
+        await self._stop_watching()
+        exit_code = info.exit_code if info is not None and info.exited else None
+        self._advance(TaskState.SHUTDOWN, "shutdown", exit_code=exit_code)
+
+    def _finish(self) -> None:
+        ended = self._exit
+        assert ended is not None
+        if ended.error is not None:
+            self._advance(TaskState.FAILED, self._status.message, err=ended.error)
+        elif ended.code == 0:
+            self._advance(TaskState.COMPLETE, "finished", exit_code=0)
+        else:
+            self._advance(
+                TaskState.FAILED,
+                self._status.message,
+                err=exit_error(ended.code),
+                exit_code=ended.code,
+            )
+
+    async def _watch_exit(self) -> None:
+        retry = RETRY_INITIAL
+        while True:
+            try:
+                code = await self._engine.wait_container(self._container_ref)
+                self._exit = _Exit(code=code)
+            except SwarmletError as exc:
+                if is_unreachable(exc):
+                    await self._clock.sleep(retry)
+                    retry = min(retry * 2, RETRY_MAX)
+                    continue
+                self._exit = _Exit(error=exc.message)
+            self._wake.set()
+            return
+
+    async def _stop_watching(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None and not watcher.done():
+            await cancel_and_wait(watcher)
+
+    # -- status -----------------------------------------------------------------------------
+
+    def _adopt(self, container: ContainerInfo) -> None:
+        """Take over a container an earlier agent made for this task."""
+        if self._status.state.is_terminal:
+            return
+        if container.running:
+            self._advance(TaskState.RUNNING, "started", pid=container.pid)
+        elif container.exited:
+            self._exit = _Exit(code=container.exit_code)
+            if self._status.state < TaskState.RUNNING:
+                # It did run; the message of a failure is that of the last step, "started".
+                self._status = self._status.replace(message="started")
+
+    @property
+    def _container_ref(self) -> str:
+        # The name works before the ID is known (a container an earlier attempt created).
+        return self._container_id or self._plan.name
+
+    def _fatal(self, exc: SwarmletError) -> None:
+        if is_unreachable(exc):
+            raise exc  # run() retries the step
+        state = TaskState.REJECTED if self._status.state < TaskState.STARTING else TaskState.FAILED
+        log.info("task %s %s: %s", self.task_id, state, exc.message)
+        self._advance(state, self._status.message, err=exc.message)
+
+    def _advance(
+        self,
+        state: TaskState,
+        message: str,
+        *,
+        err: str | None = None,
+        pid: int | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        if state < self._status.state:
+            log.error(
+                "task %s: refusing to move back from %s to %s",
+                self.task_id,
+                self._status.state,
+                state,
+            )
+            return
+        container = (
+            ContainerStatus(container_id=self._container_id, pid=pid, exit_code=exit_code)
+            if self._container_id is not None
+            else None
+        )
+        self._status = TaskStatus(
+            timestamp=self._clock.now(),
+            state=state,
+            message=message,
+            err=err,
+            container_status=container,
+        )
+        self._report(self._status)

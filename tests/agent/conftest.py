@@ -1,0 +1,102 @@
+"""Doubles and helpers for the agent's tests, and the real engine for the tests that need one.
+
+Real-engine tests use the machine's engine (``SWARMLET_TEST_DOCKER_HOST``, else
+``unix:///var/run/docker.sock``) and the local image ``swarmlet-test/busybox:latest``. Without
+an engine they skip, except under ``CI=true``, where they fail. Every container they make
+carries a label unique to the test, and is removed when the test ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from swarmlet.agent.engine import EngineClient
+from swarmlet.clock import FakeClock
+from swarmlet.errors import SwarmletError
+from swarmlet.ids import new_id
+from swarmlet.models import ContainerSpec, Task, TaskSpec, TaskState, TaskStatus
+
+TEST_LABEL = "com.swarmlet.test"
+
+TaskFactory = Callable[..., Task]
+Pump = Callable[..., Any]
+
+
+@pytest.fixture
+def make_task() -> TaskFactory:
+    def make(
+        image: str = "busybox",
+        *,
+        state: TaskState = TaskState.ASSIGNED,
+        desired: TaskState = TaskState.RUNNING,
+        service: str = "web",
+        slot: int = 1,
+        node_id: str = "node1",
+        **container_spec: Any,
+    ) -> Task:
+        return Task(
+            id=new_id(),
+            name=f"{service}.{slot}",
+            service_id=f"{service}-id",
+            service_name=service,
+            slot=slot,
+            node_id=node_id,
+            spec=TaskSpec(container_spec=ContainerSpec(image=image, **container_spec)),
+            status=TaskStatus(state=state),
+            desired_state=desired,
+        )
+
+    return make
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def pump(clock: FakeClock) -> Pump:
+    """Let every ready coroutine run, moving the fake clock on by ``seconds`` in small steps."""
+
+    async def run(seconds: float = 0.2, step: float = 0.01) -> None:
+        for _ in range(round(seconds / step)):
+            for _ in range(30):
+                await asyncio.sleep(0)
+            await clock.advance(step)
+        for _ in range(30):
+            await asyncio.sleep(0)
+
+    return run
+
+
+@pytest.fixture
+async def docker() -> AsyncIterator[EngineClient]:
+    url = os.environ.get("SWARMLET_TEST_DOCKER_HOST", "unix:///var/run/docker.sock")
+    engine = EngineClient(url)
+    try:
+        await engine.ping()
+    except SwarmletError as exc:
+        await engine.close()
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"no engine at {url} under CI: {exc}")
+        pytest.skip(f"no engine at {url}: {exc}")
+    try:
+        yield engine
+    finally:
+        await engine.close()
+
+
+@pytest.fixture
+async def test_labels(docker: EngineClient) -> AsyncIterator[dict[str, str]]:
+    """Labels for the containers of one test; those containers are removed after it."""
+    labels = {TEST_LABEL: new_id()}
+    try:
+        yield labels
+    finally:
+        for container in await docker.list_containers(labels):
+            await docker.remove_container(container.id, force=True)
