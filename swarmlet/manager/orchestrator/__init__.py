@@ -1,0 +1,50 @@
+"""The orchestrators: controllers that turn services into tasks in the store.
+
+- ``replicated.reconcile_replicated`` and ``global_.reconcile_global``: the pure decisions for
+  one service (slots or nodes, failover, restarts, rolling update), each returning a ``Plan``.
+- ``restart`` (the restart supervisor) and ``update`` (the rolling updater): the steps both
+  modes share.
+- ``reaper``: which tasks to delete (history limit, REMOVE, deleted services).
+- ``ReplicatedOrchestrator``, ``GlobalOrchestrator`` and ``TaskReaper``: the control loops,
+  each built from the store and a clock with one ``async def run()``.
+"""
+
+from __future__ import annotations
+
+from swarmlet.clock import Clock
+from swarmlet.manager.orchestrator.global_ import reconcile_global
+from swarmlet.manager.orchestrator.loop import ControlLoop
+from swarmlet.manager.orchestrator.orchestrator import (
+    GlobalOrchestrator,
+    ReplicatedOrchestrator,
+    ServiceOrchestrator,
+)
+from swarmlet.manager.orchestrator.plan import Memory, Now, Plan
+from swarmlet.manager.orchestrator.reaper import TaskReaper, reap
+from swarmlet.manager.orchestrator.replicated import reconcile_replicated
+from swarmlet.manager.store import Store
+
+
+def controllers(store: Store, clock: Clock) -> list[ControlLoop]:
+    """Every orchestrator controller, for the daemon to run in its TaskGroup."""
+    return [
+        ReplicatedOrchestrator(store, clock),
+        GlobalOrchestrator(store, clock),
+        TaskReaper(store, clock),
+    ]
+
+
+__all__ = [
+    "ControlLoop",
+    "GlobalOrchestrator",
+    "Memory",
+    "Now",
+    "Plan",
+    "ReplicatedOrchestrator",
+    "ServiceOrchestrator",
+    "TaskReaper",
+    "controllers",
+    "reap",
+    "reconcile_global",
+    "reconcile_replicated",
+]

@@ -1,0 +1,168 @@
+"""The replicated and global orchestrators: thin control loops over the pure reconcilers.
+
+Each owns the services of its mode. Events mark services dirty (a task's service; for a node,
+the services that may care); a pass reconciles each dirty service, and each service whose timer
+(a restart delay, an update delay) is due, and writes all their plans in one commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import abstractmethod
+from collections.abc import Iterable, Mapping
+
+from swarmlet.clock import Clock
+from swarmlet.errors import InvalidSpec, SwarmletError
+from swarmlet.manager.orchestrator.global_ import reconcile_global
+from swarmlet.manager.orchestrator.loop import ControlLoop
+from swarmlet.manager.orchestrator.plan import Memory, Now, Plan
+from swarmlet.manager.orchestrator.replicated import reconcile_replicated
+from swarmlet.manager.store import Action, Event, Store
+from swarmlet.models import Node, Service, Task
+
+log = logging.getLogger(__name__)
+
+# Seconds before a service whose plan could not be written is tried again.
+RETRY_DELAY = 1.0
+
+
+class ServiceOrchestrator(ControlLoop):
+    """Reconciles the services of one mode; subclasses say which mode and how."""
+
+    is_global: bool
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        super().__init__(store, clock)
+        self._dirty: set[str] = set()
+        self._memory: dict[str, Memory] = {}
+        # Service ID -> monotonic time its next time-based decision is due.
+        self._wake: dict[str, float] = {}
+
+    @abstractmethod
+    def reconcile(
+        self,
+        service: Service,
+        tasks: Iterable[Task],
+        nodes: Mapping[str, Node],
+        now: Now,
+        memory: Memory,
+    ) -> Plan: ...
+
+    def _owns(self, service: Service) -> bool:
+        return service.is_global == self.is_global
+
+    # Marking.
+
+    def start(self) -> None:
+        self._dirty = {s.id for s in self._store.all(Service) if self._owns(s)}
+
+    def mark(self, event: Event) -> None:
+        obj = event.obj
+        if isinstance(obj, Service):
+            if event.action is Action.DELETE:
+                self._forget(obj.id)
+            elif self._owns(obj):
+                self._dirty.add(obj.id)
+        elif isinstance(obj, Task):
+            self._dirty.add(obj.service_id)
+        elif isinstance(obj, Node):
+            self._dirty.update(self._services_near(obj))
+
+    def _services_near(self, node: Node) -> Iterable[str]:
+        """The services a change of this node may concern."""
+        return {task.service_id for task in self._store.tasks_of_node(node.id)}
+
+    def _forget(self, service_id: str) -> None:
+        self._dirty.discard(service_id)
+        self._memory.pop(service_id, None)
+        self._wake.pop(service_id, None)
+
+    def timeout(self) -> float | None:
+        if not self._wake:
+            return None
+        return max(0.0, min(self._wake.values()) - self._clock.monotonic())
+
+    # Acting.
+
+    def act(self) -> None:
+        now = Now(self._clock.now(), self._clock.monotonic())
+        due = {sid for sid, at in self._wake.items() if at <= now.mono}
+        for service_id in due:
+            del self._wake[service_id]  # the pass sets it again if something still waits
+        dirty, self._dirty = self._dirty | due, set()
+        if not dirty:
+            return
+        nodes = {node.id: node for node in self._store.all(Node)}
+        plans: dict[str, Plan] = {}
+        for service_id in sorted(dirty):
+            service = self._store.find(Service, service_id)
+            if service is None or not self._owns(service):
+                self._forget(service_id)
+                continue
+            tasks = self._store.tasks_of_service(service_id)
+            memory = self._memory.get(service_id, Memory())
+            try:
+                plans[service_id] = self.reconcile(service, tasks, nodes, now, memory)
+            except InvalidSpec as exc:
+                log.warning("orchestrator: service %s cannot be reconciled: %s", service_id, exc)
+        self._write(plans, now)
+
+    def _write(self, plans: dict[str, Plan], now: Now) -> None:
+        """One commit for every plan; if it fails, each service on its own, so one stale plan
+        does not hold back the others. A failed service is decided again on a later pass."""
+        written = plans
+        try:
+            self._store.commit([op for plan in plans.values() for op in plan.ops()])
+        except SwarmletError:
+            written = {}
+            for service_id, plan in plans.items():
+                try:
+                    self._store.commit(plan.ops())
+                except SwarmletError as exc:
+                    log.info("orchestrator: service %s: %s; trying again", service_id, exc)
+                    self._dirty.add(service_id)
+                    self._wake[service_id] = now.mono + RETRY_DELAY
+                else:
+                    written[service_id] = plan
+        for service_id, plan in written.items():
+            self._memory[service_id] = plan.memory
+            if plan.wake_at is None:
+                self._wake.pop(service_id, None)
+            else:
+                self._wake[service_id] = plan.wake_at
+
+
+class ReplicatedOrchestrator(ServiceOrchestrator):
+    """Slots 1..Replicas of every replicated service; restarts; rolling updates."""
+
+    is_global = False
+
+    def reconcile(
+        self,
+        service: Service,
+        tasks: Iterable[Task],
+        nodes: Mapping[str, Node],
+        now: Now,
+        memory: Memory,
+    ) -> Plan:
+        return reconcile_replicated(service, tasks, nodes, now, memory)
+
+
+class GlobalOrchestrator(ServiceOrchestrator):
+    """One task per eligible node for every global service; restarts; rolling updates."""
+
+    is_global = True
+
+    def reconcile(
+        self,
+        service: Service,
+        tasks: Iterable[Task],
+        nodes: Mapping[str, Node],
+        now: Now,
+        memory: Memory,
+    ) -> Plan:
+        return reconcile_global(service, tasks, nodes, now, memory)
+
+    def _services_near(self, node: Node) -> Iterable[str]:
+        # Any node may join, leave or start to match a global service's constraints.
+        return {s.id for s in self._store.all(Service) if s.is_global}

@@ -1,0 +1,192 @@
+"""What an orchestrator pass decides for one service, and the words its decisions are made of.
+
+A pass over a service is a pipeline of pure steps (scale or place, fail over, restart, roll,
+start) that each read the service's tasks *as the earlier steps left them* and add changes to
+one ``Plan``. The controller turns the plan into one ``store.commit`` and keeps the plan's
+``memory`` for the next pass.
+
+An *instance* is what a task stands for: a slot number for a replicated service, a node ID for
+a global one. A task is *current* in its instance while its desired state is at most RUNNING,
+*live* until it is marked REMOVE, and *dirty* when its spec differs from the service's task
+template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from swarmlet.ids import new_id
+from swarmlet.manager.store import Op
+from swarmlet.models import Service, Task, TaskState, TaskStatus
+
+# A replicated task's slot number, or a global task's node ID.
+InstanceKey = int | str
+
+PENDING_MESSAGE = "pending task scheduling"
+
+
+@dataclass(frozen=True)
+class Now:
+    """The time of a pass: wall-clock for timestamps users see, monotonic for deadlines."""
+
+    wall: datetime
+    mono: float
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What an orchestrator remembers about one service between passes.
+
+    It lives in the leader's memory only, like SwarmKit's restart history and updater state:
+    a new leader starts with none, which at worst starts a delayed task early or forgets
+    restarts counted against MaxAttempts.
+    """
+
+    # The spec version the restart history counts for: a new spec starts a clean slate.
+    spec_version: int = 0
+    # Monotonic times of the restarts of each instance.
+    restarts: Mapping[InstanceKey, tuple[float, ...]] = field(default_factory=dict)
+    # Task ID -> monotonic time when its delayed start (desired READY) is due.
+    start_at: Mapping[str, float] = field(default_factory=dict)
+    # Instances of the rolling update's current batch whose new task has not run yet.
+    updating: frozenset[InstanceKey] = frozenset()
+    # Monotonic time before which the next batch of the rolling update must not start.
+    next_batch_at: float = 0.0
+
+
+def is_current(task: Task) -> bool:
+    return task.desired_state <= TaskState.RUNNING
+
+
+def is_live(task: Task) -> bool:
+    return task.desired_state <= TaskState.SHUTDOWN
+
+
+def instance_order(key: InstanceKey) -> tuple[int, str]:
+    """Sort key over instance keys: slots by number, nodes by ID."""
+    return (key, "") if isinstance(key, int) else (0, key)
+
+
+def rfc3339(moment: datetime) -> str:
+    """A timestamp as the Engine API writes them (UTC, with a Z)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Plan:
+    """Changes to one service's tasks (and its update status), built up step by step."""
+
+    def __init__(self, service: Service, tasks: Iterable[Task], now: Now, memory: Memory) -> None:
+        self.service = service
+        self.now = now
+        if memory.spec_version != service.spec_version.index:
+            memory = replace(memory, spec_version=service.spec_version.index, restarts={})
+        self.memory = memory
+        # The service with a changed update status, when it changed.
+        self.updated_service: Service | None = None
+        # Monotonic time of the next time-based decision, if one waits.
+        self.wake_at: float | None = None
+        self._tasks: dict[str, Task] = {}
+        # Instance -> IDs of its tasks (a task never changes instance).
+        self._by_key: dict[InstanceKey, list[str]] = {}
+        self._created: set[str] = set()
+        self._updated: set[str] = set()
+        for task in tasks:
+            self._add(task)
+
+    # Reading the tasks as the plan has them so far.
+
+    def tasks(self) -> list[Task]:
+        return list(self._tasks.values())
+
+    def key(self, task: Task) -> InstanceKey | None:
+        if self.service.is_global:
+            return task.node_id
+        return task.slot
+
+    def instances(self) -> dict[InstanceKey, list[Task]]:
+        """Live tasks by instance (instances with none left out)."""
+        groups = {key: self.instance(key) for key in self._by_key}
+        return {key: tasks for key, tasks in groups.items() if tasks}
+
+    def instance(self, key: InstanceKey) -> list[Task]:
+        """The live tasks of one instance."""
+        tasks = (self._tasks[task_id] for task_id in self._by_key.get(key, ()))
+        return [task for task in tasks if is_live(task)]
+
+    def is_dirty(self, task: Task) -> bool:
+        return task.spec != self.service.spec.task_template
+
+    # Changing them.
+
+    def new_task(self, key: InstanceKey, desired: TaskState = TaskState.RUNNING) -> Task:
+        """A fresh task for an instance, from the service's current spec, added to the plan."""
+        service = self.service
+        if isinstance(key, str):
+            slot, node_id, name = None, key, f"{service.spec.name}.{key}"
+        else:
+            slot, node_id, name = key, None, f"{service.spec.name}.{key}"
+        task = Task(
+            id=new_id(),
+            name=name,
+            service_id=service.id,
+            service_name=service.spec.name,
+            slot=slot,
+            node_id=node_id,
+            spec=service.spec.task_template,
+            spec_version=service.spec_version,
+            status=TaskStatus(
+                state=TaskState.PENDING, message=PENDING_MESSAGE, timestamp=self.now.wall
+            ),
+            desired_state=desired,
+        )
+        self._add(task)
+        self._created.add(task.id)
+        return task
+
+    def _add(self, task: Task) -> None:
+        self._tasks[task.id] = task
+        key = self.key(task)
+        if key is not None:
+            self._by_key.setdefault(key, []).append(task.id)
+
+    def update(self, task: Task) -> None:
+        """Record a changed task (its slot and node stay as they were)."""
+        self._tasks[task.id] = task
+        if task.id not in self._created:
+            self._updated.add(task.id)
+
+    def set_desired(self, task: Task, desired: TaskState) -> Task:
+        changed = task.replace(desired_state=desired)
+        self.update(changed)
+        return changed
+
+    def update_service(self, service: Service) -> None:
+        self.updated_service = service
+        self.service = service
+
+    def remember(self, memory: Memory) -> None:
+        self.memory = memory
+
+    def wake(self, at: float) -> None:
+        self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
+
+    # The result.
+
+    @property
+    def created(self) -> list[Task]:
+        return [self._tasks[task_id] for task_id in sorted(self._created)]
+
+    @property
+    def updated(self) -> list[Task]:
+        return [self._tasks[task_id] for task_id in sorted(self._updated)]
+
+    def ops(self) -> list[Op]:
+        ops = [Op.create(task) for task in self.created]
+        ops += [Op.update(task) for task in self.updated]
+        if self.updated_service is not None:
+            ops.append(Op.update(self.updated_service))
+        return ops

@@ -1,0 +1,133 @@
+"""The restart supervisor's decisions: what happens to a task that stopped on its own, and when
+a task waiting to start (desired READY) may go.
+
+Swarm's behaviour (SwarmKit ``manager/orchestrator/restart``): the stopped task is marked
+SHUTDOWN; if the restart policy asks for it, a replacement is created in the same instance with
+desired state READY and moved to RUNNING once the restart delay has passed and no other task of
+the instance may still be running. MaxAttempts counts the restarts of an instance within Window
+(0: ever) under the current spec; a new spec starts counting again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+from swarmlet.manager.orchestrator.plan import InstanceKey, Memory, Plan, is_current
+from swarmlet.models import (
+    SECOND_NS,
+    Node,
+    NodeState,
+    RestartCondition,
+    RestartPolicy,
+    Service,
+    Task,
+    TaskState,
+)
+
+# States a task reaches by itself (its process ended or could not start), as opposed to
+# SHUTDOWN, which it reaches because it was asked to stop.
+SELF_ENDED = frozenset({TaskState.COMPLETE, TaskState.FAILED, TaskState.REJECTED})
+
+
+def restart_policy(service: Service) -> RestartPolicy:
+    return service.spec.task_template.restart_policy or RestartPolicy()
+
+
+def condition_restarts(policy: RestartPolicy, state: TaskState) -> bool:
+    """Whether the policy's condition asks to restart a task that ended in this state.
+
+    ``on-failure`` restarts anything but a clean exit, as SwarmKit does (a task that ended
+    SHUTDOWN or ORPHANED while meant to run did not complete either).
+    """
+    if policy.condition == RestartCondition.NONE:
+        return False
+    if policy.condition == RestartCondition.ON_FAILURE:
+        return state != TaskState.COMPLETE
+    return True
+
+
+def counted_restarts(policy: RestartPolicy, history: tuple[float, ...], now: float) -> int:
+    """How many of the restarts in ``history`` (monotonic times) count against MaxAttempts."""
+    if policy.window <= 0:
+        return len(history)
+    since = now - policy.window / SECOND_NS
+    return sum(1 for at in history if at > since)
+
+
+def attempts_left(policy: RestartPolicy, memory: Memory, key: InstanceKey, now: float) -> bool:
+    if policy.max_attempts <= 0:
+        return True
+    return counted_restarts(policy, memory.restarts.get(key, ()), now) < policy.max_attempts
+
+
+def wants_restart(plan: Plan, task: Task) -> bool:
+    """Whether the policy (condition and attempts) would restart this ended task."""
+    policy = restart_policy(plan.service)
+    key = plan.key(task)
+    return (
+        key is not None
+        and condition_restarts(policy, task.state)
+        and attempts_left(policy, plan.memory, key, plan.now.mono)
+    )
+
+
+def supervise(plan: Plan, can_replace: Callable[[Task], bool]) -> None:
+    """Handle current tasks that stopped on their own: shut them down, and restart them where
+    the policy asks and ``can_replace`` allows (a global service's node may no longer take
+    tasks)."""
+    policy = restart_policy(plan.service)
+    delay = policy.delay / SECOND_NS
+    for task in plan.tasks():
+        if not is_current(task) or not task.state.is_terminal:
+            continue
+        key = plan.key(task)
+        restart = wants_restart(plan, task)
+        plan.set_desired(task, TaskState.SHUTDOWN)
+        if key is None or not restart or not can_replace(task):
+            continue
+        # The old task of a start-first update may fail beside its replacement: the instance
+        # still has a task and needs no other.
+        if any(is_current(other) for other in plan.instance(key)):
+            continue
+        replacement = plan.new_task(key, desired=TaskState.READY)
+        memory = plan.memory
+        plan.remember(
+            replace(
+                memory,
+                restarts={**memory.restarts, key: (*memory.restarts.get(key, ()), plan.now.mono)},
+                start_at={**memory.start_at, replacement.id: plan.now.mono + delay},
+            )
+        )
+
+
+def may_still_run(task: Task, nodes: Mapping[str, Node]) -> bool:
+    """Whether the task's process may still be running somewhere: it reached a node, has not
+    ended, and its node is still there and not Down."""
+    if task.state.is_terminal or task.node_id is None or task.state < TaskState.ASSIGNED:
+        return False
+    node = nodes.get(task.node_id)
+    return node is not None and node.status.state != NodeState.DOWN
+
+
+def start_ready(plan: Plan, nodes: Mapping[str, Node]) -> None:
+    """Move tasks waiting in desired READY to RUNNING once their delay has passed and no other
+    task of their instance may still be running (stop-first: the old one stops first)."""
+    start_at = dict(plan.memory.start_at)
+    for task in plan.tasks():
+        if task.desired_state != TaskState.READY:
+            start_at.pop(task.id, None)
+            continue
+        due = start_at.get(task.id)
+        if due is not None and due > plan.now.mono:
+            plan.wake(due)
+            continue
+        key = plan.key(task)
+        others = plan.instance(key) if key is not None else []
+        if any(other.id != task.id and may_still_run(other, nodes) for other in others):
+            continue  # the old task's end is an event: no timer needed
+        plan.set_desired(task, TaskState.RUNNING)
+        start_at.pop(task.id, None)
+    # Forget the delays of tasks that are gone.
+    known = {task.id for task in plan.tasks()}
+    plan.remember(replace(plan.memory, start_at={k: v for k, v in start_at.items() if k in known}))

@@ -1,0 +1,374 @@
+"""The orchestrator controllers against the in-memory store and a fake clock, with a fake
+scheduler and fake agents moving tasks along."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from swarmlet.clock import FakeClock
+from swarmlet.errors import VersionConflict
+from swarmlet.manager.orchestrator import ReplicatedOrchestrator
+from swarmlet.manager.orchestrator.orchestrator import RETRY_DELAY
+from swarmlet.manager.store import MemoryBackend, Op, Store
+from swarmlet.models import (
+    NodeAvailability,
+    NodeState,
+    RestartCondition,
+    StoredObject,
+    TaskState,
+    UpdateOrder,
+)
+from swarmlet.models.service import UpdateState
+from tests.manager.orchestrator.builders import (
+    FakeCluster,
+    restart_policy,
+    service_spec,
+    update_config,
+)
+
+
+def slots(cluster: FakeCluster, service_id: str) -> list[int]:
+    return sorted(t.slot or 0 for t in cluster.current(service_id))
+
+
+def running(cluster: FakeCluster, service_id: str) -> list[str]:
+    return [t.id for t in cluster.current(service_id) if t.state == TaskState.RUNNING]
+
+
+async def test_three_replicas_make_three_tasks(cluster: FakeCluster):
+    for n in ("n1", "n2", "n3"):
+        cluster.add_node(n)
+    svc = cluster.create_service(service_spec("web", replicas=3))
+    await cluster.settle()
+    tasks = cluster.tasks(svc.id)
+    assert [t.slot for t in tasks] == [1, 2, 3]
+    assert all(t.state == TaskState.PENDING for t in tasks)
+    await cluster.converge()
+    assert len(running(cluster, svc.id)) == 3
+    assert {t.node_id for t in cluster.tasks(svc.id)} == {"n1", "n2", "n3"}
+    assert cluster.service(svc.id).update_status is None
+
+
+async def test_scale_to_ten_and_back_to_two(cluster: FakeCluster):
+    for n in ("n1", "n2"):
+        cluster.add_node(n)
+    svc = cluster.create_service(service_spec(replicas=3))
+    await cluster.converge()
+    cluster.update_service(svc.id, service_spec(replicas=10))
+    await cluster.converge()
+    assert slots(cluster, svc.id) == list(range(1, 11))
+    assert len(running(cluster, svc.id)) == 10
+    spec_version = cluster.service(svc.id).spec_version
+    assert all(t.spec_version == spec_version for t in cluster.tasks(svc.id))
+
+    cluster.update_service(svc.id, service_spec(replicas=2))
+    await cluster.converge()
+    tasks = cluster.tasks(svc.id)
+    # The removed tasks stopped and the reaper deleted them.
+    assert len(tasks) == 2
+    assert {t.node_id for t in tasks} == {"n1", "n2"}  # still balanced
+    assert all(t.state == TaskState.RUNNING for t in tasks)
+
+
+async def test_a_failed_task_restarts_after_the_delay_and_stays_in_history(
+    cluster: FakeCluster,
+):
+    cluster.add_node("n1")
+    svc = cluster.create_service(service_spec(replicas=1, restart=restart_policy(delay=5)))
+    await cluster.converge()
+    [first] = cluster.tasks(svc.id)
+    cluster.end(first.id, TaskState.FAILED)
+    await cluster.converge()
+    old, new = sorted(cluster.tasks(svc.id), key=lambda t: t.id != first.id)
+    assert old.desired_state == TaskState.SHUTDOWN
+    assert new.slot == 1
+    assert new.desired_state == TaskState.READY
+    assert new.state == TaskState.READY  # prepared, waiting for the delay
+
+    await cluster.advance(4.9)
+    await cluster.converge()
+    assert cluster.store.get(type(new), new.id).desired_state == TaskState.READY
+    await cluster.advance(0.1)
+    await cluster.converge()
+    assert running(cluster, svc.id) == [new.id]
+    assert len(cluster.tasks(svc.id)) == 2
+
+
+async def test_on_failure_leaves_a_clean_exit(cluster: FakeCluster):
+    cluster.add_node("n1")
+    policy = restart_policy(RestartCondition.ON_FAILURE, delay=0)
+    svc = cluster.create_service(service_spec(replicas=1, restart=policy))
+    await cluster.converge()
+    [first] = cluster.tasks(svc.id)
+    cluster.end(first.id, TaskState.COMPLETE)
+    await cluster.converge()
+    [done] = cluster.tasks(svc.id)
+    assert done.desired_state == TaskState.SHUTDOWN
+    assert done.state == TaskState.COMPLETE
+
+
+async def test_max_attempts_limits_restarts(cluster: FakeCluster):
+    cluster.add_node("n1")
+    policy = restart_policy(delay=1, max_attempts=2)
+    svc = cluster.create_service(service_spec(replicas=1, restart=policy))
+    await cluster.converge()
+    for _ in range(3):
+        [task] = cluster.current(svc.id)
+        await cluster.advance(1)
+        await cluster.converge()
+        cluster.end(task.id, TaskState.FAILED)
+        await cluster.converge()
+    assert cluster.current(svc.id) == []
+    assert len(cluster.tasks(svc.id)) == 3
+    await cluster.advance(60)
+    await cluster.converge()
+    assert cluster.current(svc.id) == []
+
+
+async def test_a_down_node_has_its_tasks_replaced_at_once(cluster: FakeCluster):
+    cluster.add_node("n1")
+    cluster.add_node("n2")
+    svc = cluster.create_service(service_spec(replicas=2))
+    await cluster.converge()
+    [on_n1] = [t for t in cluster.tasks(svc.id) if t.node_id == "n1"]
+    cluster.set_node("n1", state=NodeState.DOWN)
+    await cluster.converge()  # no time passes
+    current = cluster.current(svc.id)
+    assert [t.slot for t in current] == [1, 2]
+    assert {t.node_id for t in current} == {"n2"}
+    assert all(t.state == TaskState.RUNNING for t in current)
+    assert cluster.store.get(type(on_n1), on_n1.id).desired_state == TaskState.SHUTDOWN
+
+    # The node comes back: its old task stops, nothing moves back.
+    cluster.set_node("n1", state=NodeState.READY)
+    await cluster.converge()
+    assert {t.node_id for t in cluster.current(svc.id)} == {"n2"}
+    assert cluster.store.get(type(on_n1), on_n1.id).state == TaskState.SHUTDOWN
+
+
+async def test_drain_moves_tasks_and_activating_moves_nothing_back(cluster: FakeCluster):
+    cluster.add_node("n1")
+    cluster.add_node("n2")
+    svc = cluster.create_service(service_spec(replicas=4))
+    await cluster.converge()
+    cluster.set_node("n1", availability=NodeAvailability.DRAIN)
+    await cluster.converge()
+    assert {t.node_id for t in cluster.current(svc.id)} == {"n2"}
+    assert len(running(cluster, svc.id)) == 4
+    cluster.set_node("n1", availability=NodeAvailability.ACTIVE)
+    await cluster.converge()
+    assert {t.node_id for t in cluster.current(svc.id)} == {"n2"}
+
+
+async def test_global_service_follows_the_nodes(cluster: FakeCluster):
+    cluster.add_node("n1", labels={"zone": "east"})
+    cluster.add_node("n2", labels={"zone": "east"})
+    cluster.add_node("n3", labels={"zone": "west"})
+    spec = service_spec("agent", is_global=True, constraints=["node.labels.zone==east"])
+    svc = cluster.create_service(spec)
+    await cluster.converge()
+    assert sorted(t.node_id or "" for t in cluster.current(svc.id)) == ["n1", "n2"]
+    assert len(running(cluster, svc.id)) == 2
+
+    cluster.set_node("n1", availability=NodeAvailability.DRAIN)
+    await cluster.converge()
+    assert [t.node_id for t in cluster.current(svc.id)] == ["n2"]
+    [stopped] = [t for t in cluster.tasks(svc.id) if t.node_id == "n1"]
+    assert stopped.desired_state == TaskState.SHUTDOWN
+    assert stopped.state == TaskState.SHUTDOWN
+
+    cluster.add_node("n4", labels={"zone": "east"})
+    await cluster.converge()
+    assert sorted(t.node_id or "" for t in cluster.current(svc.id)) == ["n2", "n4"]
+
+    cluster.set_node("n3", labels={"zone": "east"})
+    cluster.set_node("n2", labels={"zone": "west"})
+    await cluster.converge()
+    assert sorted(t.node_id or "" for t in cluster.current(svc.id)) == ["n3", "n4"]
+
+    cluster.set_node("n1", availability=NodeAvailability.ACTIVE)
+    await cluster.converge()
+    assert sorted(t.node_id or "" for t in cluster.current(svc.id)) == ["n1", "n3", "n4"]
+    assert len(running(cluster, svc.id)) == 3
+
+
+async def test_rolling_update_stop_first_one_by_one(cluster: FakeCluster):
+    for n in ("n1", "n2", "n3"):
+        cluster.add_node(n)
+    config = update_config(parallelism=1)
+    svc = cluster.create_service(service_spec(replicas=3, update=config))
+    await cluster.converge()
+    old_ids = {t.id for t in cluster.tasks(svc.id)}
+
+    cluster.update_service(svc.id, service_spec(replicas=3, image="nginx:2", update=config))
+    await cluster.settle()
+    # One slot at a time: its old task is told to stop, its new one waits for that.
+    status = cluster.service(svc.id).update_status
+    assert status is not None
+    assert status.state == UpdateState.UPDATING
+    new = [t for t in cluster.tasks(svc.id) if t.id not in old_ids]
+    assert len(new) == 1
+    assert new[0].desired_state == TaskState.READY
+    stopping = [t for t in cluster.tasks(svc.id) if t.desired_state == TaskState.SHUTDOWN]
+    assert [t.slot for t in stopping] == [new[0].slot]
+
+    # Each round of the fake cluster moves the update on by one step.
+    seen_new = 1
+    for _ in range(20):
+        cluster.schedule()
+        cluster.agents()
+        await cluster.settle()
+        new = [t for t in cluster.tasks(svc.id) if t.id not in old_ids]
+        assert len(new) - seen_new <= 1
+        assert len([t for t in new if t.state != TaskState.RUNNING]) <= 1
+        seen_new = len(new)
+
+    await cluster.converge()
+    tasks = cluster.tasks(svc.id)
+    current = cluster.current(svc.id)
+    assert len(current) == 3
+    assert all(t.spec.container_spec.image == "nginx:2" for t in current)
+    assert all(t.state == TaskState.RUNNING for t in current)
+    old = [t for t in tasks if t.id in old_ids]
+    assert len(old) == 3
+    assert all(t.state == TaskState.SHUTDOWN for t in old)
+    status = cluster.service(svc.id).update_status
+    assert status is not None
+    assert status.state == UpdateState.COMPLETED
+    assert status.message == "update completed"
+
+
+async def test_rolling_update_start_first(cluster: FakeCluster):
+    cluster.add_node("n1")
+    config = update_config(parallelism=1, order=UpdateOrder.START_FIRST)
+    svc = cluster.create_service(service_spec(replicas=2, update=config))
+    await cluster.converge()
+    old_ids = {t.id for t in cluster.tasks(svc.id)}
+    cluster.update_service(svc.id, service_spec(replicas=2, image="nginx:2", update=config))
+    await cluster.settle()
+    current = cluster.current(svc.id)
+    assert len(current) == 3  # the new one starts beside the old one
+    cluster.schedule()
+    cluster.agents()
+    await cluster.settle()
+    # The new task runs: the old one of its slot is stopped, the next slot begins.
+    assert len([t for t in cluster.current(svc.id) if t.id in old_ids]) == 1
+    await cluster.converge()
+    assert all(t.id not in old_ids for t in cluster.current(svc.id))
+    assert len(running(cluster, svc.id)) == 2
+    status = cluster.service(svc.id).update_status
+    assert status is not None
+    assert status.state == UpdateState.COMPLETED
+
+
+async def test_update_delay_waits_on_the_clock(cluster: FakeCluster):
+    cluster.add_node("n1")
+    config = update_config(parallelism=1, delay=30)
+    svc = cluster.create_service(service_spec(replicas=2, update=config))
+    await cluster.converge()
+    cluster.update_service(svc.id, service_spec(replicas=2, image="nginx:2", update=config))
+    await cluster.converge()
+    images = sorted(t.spec.container_spec.image for t in cluster.current(svc.id))
+    assert images == ["nginx:1", "nginx:2"]
+    await cluster.advance(29)
+    await cluster.converge()
+    assert sorted(t.spec.container_spec.image for t in cluster.current(svc.id)) == images
+    await cluster.advance(1)
+    await cluster.converge()
+    assert all(t.spec.container_spec.image == "nginx:2" for t in cluster.current(svc.id))
+    assert cluster.service(svc.id).update_status.state == UpdateState.COMPLETED  # type: ignore[union-attr]
+
+
+async def test_scale_only_change_keeps_the_tasks(cluster: FakeCluster):
+    cluster.add_node("n1")
+    svc = cluster.create_service(service_spec(replicas=2))
+    await cluster.converge()
+    before = {t.id for t in cluster.tasks(svc.id)}
+    updated = cluster.update_service(svc.id, service_spec(replicas=3))
+    await cluster.converge()
+    tasks = cluster.tasks(svc.id)
+    assert before < {t.id for t in tasks}
+    assert len(tasks) == 3
+    assert all(t.spec_version == updated.spec_version for t in tasks)
+    assert all(t.desired_state == TaskState.RUNNING for t in tasks)
+    assert cluster.service(svc.id).update_status is None
+
+
+async def test_the_reaper_keeps_five_tasks_per_slot(cluster: FakeCluster):
+    cluster.add_node("n1")
+    svc = cluster.create_service(service_spec(replicas=1, restart=restart_policy(delay=0)))
+    await cluster.converge()
+    for _ in range(8):
+        [task] = cluster.current(svc.id)
+        await cluster.advance(1)  # distinct creation times
+        cluster.end(task.id, TaskState.FAILED)
+        await cluster.converge()
+    tasks = cluster.tasks(svc.id)
+    assert len(tasks) == 5
+    assert len(cluster.current(svc.id)) == 1
+
+
+async def test_deleting_a_service_deletes_its_tasks_once_stopped(cluster: FakeCluster):
+    cluster.add_node("n1")
+    svc = cluster.create_service(service_spec(replicas=3))
+    await cluster.converge()
+    cluster.delete_service(svc.id)
+    await cluster.settle()
+    assert len(cluster.tasks(svc.id)) == 3  # still running: not yet
+    await cluster.converge()
+    assert cluster.tasks(svc.id) == []
+
+
+class FlakyStore(Store):
+    """Refuses the first two commits that write a task (the pass's, then the service's own),
+    as if a stale object were in them."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(MemoryBackend(), clock)
+        self.refused = 0
+
+    def commit(self, ops: Iterable[Op]) -> list[StoredObject]:
+        ops = list(ops)
+        if self.refused < 2 and any(op.obj.__class__.__name__ == "Task" for op in ops):
+            self.refused += 1
+            raise VersionConflict("update out of sequence")
+        return super().commit(ops)
+
+
+async def test_a_failed_commit_is_tried_again():
+    clock = FakeClock()
+    store = FlakyStore(clock)
+    orchestrator = ReplicatedOrchestrator(store, clock)
+    job = asyncio.create_task(orchestrator.run())
+    fake = FakeCluster(store, clock)
+    svc = fake.create_service(service_spec(replicas=2))
+    await fake.settle()
+    assert store.refused == 2
+    assert fake.tasks(svc.id) == []
+    await fake.advance(RETRY_DELAY)
+    assert len(fake.tasks(svc.id)) == 2
+    assert not job.done()
+    job.cancel()
+    await asyncio.gather(job, return_exceptions=True)
+
+
+async def test_a_closed_store_ends_the_controllers():
+    clock = FakeClock()
+    store = Store(MemoryBackend(), clock)
+    orchestrator = ReplicatedOrchestrator(store, clock)
+    job = asyncio.create_task(orchestrator.run())
+    await asyncio.sleep(0)
+    store.close()
+    await asyncio.wait_for(job, 1)
+
+
+async def test_a_service_that_cannot_be_reconciled_does_not_stop_the_others(
+    cluster: FakeCluster,
+):
+    cluster.add_node("n1")
+    bad = cluster.create_service(service_spec("bad", is_global=True, constraints=["nonsense"]))
+    good = cluster.create_service(service_spec("good", is_global=True))
+    await cluster.converge()
+    assert cluster.tasks(bad.id) == []
+    assert len(running(cluster, good.id)) == 1

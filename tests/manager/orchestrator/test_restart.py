@@ -1,0 +1,208 @@
+"""The restart supervisor's decisions, through the replicated and global reconcilers."""
+
+from __future__ import annotations
+
+import pytest
+
+from swarmlet.manager.orchestrator import Memory, Plan, reconcile_global, reconcile_replicated
+from swarmlet.manager.orchestrator.restart import condition_restarts, counted_restarts
+from swarmlet.models import (
+    SECOND_NS,
+    NodeAvailability,
+    NodeState,
+    RestartCondition,
+    RestartPolicy,
+    Service,
+    Task,
+    TaskState,
+)
+from tests.manager.orchestrator.builders import (
+    apply,
+    at,
+    current,
+    node,
+    nodes,
+    restart_policy,
+    service,
+    service_spec,
+    task,
+)
+
+
+def crash(svc: Service, state: TaskState = TaskState.FAILED) -> Task:
+    return task(svc, 1, node_id="n1", state=state)
+
+
+def replicated_pass(
+    svc: Service, tasks: list[Task], seconds: float, memory: Memory | None = None
+) -> tuple[list[Task], Plan]:
+    plan = reconcile_replicated(svc, tasks, nodes("n1", "n2"), at(seconds), memory)
+    return apply(tasks, plan), plan
+
+
+@pytest.mark.parametrize(
+    ("condition", "state", "restarts"),
+    [
+        (RestartCondition.ANY, TaskState.COMPLETE, True),
+        (RestartCondition.ANY, TaskState.FAILED, True),
+        (RestartCondition.ON_FAILURE, TaskState.FAILED, True),
+        (RestartCondition.ON_FAILURE, TaskState.REJECTED, True),
+        (RestartCondition.ON_FAILURE, TaskState.COMPLETE, False),
+        (RestartCondition.NONE, TaskState.FAILED, False),
+        (RestartCondition.NONE, TaskState.COMPLETE, False),
+    ],
+)
+def test_condition(condition, state, restarts):
+    assert condition_restarts(RestartPolicy(condition=condition), state) is restarts
+
+
+def test_a_failed_task_is_replaced_in_its_slot_after_the_delay():
+    svc = service(service_spec(replicas=1, restart=restart_policy(delay=5)))
+    failed = crash(svc)
+    tasks, plan = replicated_pass(svc, [failed], 0)
+    old = next(t for t in tasks if t.id == failed.id)
+    assert old.desired_state == TaskState.SHUTDOWN
+    [new] = plan.created
+    assert new.slot == 1
+    assert new.desired_state == TaskState.READY
+    assert plan.wake_at == 5
+
+    tasks, plan = replicated_pass(svc, tasks, 3, plan.memory)
+    assert plan.ops() == []
+    assert plan.wake_at == 5
+
+    tasks, plan = replicated_pass(svc, tasks, 5, plan.memory)
+    [started] = plan.updated
+    assert started.id == new.id
+    assert started.desired_state == TaskState.RUNNING
+    assert plan.wake_at is None
+    assert plan.memory.start_at == {}
+
+
+def test_the_default_policy_restarts_any_exit_after_five_seconds():
+    svc = service(service_spec(replicas=1))
+    _, plan = replicated_pass(svc, [crash(svc, TaskState.COMPLETE)], 0)
+    assert len(plan.created) == 1
+    assert plan.wake_at == 5
+
+
+def test_a_zero_delay_starts_the_replacement_in_the_same_pass():
+    svc = service(service_spec(replicas=1, restart=restart_policy(delay=0)))
+    _, plan = replicated_pass(svc, [crash(svc)], 0)
+    [new] = plan.created
+    assert new.desired_state == TaskState.RUNNING
+
+
+def test_condition_none_leaves_the_slot_stopped():
+    svc = service(service_spec(replicas=1, restart=restart_policy(RestartCondition.NONE)))
+    tasks, plan = replicated_pass(svc, [crash(svc)], 0)
+    assert plan.created == []
+    [old] = tasks
+    assert old.desired_state == TaskState.SHUTDOWN
+    _, plan = replicated_pass(svc, tasks, 10, plan.memory)
+    assert plan.ops() == []
+
+
+def test_on_failure_does_not_restart_a_clean_exit():
+    policy = restart_policy(RestartCondition.ON_FAILURE)
+    svc = service(service_spec(replicas=2, restart=policy))
+    done = task(svc, 1, node_id="n1", state=TaskState.COMPLETE)
+    failed = task(svc, 2, node_id="n1", state=TaskState.FAILED)
+    _, plan = replicated_pass(svc, [done, failed], 0)
+    assert [t.slot for t in plan.created] == [2]
+    assert {t.id for t in plan.updated} == {done.id, failed.id}
+
+
+def test_max_attempts_stops_restarting_the_slot():
+    svc = service(service_spec(replicas=1, restart=restart_policy(delay=0, max_attempts=2)))
+    tasks: list[Task] = [crash(svc)]
+    memory = None
+    for attempt in range(3):
+        tasks, plan = replicated_pass(svc, tasks, attempt, memory)
+        memory = plan.memory
+        if attempt < 2:
+            [new] = plan.created
+            # The agent runs it, and it fails again.
+            tasks = [t if t.id != new.id else crash(svc).replace(id=new.id) for t in tasks]
+        else:
+            assert plan.created == []
+    assert current(tasks) == []
+    assert len(tasks) == 3
+
+
+def test_max_attempts_counts_only_within_the_window():
+    policy = restart_policy(delay=0, max_attempts=1, window=60)
+    assert counted_restarts(policy, (0.0, 50.0), 100.0) == 1
+    assert counted_restarts(policy.replace(window=0), (0.0, 50.0), 100.0) == 2
+    svc = service(service_spec(replicas=1, restart=policy))
+    memory = Memory(spec_version=svc.spec_version.index, restarts={1: (0.0,)})
+    _, plan = replicated_pass(svc, [crash(svc)], 30, memory)
+    assert plan.created == []
+    _, plan = replicated_pass(svc, [crash(svc)], 61, memory)
+    assert len(plan.created) == 1
+
+
+def test_a_new_spec_version_forgets_the_restart_history():
+    svc = service(service_spec(replicas=1, restart=restart_policy(max_attempts=1)))
+    memory = Memory(spec_version=svc.spec_version.index - 1, restarts={1: (0.0,)})
+    _, plan = replicated_pass(svc, [crash(svc)], 1, memory)
+    assert len(plan.created) == 1
+
+
+def test_a_waiting_task_starts_only_once_the_old_one_stopped():
+    svc = service(service_spec(replicas=1))
+    old = task(svc, 1, node_id="n1", desired=TaskState.SHUTDOWN)  # still running
+    new = task(svc, 1, state=TaskState.PENDING, desired=TaskState.READY)
+    _, plan = replicated_pass(svc, [old, new], 0)
+    assert plan.ops() == []
+    assert plan.wake_at is None  # the old task's end is an event, not a timer
+    stopped = old.replace(status=old.status.replace(state=TaskState.SHUTDOWN))
+    _, plan = replicated_pass(svc, [stopped, new], 0)
+    [started] = plan.updated
+    assert started.desired_state == TaskState.RUNNING
+
+
+def test_a_waiting_task_does_not_wait_for_a_task_on_a_down_node():
+    svc = service(service_spec(replicas=1))
+    old = task(svc, 1, node_id="n1", desired=TaskState.SHUTDOWN)
+    new = task(svc, 1, state=TaskState.PENDING, desired=TaskState.READY)
+    cluster = {"n1": node("n1", state=NodeState.DOWN), "n2": node("n2")}
+    plan = reconcile_replicated(svc, [old, new], cluster, at(0))
+    [started] = plan.updated
+    assert started.id == new.id
+    assert started.desired_state == TaskState.RUNNING
+
+
+def test_a_global_task_restarts_on_its_node():
+    svc = service(service_spec(is_global=True))
+    failed = task(svc, node_id="n1", state=TaskState.FAILED)
+    ok = task(svc, node_id="n2")
+    plan = reconcile_global(svc, [failed, ok], nodes("n1", "n2"), at(0))
+    [new] = plan.created
+    assert new.node_id == "n1"
+    assert new.name == "web.n1"
+    assert new.desired_state == TaskState.READY
+    assert plan.wake_at == 5
+
+
+def test_a_global_task_is_not_restarted_on_a_node_that_takes_no_tasks():
+    svc = service(service_spec(is_global=True))
+    failed = task(svc, node_id="n1", state=TaskState.FAILED)
+    cluster = {"n1": node("n1", availability=NodeAvailability.PAUSE)}
+    plan = reconcile_global(svc, [failed], cluster, at(0))
+    assert plan.created == []
+    [old] = plan.updated
+    assert old.desired_state == TaskState.SHUTDOWN
+
+
+def test_global_condition_none_leaves_the_node_stopped():
+    svc = service(service_spec(is_global=True, restart=restart_policy(RestartCondition.NONE)))
+    failed = task(svc, node_id="n1", state=TaskState.COMPLETE)
+    plan = reconcile_global(svc, [failed], nodes("n1"), at(0))
+    assert plan.created == []
+    after = apply([failed], plan)
+    assert reconcile_global(svc, after, nodes("n1"), at(9), plan.memory).ops() == []
+
+
+def test_delay_is_read_in_nanoseconds():
+    assert restart_policy(delay=1.5).delay == int(1.5 * SECOND_NS)
