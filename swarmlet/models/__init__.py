@@ -19,6 +19,7 @@ from swarmlet.models.service import (
     ContainerSpec,
     Endpoint,
     EndpointSpec,
+    GlobalMode,
     Placement,
     PortConfig,
     ReplicatedMode,
@@ -33,6 +34,8 @@ from swarmlet.models.service import (
     TaskSpec,
     UpdateConfig,
     UpdateOrder,
+    UpdateState,
+    UpdateStatus,
 )
 from swarmlet.models.task import ContainerStatus, Task, TaskState, TaskStatus
 
@@ -44,6 +47,7 @@ __all__ = [
     "ContainerStatus",
     "Endpoint",
     "EndpointSpec",
+    "GlobalMode",
     "JoinTokens",
     "ManagerStatus",
     "Model",
@@ -74,6 +78,8 @@ __all__ = [
     "TaskStatus",
     "UpdateConfig",
     "UpdateOrder",
+    "UpdateState",
+    "UpdateStatus",
     "Version",
     "api_name",
 ]
