@@ -1,1 +1,5 @@
-"""The Engine API: swarm endpoints served from the store, everything else passed to the engine."""
+"""The Engine API server: swarm endpoints over the store, everything else to the engine."""
+
+from swarmlet.manager.api.app import make_app
+
+__all__ = ["make_app"]

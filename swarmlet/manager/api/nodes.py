@@ -1,0 +1,116 @@
+"""/nodes: list (with filters), inspect, update, remove."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from swarmlet.errors import InvalidSpec
+from swarmlet.manager.api.common import (
+    bool_query,
+    control_of,
+    json_response,
+    read_json_object,
+    store_of,
+    version_query,
+)
+from swarmlet.manager.api.filters import (
+    Filters,
+    match_any,
+    match_labels,
+    match_prefix,
+)
+from swarmlet.manager.api.lookup import node_names, resolve
+from swarmlet.manager.store import Op, Store
+from swarmlet.models import Node, NodeRole, NodeSpec, NodeState, Version
+
+ACCEPTED_FILTERS = ("id", "label", "membership", "name", "node.label", "role")
+_ROLES = tuple(role.value for role in NodeRole)
+_MEMBERSHIPS = ("accepted", "pending")
+
+
+def is_manager(node: Node) -> bool:
+    return node.manager_status is not None or node.spec.role is NodeRole.MANAGER
+
+
+def membership(node: Node) -> str:
+    # swarmlet admits a node when it joins; a spec may still carry Swarm's field.
+    extra = node.spec.model_extra or {}
+    return str(extra.get("Membership", "accepted")).lower()
+
+
+def node_filter(filters: Filters) -> Filters:
+    """The filters, checked as daemon/cluster's newListNodesFilters checks them."""
+    filters.validate(ACCEPTED_FILTERS)
+    for role in filters.get("role"):
+        if role and role.lower() not in _ROLES:
+            raise InvalidSpec(f"Invalid role filter: '{role}'")
+    for value in filters.get("membership"):
+        if value and value.lower() not in _MEMBERSHIPS:
+            raise InvalidSpec(f"Invalid membership filter: '{value}'")
+    return filters
+
+
+def node_matches(node: Node, filters: Filters) -> bool:
+    names = filters.get("name")
+    return (
+        (
+            match_prefix(node.description.hostname, names)
+            or match_prefix(node.spec.name or "", names)
+        )
+        and match_prefix(node.id, filters.get("id"))
+        and match_labels(node.description.engine.labels, filters.get("label"))
+        and match_labels(node.spec.labels, filters.get("node.label"))
+        and match_any(node.spec.role.value, [r.lower() for r in filters.get("role") if r])
+        and match_any(membership(node), [m.lower() for m in filters.get("membership") if m])
+    )
+
+
+def find_node(request: web.Request, store: Store) -> Node:
+    """The node a path names; `self` is this node (as the CLI's `node inspect self`), unless
+    a node is called so."""
+    ref = request.match_info["id"]
+    nodes = store.all(Node)
+    self_id = control_of(request).node_id
+    if ref == "self" and self_id and not any("self" in node_names(n) for n in nodes):
+        ref = self_id
+    return resolve("node", ref, nodes, node_names)
+
+
+async def list_nodes(request: web.Request) -> web.Response:
+    store = store_of(request)
+    filters = node_filter(Filters.parse(request.query.get("filters")))
+    nodes = [node.to_api() for node in store.all(Node) if node_matches(node, filters)]
+    return json_response(nodes)
+
+
+async def inspect_node(request: web.Request) -> web.Response:
+    return json_response(find_node(request, store_of(request)).to_api())
+
+
+async def update_node(request: web.Request) -> web.Response:
+    store = store_of(request)
+    version = version_query(request, "node")
+    spec = NodeSpec.from_api(await read_json_object(request))
+    node = find_node(request, store)
+    if node.spec.role is NodeRole.MANAGER and spec.role is NodeRole.WORKER:
+        managers = [n for n in store.all(Node) if is_manager(n)]
+        if [n.id for n in managers] == [node.id]:
+            raise InvalidSpec("attempting to demote the last manager of the swarm")
+    store.commit([Op.update(node.replace(spec=spec, version=Version(index=version)))])
+    return web.Response()
+
+
+async def remove_node(request: web.Request) -> web.Response:
+    store = store_of(request)
+    node = find_node(request, store)
+    # SwarmKit's RemoveNode: a manager must be demoted first, even with force; a node that
+    # is still Ready must be forced.
+    if is_manager(node):
+        raise InvalidSpec(
+            f"node {node.id} is a cluster manager and is a member of the raft cluster."
+            " It must be demoted to worker before removal"
+        )
+    if node.status.state is NodeState.READY and not bool_query(request, "force"):
+        raise InvalidSpec(f"node {node.id} is not down and can't be removed")
+    store.commit([Op.delete(node)])
+    return web.Response()

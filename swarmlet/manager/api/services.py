@@ -1,0 +1,180 @@
+"""/services: list (with filters and status), inspect, create, update, rollback, remove."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from aiohttp import web
+
+from swarmlet.errors import InvalidSpec
+from swarmlet.ids import new_id
+from swarmlet.manager.api.common import (
+    bool_query,
+    clock_of,
+    json_response,
+    read_json,
+    store_of,
+    version_query,
+)
+from swarmlet.manager.api.filters import (
+    Filters,
+    match_any,
+    match_labels,
+    match_prefix,
+    match_runtime,
+)
+from swarmlet.manager.api.lookup import resolve, service_names
+from swarmlet.manager.api.validate import (
+    check_port_conflicts,
+    parse_service_spec,
+    validate_service_spec,
+    validate_service_update,
+)
+from swarmlet.manager.store import Op, Store
+from swarmlet.models import (
+    Endpoint,
+    EndpointSpec,
+    Node,
+    NodeState,
+    Service,
+    ServiceSpec,
+    ServiceStatus,
+    Task,
+    TaskState,
+    Version,
+)
+from swarmlet.models.service import UpdateState, UpdateStatus
+
+ACCEPTED_FILTERS = ("id", "label", "mode", "name", "runtime")
+
+
+def service_matches(service: Service, filters: Filters) -> bool:
+    return (
+        match_prefix(service.spec.name, filters.get("name"))
+        and match_prefix(service.id, filters.get("id"))
+        and match_labels(service.spec.labels, filters.get("label"))
+        and match_any("global" if service.is_global else "replicated", filters.get("mode"))
+        and match_runtime(filters.get("runtime"))
+    )
+
+
+def service_status(
+    service: Service, tasks: Iterable[Task], nodes: Mapping[str, Node]
+) -> ServiceStatus:
+    """Running and desired task counts, as SwarmKit's ListServiceStatuses counts them: only
+    tasks on nodes that exist and are not down count."""
+    running = desired = 0
+    for task in tasks:
+        node = nodes.get(task.node_id or "")
+        if node is None or node.status.state is NodeState.DOWN:
+            continue
+        if task.state is TaskState.RUNNING:
+            running += 1
+        if service.is_global and task.desired_state is TaskState.RUNNING:
+            desired += 1
+    if not service.is_global:
+        desired = service.replicas
+    return ServiceStatus(running_tasks=running, desired_tasks=desired, completed_tasks=0)
+
+
+def tasks_differ(old: ServiceSpec, new: ServiceSpec) -> bool:
+    """Whether tasks of the old spec are out of date under the new one.
+
+    Swarm's IsTaskDirty compares only the task template and the endpoint spec, so scaling or
+    relabelling a service leaves its tasks alone; the spec version moves only when these do.
+    """
+    return (
+        old.task_template != new.task_template
+        or old.endpoint_spec != new.endpoint_spec
+        or old.networks != new.networks
+    )
+
+
+def endpoint_for(spec: ServiceSpec) -> Endpoint:
+    endpoint_spec = spec.endpoint_spec or EndpointSpec()
+    return Endpoint(spec=endpoint_spec, ports=endpoint_spec.ports)
+
+
+def find_service(store: Store, ref: str) -> Service:
+    return resolve("service", ref, store.all(Service), service_names)
+
+
+async def list_services(request: web.Request) -> web.Response:
+    store = store_of(request)
+    filters = Filters.parse(request.query.get("filters"))
+    filters.validate(ACCEPTED_FILTERS)
+    services = [s for s in store.all(Service) if service_matches(s, filters)]
+    if bool_query(request, "status"):
+        nodes = {node.id: node for node in store.all(Node)}
+        services = [
+            s.replace(service_status=service_status(s, store.tasks_of_service(s.id), nodes))
+            for s in services
+        ]
+    return json_response([service.to_api() for service in services])
+
+
+async def inspect_service(request: web.Request) -> web.Response:
+    return json_response(find_service(store_of(request), request.match_info["id"]).to_api())
+
+
+async def create_service(request: web.Request) -> web.Response:
+    store = store_of(request)
+    spec = parse_service_spec(await read_json(request))
+    validate_service_spec(spec)
+    check_port_conflicts(spec, "", store.all(Service))
+    service = Service(
+        id=new_id(), spec=spec, spec_version=Version(index=1), endpoint=endpoint_for(spec)
+    )
+    store.commit([Op.create(service)])
+    return json_response({"ID": service.id, "Warnings": []}, status=201)
+
+
+async def update_service(request: web.Request) -> web.Response:
+    store = store_of(request)
+    version = version_query(request, "service")
+    rollback = request.query.get("rollback", "")
+    if rollback not in ("", "none", "previous"):
+        raise InvalidSpec(f"unrecognized rollback option {rollback}")
+    current = find_service(store, request.match_info["id"])
+    spec = parse_service_spec(await read_json(request), default_name=current.spec.name)
+    validate_service_update(current, spec)
+    update_status = None
+    if rollback == "previous":
+        if current.previous_spec is None:
+            raise InvalidSpec(f"service {current.id} does not have a previous spec")
+        spec = current.previous_spec
+        update_status = UpdateStatus(
+            state=UpdateState.ROLLBACK_STARTED,
+            started_at=clock_of(request).now().isoformat(),
+            message="manually requested rollback",
+        )
+    check_port_conflicts(spec, current.id, store.all(Service))
+    changes: dict[str, object] = {
+        "spec": spec,
+        "previous_spec": current.spec,
+        "update_status": update_status,
+        "version": Version(index=version),
+    }
+    if tasks_differ(current.spec, spec):
+        changes["spec_version"] = Version(index=current.spec_version.index + 1)
+    if current.endpoint is None or spec.endpoint_spec != current.spec.endpoint_spec:
+        # Ports are allocated afresh; what else the allocator keeps there (VIPs) stays.
+        fresh = endpoint_for(spec)
+        base = current.endpoint or fresh
+        changes["endpoint"] = base.replace(spec=fresh.spec, ports=fresh.ports)
+    store.commit([Op.update(current.replace(**changes))])
+    return json_response({"Warnings": []})
+
+
+async def remove_service(request: web.Request) -> web.Response:
+    store = store_of(request)
+    service = find_service(store, request.match_info["id"])
+    # The service and the end of its tasks in one commit: no watcher sees one without the other.
+    ops = [Op.delete(service)]
+    ops += [
+        Op.update(task.replace(desired_state=TaskState.REMOVE))
+        for task in store.tasks_of_service(service.id)
+        if task.desired_state is not TaskState.REMOVE
+    ]
+    store.commit(ops)
+    return web.Response()

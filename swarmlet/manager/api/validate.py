@@ -1,0 +1,222 @@
+"""A ServiceSpec is checked once, here, at the edge: what SwarmKit's controlapi refuses.
+
+Pure functions over models; each refusal is an InvalidSpec whose message names the field, in
+SwarmKit's words where it has some.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterable
+from typing import Any
+
+from swarmlet.errors import InvalidSpec
+from swarmlet.manager.scheduler.constraints import parse_constraints
+from swarmlet.models import (
+    EndpointSpec,
+    PortConfig,
+    ReplicatedMode,
+    ResourceSpec,
+    Service,
+    ServiceMode,
+    ServiceSpec,
+    UpdateConfig,
+)
+
+_DNS_NAME = re.compile(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*")
+
+# The reference grammar of distribution/reference: [domain/]path[:tag][@digest].
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REFERENCE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_PATH_PART}(?:/{_PATH_PART})*"
+    r"(?::[\w][\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+
+_PROTOCOLS = ("tcp", "udp", "sctp")
+_PUBLISH_MODES = ("ingress", "host")
+_ENDPOINT_MODES = ("vip", "dnsrr")
+_MIN_NANO_CPUS = 1_000_000
+_MIN_MEMORY = 4 * 1024 * 1024
+
+# Docker names unnamed services like containers: adjective_scientist.
+_ADJECTIVES = ("brave", "calm", "eager", "fervent", "gifted", "happy", "keen", "quirky", "zen")
+_SURNAMES = ("curie", "hopper", "lovelace", "noether", "ritchie", "shannon", "turing", "wing")
+
+
+def random_name() -> str:
+    return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_SURNAMES)}"
+
+
+def parse_service_spec(body: Any, default_name: str = "") -> ServiceSpec:
+    """The ServiceSpec of a create or update body, with moby's defaults filled in: a name
+    when none is given (random, like moby's, on create), one replica when no mode is."""
+    if not isinstance(body, dict):
+        raise InvalidSpec("invalid JSON: the body must be a ServiceSpec object")
+    spec = ServiceSpec.from_api(body)
+    if not spec.name:
+        spec = spec.replace(name=default_name or random_name())
+    mode = spec.mode
+    if mode.replicated is None and mode.global_ is None and not mode.model_extra:
+        spec = spec.replace(mode=ServiceMode(replicated=ReplicatedMode()))
+    return spec
+
+
+def validate_service_spec(spec: ServiceSpec) -> None:
+    _validate_name(spec.name)
+    _validate_mode(spec.mode)
+    _validate_task_template(spec)
+    _validate_update_config("UpdateConfig", spec.update_config)
+    _validate_update_config("RollbackConfig", spec.rollback_config)
+    if spec.endpoint_spec is not None:
+        _validate_endpoint(spec.endpoint_spec)
+
+
+def validate_service_update(current: Service, spec: ServiceSpec) -> None:
+    validate_service_spec(spec)
+    if spec.name != current.spec.name:
+        raise InvalidSpec("renaming services is not supported")
+    if spec.mode.is_global != current.spec.mode.is_global:
+        raise InvalidSpec("service mode change is not allowed")
+
+
+def _validate_name(name: str) -> None:
+    if not _DNS_NAME.fullmatch(name):
+        raise InvalidSpec(f"invalid name {name!r}: name must be valid as a DNS name component")
+    if len(name) > 63:
+        raise InvalidSpec(f"invalid name {name!r}: name must be 63 characters or fewer")
+
+
+def _validate_mode(mode: ServiceMode) -> None:
+    if mode.model_extra:
+        kinds = ", ".join(sorted(mode.model_extra))
+        raise InvalidSpec(f"Mode: {kinds} is not supported (only Replicated and Global)")
+    if mode.replicated is not None and mode.global_ is not None:
+        raise InvalidSpec("Mode: must specify only one service mode")
+    if mode.replicated is not None and mode.replicated.replicas < 0:
+        raise InvalidSpec("Mode.Replicated.Replicas: must not be negative")
+
+
+def _validate_task_template(spec: ServiceSpec) -> None:
+    task = spec.task_template
+    image = task.container_spec.image
+    if not image:
+        raise InvalidSpec("ContainerSpec: image reference must be provided")
+    if len(image) > 255 or not _REFERENCE.fullmatch(image):
+        raise InvalidSpec(f"ContainerSpec: {image!r} is not a valid repository/tag")
+    if task.resources is not None:
+        _validate_resources("Limits", task.resources.limits)
+        _validate_resources("Reservations", task.resources.reservations)
+    policy = task.restart_policy
+    if policy is not None:
+        if policy.delay < 0:
+            raise InvalidSpec("TaskSpec: restart-delay cannot be negative")
+        if policy.window < 0:
+            raise InvalidSpec("TaskSpec: restart-window cannot be negative")
+        if policy.max_attempts < 0:
+            raise InvalidSpec("TaskSpec: restart-max-attempts cannot be negative")
+    if task.placement is not None:
+        parse_constraints(task.placement.constraints)
+        if task.placement.max_replicas < 0:
+            raise InvalidSpec("Placement.MaxReplicas: must not be negative")
+
+
+def _validate_resources(which: str, resources: ResourceSpec | None) -> None:
+    if resources is None:
+        return
+    if resources.nano_cpus and resources.nano_cpus < _MIN_NANO_CPUS:
+        raise InvalidSpec(
+            f"Resources.{which}: invalid cpu value {resources.nano_cpus / 1e9:g}:"
+            " Must be at least 0.001"
+        )
+    if resources.memory_bytes and resources.memory_bytes < _MIN_MEMORY:
+        raise InvalidSpec(
+            f"Resources.{which}: invalid memory value {resources.memory_bytes}:"
+            " Must be at least 4MiB"
+        )
+
+
+def _validate_update_config(which: str, config: UpdateConfig | None) -> None:
+    if config is None:
+        return
+    if config.parallelism < 0:
+        raise InvalidSpec(f"{which}: parallelism cannot be negative")
+    if config.delay < 0:
+        raise InvalidSpec(f"{which}: update-delay cannot be negative")
+    if config.monitor < 0:
+        raise InvalidSpec(f"{which}: update-monitor cannot be negative")
+    if not 0 <= config.max_failure_ratio <= 1:
+        raise InvalidSpec(f"{which}: update-maxfailureratio cannot be less than 0 or bigger than 1")
+
+
+def _validate_endpoint(endpoint: EndpointSpec) -> None:
+    if endpoint.mode not in _ENDPOINT_MODES:
+        raise InvalidSpec(f"EndpointSpec: invalid mode {endpoint.mode!r} (vip or dnsrr)")
+    seen: set[tuple[int, str]] = set()
+    for port in endpoint.ports or ():
+        _validate_port(port)
+        if endpoint.mode == "dnsrr" and port.publish_mode == "ingress":
+            raise InvalidSpec(
+                "EndpointSpec: port published with ingress mode can't be used with dnsrr mode"
+            )
+        if port.publish_mode == "ingress" and port.published_port:
+            key = (port.published_port, port.protocol)
+            if key in seen:
+                raise InvalidSpec("EndpointSpec: duplicate published ports provided")
+            seen.add(key)
+
+
+def _validate_port(port: PortConfig) -> None:
+    if port.protocol not in _PROTOCOLS:
+        raise InvalidSpec(f"EndpointSpec: invalid protocol {port.protocol!r} (tcp, udp or sctp)")
+    if port.publish_mode not in _PUBLISH_MODES:
+        raise InvalidSpec(
+            f"EndpointSpec: invalid publish mode {port.publish_mode!r} (ingress or host)"
+        )
+    if not 1 <= port.target_port <= 65535:
+        raise InvalidSpec(f"EndpointSpec: invalid target port {port.target_port}")
+    if port.published_port is not None and not 0 <= port.published_port <= 65535:
+        raise InvalidSpec(f"EndpointSpec: invalid published port {port.published_port}")
+
+
+def check_port_conflicts(spec: ServiceSpec, service_id: str, services: Iterable[Service]) -> None:
+    """A published port belongs to one service: SwarmKit's checkPortConflicts.
+
+    An ingress port conflicts with any other use of the same port and protocol; host-mode
+    ports of different services may share a port (the scheduler keeps them apart).
+    """
+    ports = list(spec.endpoint_spec.ports or ()) if spec.endpoint_spec else []
+    ingress = _published(ports, "ingress")
+    host = _published(ports, "host")
+    if not ingress and not host:
+        return
+    for other in services:
+        if other.id == service_id:
+            continue
+        theirs = list(other.spec.endpoint_spec.ports or ()) if other.spec.endpoint_spec else []
+        theirs += list(other.endpoint.ports or ()) if other.endpoint else []
+        for port in theirs:
+            if not port.published_port:
+                continue
+            key = (port.published_port, port.protocol)
+            if port.publish_mode == "host" and key in ingress:
+                use = "a host-published port"
+            elif port.publish_mode == "ingress" and (key in ingress or key in host):
+                use = "an ingress port"
+            else:
+                continue
+            raise InvalidSpec(
+                f"port '{port.published_port}' is already in use by service"
+                f" '{other.spec.name}' ({other.id}) as {use}"
+            )
+
+
+def _published(ports: Iterable[PortConfig], mode: str) -> set[tuple[int, str]]:
+    return {
+        (port.published_port, port.protocol)
+        for port in ports
+        if port.published_port and port.publish_mode == mode
+    }
