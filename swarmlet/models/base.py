@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # Words that the Engine API spells in capitals.
 _ACRONYMS = {
@@ -42,6 +42,14 @@ class Model(BaseModel):
         alias_generator=api_name,
         ser_json_timedelta="float",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        # Go clients send null for an empty map or list; it means "not set", like a missing key.
+        if isinstance(data, dict) and None in data.values():
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
     def to_api(self) -> dict[str, Any]:
         """The object as the Engine API returns it."""
