@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from swarmlet.manager.orchestrator.plan import Memory, Now, Plan, is_current
 from swarmlet.manager.orchestrator.restart import (
     SELF_ENDED,
+    start_due_restarts,
     start_ready,
     supervise,
     wants_restart,
@@ -45,6 +46,7 @@ def reconcile_global(
     supervise(
         plan, can_replace=lambda task: _takes_tasks(nodes.get(task.node_id or ""), constraints)
     )
+    start_due_restarts(plan)
     place(plan, nodes, constraints)
     roll(plan)
     start_ready(plan, nodes)
@@ -92,7 +94,8 @@ def is_stopped(plan: Plan, tasks: list[Task]) -> bool:
 
 
 def place(plan: Plan, nodes: Mapping[str, Node], constraints: list[Constraint]) -> None:
-    """A task for every node that takes tasks and has none (and did not stop for good)."""
+    """A task for every node that takes tasks and has none (and did not stop for good, nor
+    waits for the restart delay of its ended task)."""
     instances = plan.instances()
     for node_id in sorted(nodes):
         if not _takes_tasks(nodes[node_id], constraints):
@@ -100,4 +103,6 @@ def place(plan: Plan, nodes: Mapping[str, Node], constraints: list[Constraint]) 
         tasks = instances.get(node_id, [])
         if any(is_current(task) for task in tasks) or is_stopped(plan, tasks):
             continue
+        if node_id in plan.memory.restart_at:
+            continue  # start_due_restarts creates its task once the delay has passed
         plan.new_task(node_id)

@@ -1,11 +1,15 @@
 """The restart supervisor's decisions: what happens to a task that stopped on its own, and when
 a task waiting to start (desired READY) may go.
 
-Swarm's behaviour (SwarmKit ``manager/orchestrator/restart``): the stopped task is marked
-SHUTDOWN; if the restart policy asks for it, a replacement is created in the same instance with
-desired state READY and moved to RUNNING once the restart delay has passed and no other task of
-the instance may still be running. MaxAttempts counts the restarts of an instance within Window
-(0: ever) under the current spec; a new spec starts counting again.
+After SwarmKit's ``manager/orchestrator/restart``: the stopped task is marked SHUTDOWN; if the
+restart policy asks for it, a replacement is created in the same instance once the restart
+delay has passed. MaxAttempts counts the restarts of an instance within Window (0: ever) under
+the current spec; a new spec starts counting again.
+
+Unlike SwarmKit, the replacement is not created at once in desired READY: an agent prepares a
+READY task (pulls, creates), so a task that fails while preparing (a missing image) would be
+replaced again at once, and the delay would never slow the loop. The instance waits instead,
+with nothing in it, until the delay has passed.
 """
 
 from __future__ import annotations
@@ -90,15 +94,30 @@ def supervise(plan: Plan, can_replace: Callable[[Task], bool]) -> None:
         # still has a task and needs no other.
         if any(is_current(other) for other in plan.instance(key)):
             continue
-        replacement = plan.new_task(key, desired=TaskState.READY)
         memory = plan.memory
-        plan.remember(
-            replace(
-                memory,
-                restarts={**memory.restarts, key: (*memory.restarts.get(key, ()), plan.now.mono)},
-                start_at={**memory.start_at, replacement.id: plan.now.mono + delay},
-            )
-        )
+        restarts = {**memory.restarts, key: (*memory.restarts.get(key, ()), plan.now.mono)}
+        plan.remember(replace(memory, restarts=restarts))
+        if delay > 0:
+            restart_at = {**plan.memory.restart_at, key: plan.now.mono + delay}
+            plan.remember(replace(plan.memory, restart_at=restart_at))
+        else:
+            plan.new_task(key)
+
+
+def start_due_restarts(plan: Plan) -> None:
+    """Create the replacements whose restart delay has passed. An instance that meanwhile got
+    a task (a new spec) or was removed (scaled down: it has no live task left) needs none."""
+    pending = dict(plan.memory.restart_at)
+    for key, due in list(pending.items()):
+        tasks = plan.instance(key)
+        if not tasks or any(is_current(task) for task in tasks):
+            del pending[key]
+        elif due <= plan.now.mono:
+            del pending[key]
+            plan.new_task(key)
+        else:
+            plan.wake(due)
+    plan.remember(replace(plan.memory, restart_at=pending))
 
 
 def may_still_run(task: Task, nodes: Mapping[str, Node]) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 from aiohttp import web
@@ -56,7 +56,8 @@ class Manager:
         await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
 
     async def stop(self) -> None:
-        assert self._runner is not None and self._loop is not None
+        assert self._runner is not None
+        assert self._loop is not None
         await self._runner.cleanup()
         self._loop.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -83,9 +84,9 @@ async def manager() -> AsyncIterator[Manager]:
     await manager.stop()
 
 
-async def eventually(check: object, timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():  # type: ignore[operator]
+async def eventually(check: Callable[[], object], seconds: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not check():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.02)
 

@@ -169,6 +169,8 @@ class FakeCluster:
     def __init__(self, store: Store, clock: FakeClock) -> None:
         self.store = store
         self.clock = clock
+        # Images the agents cannot pull: their tasks are REJECTED while being prepared.
+        self.missing_images: set[str] = set()
 
     async def settle(self) -> None:
         for _ in range(50):
@@ -261,7 +263,8 @@ class FakeCluster:
         self.store.commit(ops)
 
     def agents(self) -> None:
-        """Every agent on a node that is not Down moves its tasks to their desired state."""
+        """Every agent on a node that is not Down moves its tasks to their desired state (a
+        task whose image is missing is REJECTED instead of being prepared)."""
         ops = []
         for t in self.store.all(Task):
             if t.node_id is None or t.state < TaskState.ASSIGNED or t.state.is_terminal:
@@ -272,6 +275,8 @@ class FakeCluster:
             target = t.desired_state
             if target > TaskState.RUNNING:
                 target = TaskState.SHUTDOWN
+            elif t.state < TaskState.READY and t.spec.container_spec.image in self.missing_images:
+                target = TaskState.REJECTED
             if target != t.state:
                 ops.append(Op.update(self._moved(t, target)))
         self.store.commit(ops)

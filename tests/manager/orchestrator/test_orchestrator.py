@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from itertools import pairwise
 
 from swarmlet.clock import FakeClock
 from swarmlet.errors import VersionConflict
@@ -80,19 +81,23 @@ async def test_a_failed_task_restarts_after_the_delay_and_stays_in_history(
     [first] = cluster.tasks(svc.id)
     cluster.end(first.id, TaskState.FAILED)
     await cluster.converge()
-    old, new = sorted(cluster.tasks(svc.id), key=lambda t: t.id != first.id)
+    # The slot waits empty: no replacement exists (to be prepared) before the delay.
+    [old] = cluster.tasks(svc.id)
+    assert old.id == first.id
     assert old.desired_state == TaskState.SHUTDOWN
-    assert new.slot == 1
-    assert new.desired_state == TaskState.READY
-    assert new.state == TaskState.READY  # prepared, waiting for the delay
+    assert old.state == TaskState.FAILED
 
     await cluster.advance(4.9)
     await cluster.converge()
-    assert cluster.store.get(type(new), new.id).desired_state == TaskState.READY
+    assert [t.id for t in cluster.tasks(svc.id)] == [first.id]
     await cluster.advance(0.1)
     await cluster.converge()
+    old, new = sorted(cluster.tasks(svc.id), key=lambda t: t.id != first.id)
+    assert old.id == first.id
+    assert old.desired_state == TaskState.SHUTDOWN
+    assert new.slot == 1
+    assert new.desired_state == TaskState.RUNNING
     assert running(cluster, svc.id) == [new.id]
-    assert len(cluster.tasks(svc.id)) == 2
 
 
 async def test_on_failure_leaves_a_clean_exit(cluster: FakeCluster):
@@ -115,15 +120,43 @@ async def test_max_attempts_limits_restarts(cluster: FakeCluster):
     await cluster.converge()
     for _ in range(3):
         [task] = cluster.current(svc.id)
-        await cluster.advance(1)
-        await cluster.converge()
         cluster.end(task.id, TaskState.FAILED)
+        await cluster.converge()
+        await cluster.advance(1)  # the restart delay
         await cluster.converge()
     assert cluster.current(svc.id) == []
     assert len(cluster.tasks(svc.id)) == 3
     await cluster.advance(60)
     await cluster.converge()
     assert cluster.current(svc.id) == []
+
+
+async def test_a_task_that_fails_while_preparing_is_replaced_only_after_each_delay(
+    cluster: FakeCluster,
+):
+    cluster.add_node("n1")
+    cluster.missing_images.add("ghost:1")  # every task is REJECTED while being prepared
+    delay, tick, wanted = 5.0, 0.5, 4
+    spec = service_spec(replicas=1, image="ghost:1", restart=restart_policy(delay=delay))
+    svc = cluster.create_service(spec)
+    start = cluster.clock.monotonic()
+    rejected: dict[str, float] = {}  # task ID -> monotonic time it was seen REJECTED
+    for _ in range(200):
+        await cluster.converge()
+        for t in cluster.tasks(svc.id):
+            if t.state == TaskState.REJECTED:
+                rejected.setdefault(t.id, cluster.clock.monotonic())
+        if len(rejected) >= wanted:
+            break
+        await cluster.advance(tick)
+    assert len(rejected) == wanted
+    elapsed = cluster.clock.monotonic() - start
+    # Each replacement waited out a full delay: no crash loop faster than the policy allows...
+    assert elapsed >= (wanted - 1) * delay
+    times = sorted(rejected.values())
+    assert all(later - earlier >= delay for earlier, later in pairwise(times))
+    # ...and not much slower either: the restarts keep coming.
+    assert elapsed <= (wanted - 1) * (delay + tick)
 
 
 async def test_a_down_node_has_its_tasks_replaced_at_once(cluster: FakeCluster):

@@ -19,6 +19,7 @@ from swarmlet.models import (
 from tests.manager.orchestrator.builders import (
     apply,
     at,
+    changed,
     current,
     node,
     nodes,
@@ -62,28 +63,39 @@ def test_a_failed_task_is_replaced_in_its_slot_after_the_delay():
     tasks, plan = replicated_pass(svc, [failed], 0)
     old = next(t for t in tasks if t.id == failed.id)
     assert old.desired_state == TaskState.SHUTDOWN
-    [new] = plan.created
-    assert new.slot == 1
-    assert new.desired_state == TaskState.READY
+    # The slot waits empty: nothing an agent could prepare (and fail) before the delay.
+    assert plan.created == []
+    assert [t.id for t in plan.updated] == [failed.id]
+    assert plan.memory.restart_at == {1: 5}
     assert plan.wake_at == 5
 
     tasks, plan = replicated_pass(svc, tasks, 3, plan.memory)
     assert plan.ops() == []
+    assert plan.memory.restart_at == {1: 5}
     assert plan.wake_at == 5
 
     tasks, plan = replicated_pass(svc, tasks, 5, plan.memory)
-    [started] = plan.updated
-    assert started.id == new.id
-    assert started.desired_state == TaskState.RUNNING
+    [new] = plan.created
+    assert new.slot == 1
+    assert new.desired_state == TaskState.RUNNING
+    assert plan.updated == []
     assert plan.wake_at is None
+    assert plan.memory.restart_at == {}
     assert plan.memory.start_at == {}
+    assert [t.id for t in current(tasks)] == [new.id]
 
 
 def test_the_default_policy_restarts_any_exit_after_five_seconds():
     svc = service(service_spec(replicas=1))
-    _, plan = replicated_pass(svc, [crash(svc, TaskState.COMPLETE)], 0)
-    assert len(plan.created) == 1
+    tasks, plan = replicated_pass(svc, [crash(svc, TaskState.COMPLETE)], 0)
+    assert plan.created == []
+    assert plan.memory.restart_at == {1: 5}
     assert plan.wake_at == 5
+    tasks, plan = replicated_pass(svc, tasks, 4.9, plan.memory)
+    assert plan.ops() == []
+    _, plan = replicated_pass(svc, tasks, 5, plan.memory)
+    [new] = plan.created
+    assert new.desired_state == TaskState.RUNNING
 
 
 def test_a_zero_delay_starts_the_replacement_in_the_same_pass():
@@ -91,6 +103,8 @@ def test_a_zero_delay_starts_the_replacement_in_the_same_pass():
     _, plan = replicated_pass(svc, [crash(svc)], 0)
     [new] = plan.created
     assert new.desired_state == TaskState.RUNNING
+    assert plan.memory.restart_at == {}
+    assert plan.wake_at is None
 
 
 def test_condition_none_leaves_the_slot_stopped():
@@ -108,9 +122,13 @@ def test_on_failure_does_not_restart_a_clean_exit():
     svc = service(service_spec(replicas=2, restart=policy))
     done = task(svc, 1, node_id="n1", state=TaskState.COMPLETE)
     failed = task(svc, 2, node_id="n1", state=TaskState.FAILED)
-    _, plan = replicated_pass(svc, [done, failed], 0)
-    assert [t.slot for t in plan.created] == [2]
+    tasks, plan = replicated_pass(svc, [done, failed], 0)
+    assert plan.created == []
+    assert plan.memory.restart_at == {2: 5}  # only the failed slot waits for a restart
     assert {t.id for t in plan.updated} == {done.id, failed.id}
+    _, plan = replicated_pass(svc, tasks, 5, plan.memory)
+    assert [t.slot for t in plan.created] == [2]
+    assert plan.updated == []
 
 
 def test_max_attempts_stops_restarting_the_slot():
@@ -145,8 +163,34 @@ def test_max_attempts_counts_only_within_the_window():
 def test_a_new_spec_version_forgets_the_restart_history():
     svc = service(service_spec(replicas=1, restart=restart_policy(max_attempts=1)))
     memory = Memory(spec_version=svc.spec_version.index - 1, restarts={1: (0.0,)})
-    _, plan = replicated_pass(svc, [crash(svc)], 1, memory)
+    tasks, plan = replicated_pass(svc, [crash(svc)], 1, memory)
+    assert plan.memory.restarts == {1: (1.0,)}  # the old restart no longer counts
+    assert plan.memory.restart_at == {1: 6}
+    _, plan = replicated_pass(svc, tasks, 6, plan.memory)
     assert len(plan.created) == 1
+
+
+def test_scaling_down_while_a_restart_is_pending_does_not_recreate_the_removed_slot():
+    svc = service(service_spec(replicas=2, restart=restart_policy(delay=5)))
+    ok = task(svc, 1, node_id="n1")
+    failed = task(svc, 2, node_id="n2", state=TaskState.FAILED)
+    tasks, plan = replicated_pass(svc, [ok, failed], 0)
+    assert plan.memory.restart_at == {2: 5}
+
+    # Scaled to one replica before the delay has passed: the waiting slot is the one to go.
+    smaller = changed(svc, service_spec(replicas=1, restart=restart_policy(delay=5)))
+    tasks, plan = replicated_pass(smaller, tasks, 1, plan.memory)
+    assert plan.created == []
+    [removed] = [t for t in plan.updated if t.id == failed.id]
+    assert removed.desired_state == TaskState.REMOVE
+    assert plan.memory.restart_at == {}
+    assert plan.wake_at is None
+
+    # Once the delay would have passed (and later), nothing comes back in slot 2.
+    for seconds in (5, 60):
+        tasks, plan = replicated_pass(smaller, tasks, seconds, plan.memory)
+        assert plan.ops() == []
+    assert [(t.slot, t.id) for t in current(tasks)] == [(1, ok.id)]
 
 
 def test_a_waiting_task_starts_only_once_the_old_one_stopped():
@@ -178,11 +222,24 @@ def test_a_global_task_restarts_on_its_node():
     failed = task(svc, node_id="n1", state=TaskState.FAILED)
     ok = task(svc, node_id="n2")
     plan = reconcile_global(svc, [failed, ok], nodes("n1", "n2"), at(0))
+    # The node waits without a task (placement must not fill it in before the delay).
+    assert plan.created == []
+    [old] = plan.updated
+    assert old.id == failed.id
+    assert old.desired_state == TaskState.SHUTDOWN
+    assert plan.memory.restart_at == {"n1": 5}
+    assert plan.wake_at == 5
+    tasks = apply([failed, ok], plan)
+    plan = reconcile_global(svc, tasks, nodes("n1", "n2"), at(4.9), plan.memory)
+    assert plan.ops() == []
+    assert plan.wake_at == 5
+    plan = reconcile_global(svc, tasks, nodes("n1", "n2"), at(5), plan.memory)
     [new] = plan.created
     assert new.node_id == "n1"
     assert new.name == "web.n1"
-    assert new.desired_state == TaskState.READY
-    assert plan.wake_at == 5
+    assert new.desired_state == TaskState.RUNNING
+    assert plan.memory.restart_at == {}
+    assert plan.wake_at is None
 
 
 def test_a_global_task_is_not_restarted_on_a_node_that_takes_no_tasks():

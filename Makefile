@@ -1,0 +1,19 @@
+# Every target bootstraps first (idempotent: it installs only what is missing).
+.PHONY: test lint run down bootstrap
+
+bootstrap:
+	scripts/bootstrap.sh
+
+test: bootstrap
+	scripts/check.sh
+
+lint: bootstrap
+	.venv/bin/ruff check
+	.venv/bin/ruff format --check
+	.venv/bin/mypy swarmlet
+
+run: bootstrap
+	scripts/run-lab.sh
+
+down:
+	.venv/bin/swarmlet lab down
