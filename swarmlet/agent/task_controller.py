@@ -48,15 +48,18 @@ class Step(Enum):
     REMOVE = auto()  # remove the container
 
 
-def next_step(state: TaskState, desired: TaskState, *, exited: bool, removed: bool) -> Step:
+def next_step(
+    state: TaskState, desired: TaskState, *, exited: bool, removed: bool, stale: bool = False
+) -> Step:
     """What to do next for a task in ``state`` whose manager wants ``desired``.
 
-    ``exited``: the task's process is known to have exited; ``removed``: its container is gone.
+    ``exited``: the task's process is known to have exited; ``removed``: its container is gone;
+    ``stale``: the task was shut down while this agent was away (its container is removed too).
     """
     if desired >= TaskState.SHUTDOWN:
         if not state.is_terminal:
             return Step.SHUTDOWN
-        if desired >= TaskState.REMOVE and not removed:
+        if (desired >= TaskState.REMOVE or stale) and not removed:
             return Step.REMOVE
         return Step.IDLE
     if state.is_terminal:
@@ -118,6 +121,12 @@ class TaskController:
         self._plan = executor.plan_container(task, node_id, container_labels or {})
         self._adopted = adopted
         self._container_id: str | None = adopted.id if adopted else None
+        # A container still running for a task the manager shut down while this agent was away
+        # (its node was Down and the task replaced elsewhere) is stale: it is stopped and
+        # removed, not kept as the history of a task this node still runs.
+        self._stale = (
+            adopted is not None and adopted.running and task.desired_state >= TaskState.SHUTDOWN
+        )
         self._exit: _Exit | None = None
         self._removed = False
         self._retry = RETRY_INITIAL
@@ -154,6 +163,7 @@ class TaskController:
                     self._task.desired_state,
                     exited=self._exit is not None,
                     removed=self._removed,
+                    stale=self._stale,
                 )
                 if step in (Step.IDLE, Step.AWAIT_EXIT):
                     if step is Step.AWAIT_EXIT and self._watcher is None:

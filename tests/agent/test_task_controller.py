@@ -301,6 +301,29 @@ async def test_adopts_a_running_container(make_task, start, engine, pump):
     assert len(engine.containers) == 1
 
 
+async def test_a_container_adopted_for_a_task_shut_down_meanwhile_is_removed(
+    make_task, start, engine, pump
+):
+    # The node was Down, its task replaced elsewhere: the container left running is stale.
+    task = make_task(state=S.RUNNING, desired=S.SHUTDOWN)
+    container = engine.run_container(f"web.1.{task.id}", "busybox", {})
+    async with start(task, adopted=container.info()) as run:
+        await pump()
+    assert run.last.state == S.SHUTDOWN
+    assert engine.containers == {}
+
+
+async def test_a_container_shut_down_while_the_agent_runs_is_kept(make_task, start, engine, pump):
+    task = make_task(state=S.RUNNING)
+    container = engine.run_container(f"web.1.{task.id}", "busybox", {})
+    async with start(task, adopted=container.info()) as run:
+        await pump()
+        run.controller.update(task.replace(desired_state=S.SHUTDOWN))
+        await pump()
+    assert run.last.state == S.SHUTDOWN
+    assert list(engine.containers) == [container.id]
+
+
 async def test_adopts_an_exited_container(make_task, start, engine, pump):
     task = make_task(state=S.STARTING)
     container = engine.run_container(f"web.1.{task.id}", "busybox", {})

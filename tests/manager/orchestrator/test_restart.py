@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from swarmlet.manager.orchestrator import Memory, Plan, reconcile_global, reconcile_replicated
@@ -17,6 +19,7 @@ from swarmlet.models import (
     TaskState,
 )
 from tests.manager.orchestrator.builders import (
+    START,
     apply,
     at,
     changed,
@@ -263,3 +266,188 @@ def test_global_condition_none_leaves_the_node_stopped():
 
 def test_delay_is_read_in_nanoseconds():
     assert restart_policy(delay=1.5).delay == int(1.5 * SECOND_NS)
+
+
+# A new leader starts with no memory: the restarts the old one had pending are scheduled again.
+
+
+def test_a_restart_pending_when_memory_is_lost_is_scheduled_again():
+    svc = service(service_spec(replicas=1, restart=restart_policy(delay=5)))
+    tasks, plan = replicated_pass(svc, [crash(svc)], 0)
+    assert plan.memory.restart_at == {1: 5}
+
+    # A new leader at 2 s: its delay counts from now, so the restart is due at 7, not 5.
+    tasks, plan = replicated_pass(svc, tasks, 2, Memory())
+    assert plan.ops() == []
+    assert plan.memory.restart_at == {1: 7}
+    assert plan.memory.restarts == {1: (2.0,)}
+    assert plan.wake_at == 7
+    tasks, plan = replicated_pass(svc, tasks, 6.9, plan.memory)
+    assert plan.ops() == []
+    assert plan.wake_at == 7
+
+    tasks, plan = replicated_pass(svc, tasks, 7, plan.memory)
+    [new] = plan.created
+    assert new.slot == 1
+    assert new.desired_state == TaskState.RUNNING
+    assert plan.memory.restart_at == {}
+    assert [t.id for t in current(tasks)] == [new.id]
+
+
+def test_intact_memory_neither_moves_nor_repeats_a_pending_restart():
+    svc = service(service_spec(replicas=1, restart=restart_policy(delay=5)))
+    tasks, plan = replicated_pass(svc, [crash(svc)], 0)
+    tasks, plan = replicated_pass(svc, tasks, 2, plan.memory)
+    assert plan.memory.restart_at == {1: 5}
+    assert plan.memory.restarts == {1: (0.0,)}
+    tasks, plan = replicated_pass(svc, tasks, 5, plan.memory)
+    assert len(plan.created) == 1
+    tasks, plan = replicated_pass(svc, tasks, 20, plan.memory)
+    assert plan.ops() == []
+    assert len(current(tasks)) == 1
+
+
+@pytest.mark.parametrize(
+    ("condition", "state"),
+    [
+        (RestartCondition.NONE, TaskState.FAILED),
+        (RestartCondition.ON_FAILURE, TaskState.COMPLETE),
+    ],
+)
+def test_a_slot_stopped_by_the_condition_stays_stopped_when_memory_is_lost(condition, state):
+    svc = service(service_spec(replicas=1, restart=restart_policy(condition)))
+    tasks, plan = replicated_pass(svc, [crash(svc, state)], 0)
+    assert current(tasks) == []
+    _, plan = replicated_pass(svc, tasks, 10, Memory())
+    assert plan.ops() == []
+    assert plan.memory.restart_at == {}
+    assert plan.wake_at is None
+
+
+def test_a_slot_stopped_by_max_attempts_stays_stopped_after_its_window():
+    policy = restart_policy(delay=1, max_attempts=1, window=10)
+    svc = service(service_spec(replicas=1, restart=policy))
+    tasks, plan = replicated_pass(svc, [crash(svc)], 0)
+    tasks, plan = replicated_pass(svc, tasks, 1, plan.memory)
+    [again] = plan.created
+    tasks = [t.replace(status=t.status.replace(state=TaskState.FAILED)) for t in tasks]
+    tasks, plan = replicated_pass(svc, tasks, 2, plan.memory)
+    assert plan.created == []
+    assert plan.memory.restart_at == {}
+    assert current(tasks) == []
+    # The restart at 1 s no longer counts once the window has passed, but the decision stands.
+    _, plan = replicated_pass(svc, tasks, 60, plan.memory)
+    assert plan.ops() == []
+    assert plan.memory.restart_at == {}
+    assert again.id in {t.id for t in tasks}
+
+
+def test_a_restart_scheduled_again_counts_against_max_attempts():
+    svc = service(service_spec(replicas=1, restart=restart_policy(delay=5, max_attempts=1)))
+    tasks, _ = replicated_pass(svc, [crash(svc)], 0)
+    tasks, plan = replicated_pass(svc, tasks, 1, Memory())
+    tasks, plan = replicated_pass(svc, tasks, 6, plan.memory)
+    [new] = plan.created
+    tasks = [t.replace(status=t.status.replace(state=TaskState.FAILED)) for t in tasks]
+    tasks, plan = replicated_pass(svc, tasks, 7, plan.memory)
+    assert plan.created == []
+    assert plan.memory.restart_at == {}
+    assert current(tasks) == []
+
+
+def test_the_newest_task_of_the_slot_decides_when_memory_is_lost():
+    svc = service(service_spec(replicas=1, restart=restart_policy(RestartCondition.ON_FAILURE)))
+    failed = task(svc, 1, node_id="n1", state=TaskState.FAILED, desired=TaskState.SHUTDOWN)
+    done = task(svc, 1, node_id="n1", state=TaskState.COMPLETE, desired=TaskState.SHUTDOWN)
+    # Created later, the clean exit is the slot's last word: it stays stopped.
+    later = done.replace(created_at=START + timedelta(seconds=1))
+    _, plan = replicated_pass(svc, [later, failed], 10, Memory())
+    assert plan.ops() == []
+    assert plan.memory.restart_at == {}
+    # The other way round, the failure is the newest and is restarted.
+    newer = failed.replace(created_at=START + timedelta(seconds=1))
+    _, plan = replicated_pass(svc, [done, newer], 10, Memory())
+    assert plan.memory.restart_at == {1: 15}
+
+
+def test_a_global_restart_pending_when_memory_is_lost_waits_for_a_delay():
+    svc = service(service_spec(is_global=True))
+    failed = task(svc, node_id="n1", state=TaskState.FAILED)
+    plan = reconcile_global(svc, [failed], nodes("n1"), at(0))
+    tasks = apply([failed], plan)
+    assert plan.memory.restart_at == {"n1": 5}
+    # A new leader at 2 s does not place a task on the node at once.
+    plan = reconcile_global(svc, tasks, nodes("n1"), at(2), Memory())
+    assert plan.ops() == []
+    assert plan.memory.restart_at == {"n1": 7}
+    assert plan.wake_at == 7
+    plan = reconcile_global(svc, tasks, nodes("n1"), at(7), plan.memory)
+    [new] = plan.created
+    assert new.node_id == "n1"
+    assert new.desired_state == TaskState.RUNNING
+
+
+def test_a_global_restart_lost_with_memory_is_not_scheduled_on_a_paused_node():
+    svc = service(service_spec(is_global=True))
+    failed = task(svc, node_id="n1", state=TaskState.FAILED, desired=TaskState.SHUTDOWN)
+    paused = {"n1": node("n1", availability=NodeAvailability.PAUSE)}
+    plan = reconcile_global(svc, [failed], paused, at(2), Memory())
+    assert plan.ops() == []
+    assert plan.memory.restart_at == {}
+    # Once active again, the node gets its task from the normal placement.
+    plan = reconcile_global(svc, [failed], nodes("n1"), at(3), plan.memory)
+    [new] = plan.created
+    assert new.node_id == "n1"
+
+
+# A global restart lands only on a node that may still take tasks.
+
+NOT_TAKING_TASKS = {
+    "drained": node("n1", availability=NodeAvailability.DRAIN),
+    "paused": node("n1", availability=NodeAvailability.PAUSE),
+    "down": node("n1", state=NodeState.DOWN),
+    "unmatched": node("n1", labels={"zone": "west"}),
+}
+
+
+@pytest.mark.parametrize("change", sorted(NOT_TAKING_TASKS))
+def test_a_global_restart_is_dropped_when_its_node_stops_taking_tasks(change):
+    spec = service_spec(is_global=True, constraints=["node.labels.zone==east"])
+    svc = service(spec)
+    east = {"n1": node("n1", labels={"zone": "east"})}
+    failed = task(svc, node_id="n1", state=TaskState.FAILED)
+    plan = reconcile_global(svc, [failed], east, at(0))
+    tasks = apply([failed], plan)
+    assert plan.memory.restart_at == {"n1": 5}
+
+    # The node changes during the delay; once the delay has passed, nothing lands on it.
+    changed_node = {"n1": NOT_TAKING_TASKS[change]}
+    plan = reconcile_global(svc, tasks, changed_node, at(2), plan.memory)
+    assert plan.created == []
+    plan = reconcile_global(svc, tasks, changed_node, at(5), plan.memory)
+    assert plan.created == []
+    assert plan.memory.restart_at == {}
+    assert plan.wake_at is None
+
+    # When it takes tasks again, the normal placement gives it one.
+    plan = reconcile_global(svc, tasks, east, at(6), plan.memory)
+    [new] = plan.created
+    assert new.node_id == "n1"
+    assert new.desired_state == TaskState.RUNNING
+
+
+def test_a_node_paused_for_less_than_the_delay_gets_its_restart_when_due():
+    svc = service(service_spec(is_global=True))
+    failed = task(svc, node_id="n1", state=TaskState.FAILED)
+    plan = reconcile_global(svc, [failed], nodes("n1"), at(0))
+    tasks = apply([failed], plan)
+    paused = {"n1": node("n1", availability=NodeAvailability.PAUSE)}
+    plan = reconcile_global(svc, tasks, paused, at(1), plan.memory)
+    assert plan.ops() == []
+    # Active again before the delay has passed: the restart still waits for it.
+    plan = reconcile_global(svc, tasks, nodes("n1"), at(2), plan.memory)
+    assert plan.ops() == []
+    assert plan.wake_at == 5
+    plan = reconcile_global(svc, tasks, nodes("n1"), at(5), plan.memory)
+    [new] = plan.created
+    assert new.node_id == "n1"
