@@ -70,6 +70,16 @@ class Cli:
             args[2:2] = ["--filter", "desired-state=running"]
         return [json.loads(line) for line in self.ok(*args).splitlines() if line.strip()]
 
+    def running(self, service: str, count: int) -> None:
+        """Wait until ``count`` tasks of the service run, and nothing else of it moves."""
+
+        def settled() -> bool:
+            rows = self.tasks(service)
+            states = [r["CurrentState"].split()[0] for r in rows]
+            return states.count("Running") == count == len(rows)
+
+        eventually(settled, what=f"{count} tasks of {service} running")
+
     def node_id(self, hostname: str) -> str:
         return self.ok("node", "inspect", hostname, "--format", "{{.ID}}").strip()
 
@@ -81,6 +91,28 @@ class Cli:
         doomed = [name for name in self.services if name in existing]
         if doomed:
             self("service", "rm", *doomed)
+        # The next test starts on a quiet cluster: no task of these services left.
+        eventually(
+            lambda: (
+                self.ok("ps", "-aq", "--filter", f"label={self.lab.config.container_label}") == ""
+            ),
+            timeout=60,
+            what="every task container removed",
+        )
+        eventually(
+            lambda: self.ok("node", "ps", "-q", "node1", "node2", "node3") == "",
+            what="every task deleted",
+        )
+
+    def settle(self) -> None:
+        """Wait until the cluster's objects stop changing (a lab just up, a test's cleanup)."""
+
+        def unchanged() -> bool:
+            first = self.ok("node", "ls", "--format", "{{json .}}")
+            time.sleep(0.5)
+            return first == self.ok("node", "ls", "--format", "{{json .}}")
+
+        eventually(unchanged, what="the nodes to settle")
 
 
 @pytest.fixture
@@ -88,6 +120,7 @@ def cli(lab: Lab) -> Iterator[Cli]:
     cli = Cli(lab)
     for hostname in ("node1", "node2", "node3"):
         lab.start(hostname)  # a test that stopped a host and failed leaves it running again
+    cli.settle()
     yield cli
     cli.cleanup()
 

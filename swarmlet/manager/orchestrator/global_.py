@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from swarmlet.manager.orchestrator.plan import Memory, Now, Plan, is_current
+from swarmlet.manager.orchestrator.plan import InstanceKey, Memory, Now, Plan, is_current
 from swarmlet.manager.orchestrator.restart import (
     SELF_ENDED,
+    recover_restarts,
     start_due_restarts,
     start_ready,
     supervise,
@@ -42,11 +43,15 @@ def reconcile_global(
     placement = service.spec.task_template.placement
     constraints = parse_constraints(placement.constraints if placement else [])
     plan = Plan(service, tasks, now, memory or Memory())
+
+    def takes_tasks(node_id: InstanceKey | None) -> bool:
+        """The eligibility ``place`` uses: whether the node may take a new task."""
+        return node_id is not None and _takes_tasks(nodes.get(str(node_id)), constraints)
+
     stop_misplaced(plan, nodes, constraints)
-    supervise(
-        plan, can_replace=lambda task: _takes_tasks(nodes.get(task.node_id or ""), constraints)
-    )
-    start_due_restarts(plan)
+    supervise(plan, can_replace=lambda task: takes_tasks(task.node_id))
+    recover_restarts(plan, can_start=takes_tasks)
+    start_due_restarts(plan, can_start=takes_tasks)
     place(plan, nodes, constraints)
     roll(plan)
     start_ready(plan, nodes)

@@ -40,8 +40,12 @@ class Memory:
     """What an orchestrator remembers about one service between passes.
 
     It lives in the leader's memory only, like SwarmKit's restart history and updater state:
-    a new leader starts with none, which at worst starts a delayed task early or forgets
-    restarts counted against MaxAttempts.
+    a new leader starts with none. Its first pass over a service schedules again the restarts
+    the old leader had pending, due one delay after that pass (``restart.recover_restarts``):
+    a leader change may delay a restart by up to one extra delay, never lose it. What is lost
+    for good: the restarts counted against MaxAttempts (an instance that had used them up may
+    be restarted again), and the rolling update's batch in flight and its delay (the next
+    batch may start early).
     """
 
     # The spec version the restart history counts for: a new spec starts a clean slate.
@@ -56,6 +60,9 @@ class Memory:
     updating: frozenset[InstanceKey] = frozenset()
     # Monotonic time before which the next batch of the rolling update must not start.
     next_batch_at: float = 0.0
+    # Whether a pass has looked for restarts a previous leader left pending (only the first
+    # one does: see restart.recover_restarts).
+    recovered: bool = False
 
 
 def is_current(task: Task) -> bool:

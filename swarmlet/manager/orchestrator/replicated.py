@@ -17,7 +17,12 @@ from swarmlet.manager.orchestrator.plan import (
     instance_order,
     is_current,
 )
-from swarmlet.manager.orchestrator.restart import start_due_restarts, start_ready, supervise
+from swarmlet.manager.orchestrator.restart import (
+    recover_restarts,
+    start_due_restarts,
+    start_ready,
+    supervise,
+)
 from swarmlet.manager.orchestrator.update import roll
 from swarmlet.models import Node, NodeAvailability, NodeState, Service, Task, TaskState
 
@@ -34,7 +39,8 @@ def reconcile_replicated(
     scale(plan)
     fail_over(plan, nodes)
     supervise(plan, can_replace=lambda task: True)
-    start_due_restarts(plan)
+    recover_restarts(plan, can_start=lambda slot: True)
+    start_due_restarts(plan, can_start=lambda slot: True)
     roll(plan)
     start_ready(plan, nodes)
     return plan

@@ -10,14 +10,29 @@ Unlike SwarmKit, the replacement is not created at once in desired READY: an age
 READY task (pulls, creates), so a task that fails while preparing (a missing image) would be
 replaced again at once, and the delay would never slow the loop. The instance waits instead,
 with nothing in it, until the delay has passed.
+
+The due time of that wait is kept only in the leader's ``Memory``. A new leader (or a manager
+that restarted) starts without it, so on its first pass over a service it looks at the
+instances with no current task and no pending restart: one whose newest task ended on its own
+and that the policy would restart gets its restart scheduled again, due one delay from then. A
+leader change may thus delay a restart by up to one extra delay, but never loses it. Only the
+first pass does this: afterwards every such instance is one the supervisor saw end and chose
+to leave stopped (a decision that a passing Window or a reset restart history does not undo).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from datetime import UTC, datetime
 
-from swarmlet.manager.orchestrator.plan import InstanceKey, Memory, Plan, is_current
+from swarmlet.manager.orchestrator.plan import (
+    InstanceKey,
+    Memory,
+    Plan,
+    instance_order,
+    is_current,
+)
 from swarmlet.models import (
     SECOND_NS,
     Node,
@@ -32,6 +47,8 @@ from swarmlet.models import (
 # States a task reaches by itself (its process ended or could not start), as opposed to
 # SHUTDOWN, which it reaches because it was asked to stop.
 SELF_ENDED = frozenset({TaskState.COMPLETE, TaskState.FAILED, TaskState.REJECTED})
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def restart_policy(service: Service) -> RestartPolicy:
@@ -94,29 +111,67 @@ def supervise(plan: Plan, can_replace: Callable[[Task], bool]) -> None:
         # still has a task and needs no other.
         if any(is_current(other) for other in plan.instance(key)):
             continue
-        memory = plan.memory
-        restarts = {**memory.restarts, key: (*memory.restarts.get(key, ()), plan.now.mono)}
-        plan.remember(replace(memory, restarts=restarts))
-        if delay > 0:
-            restart_at = {**plan.memory.restart_at, key: plan.now.mono + delay}
-            plan.remember(replace(plan.memory, restart_at=restart_at))
-        else:
-            plan.new_task(key)
+        _restart(plan, key, delay)
 
 
-def start_due_restarts(plan: Plan) -> None:
+def _restart(plan: Plan, key: InstanceKey, delay: float) -> None:
+    """Count a restart of the instance, and start its replacement now (no delay) or once the
+    delay has passed."""
+    memory = plan.memory
+    restarts = {**memory.restarts, key: (*memory.restarts.get(key, ()), plan.now.mono)}
+    plan.remember(replace(memory, restarts=restarts))
+    if delay > 0:
+        restart_at = {**plan.memory.restart_at, key: plan.now.mono + delay}
+        plan.remember(replace(plan.memory, restart_at=restart_at))
+    else:
+        plan.new_task(key)
+
+
+def newest(tasks: Iterable[Task]) -> Task:
+    """The task created last (by creation time, then by status time)."""
+    return max(tasks, key=lambda task: (task.created_at or _EPOCH, task.status.timestamp or _EPOCH))
+
+
+def recover_restarts(plan: Plan, can_start: Callable[[InstanceKey], bool]) -> None:
+    """On the first pass with no memory of the service (a new leader), schedule again the
+    restarts a previous leader left pending: those of instances with no current task and no
+    pending restart, whose newest task ended on its own and that the policy would restart
+    (and ``can_start`` allows). The delay counts from now; the restart counts against
+    MaxAttempts, as the lost one did."""
+    if plan.memory.recovered:
+        return
+    delay = restart_policy(plan.service).delay / SECOND_NS
+    instances = plan.instances()
+    for key in sorted(instances, key=instance_order):
+        tasks = instances[key]
+        if key in plan.memory.restart_at or any(is_current(task) for task in tasks):
+            continue
+        last = newest(tasks)
+        if last.state in SELF_ENDED and wants_restart(plan, last) and can_start(key):
+            _restart(plan, key, delay)
+    plan.remember(replace(plan.memory, recovered=True))
+
+
+def start_due_restarts(plan: Plan, can_start: Callable[[InstanceKey], bool]) -> None:
     """Create the replacements whose restart delay has passed. An instance that meanwhile got
-    a task (a new spec) or was removed (scaled down: it has no live task left) needs none."""
+    a task (a new spec) or was removed (scaled down: it has no live task left) needs none.
+
+    A replacement that ``can_start`` refuses when due (a global service's node that was
+    paused, drained, went Down or stopped matching the constraints) is dropped: the global
+    orchestrator's placement gives the node a task again if it becomes eligible. It is checked
+    only once due, so a node paused for less than the delay still waits out the delay.
+    """
     pending = dict(plan.memory.restart_at)
     for key, due in list(pending.items()):
         tasks = plan.instance(key)
         if not tasks or any(is_current(task) for task in tasks):
             del pending[key]
-        elif due <= plan.now.mono:
-            del pending[key]
-            plan.new_task(key)
-        else:
+        elif due > plan.now.mono:
             plan.wake(due)
+        else:
+            del pending[key]
+            if can_start(key):
+                plan.new_task(key)
     plan.remember(replace(plan.memory, restart_at=pending))
 
 

@@ -405,3 +405,90 @@ async def test_a_service_that_cannot_be_reconciled_does_not_stop_the_others(
     await cluster.converge()
     assert cluster.tasks(bad.id) == []
     assert len(running(cluster, good.id)) == 1
+
+
+async def test_a_new_orchestrator_restarts_what_the_old_one_had_pending():
+    clock = FakeClock()
+    store = Store(MemoryBackend(), clock)
+    fake = FakeCluster(store, clock)
+    first = asyncio.create_task(ReplicatedOrchestrator(store, clock).run())
+    fake.add_node("n1")
+    svc = fake.create_service(service_spec(replicas=1, restart=restart_policy(delay=5)))
+    await fake.converge()
+    [failed] = fake.tasks(svc.id)
+    fake.end(failed.id, TaskState.FAILED)
+    await fake.converge()
+    assert fake.current(svc.id) == []
+
+    # The manager restarts before the delay has passed: a fresh controller, no memory.
+    await fake.advance(2)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    second = asyncio.create_task(ReplicatedOrchestrator(store, clock).run())
+    await fake.converge()
+    assert fake.current(svc.id) == []
+    # Its delay counts from its start: up to one delay later than planned, never lost.
+    await fake.advance(4.9)
+    await fake.converge()
+    assert fake.current(svc.id) == []
+    await fake.advance(0.1)
+    await fake.converge()
+    [new] = fake.current(svc.id)
+    assert new.id != failed.id
+    assert new.slot == 1
+    assert new.desired_state == TaskState.RUNNING
+    assert running(fake, svc.id) == [new.id]
+    await fake.advance(60)
+    await fake.converge()
+    assert [t.id for t in fake.current(svc.id)] == [new.id]
+    assert len(fake.tasks(svc.id)) == 2
+    assert not second.done()
+    second.cancel()
+    await asyncio.gather(second, return_exceptions=True)
+    store.close()
+
+
+async def test_a_global_restart_does_not_land_on_a_node_drained_meanwhile(cluster: FakeCluster):
+    cluster.add_node("n1")
+    cluster.add_node("n2")
+    svc = cluster.create_service(service_spec(is_global=True, restart=restart_policy(delay=5)))
+    await cluster.converge()
+    [on_n1] = [t for t in cluster.tasks(svc.id) if t.node_id == "n1"]
+    cluster.end(on_n1.id, TaskState.FAILED)
+    await cluster.converge()
+    cluster.set_node("n1", availability=NodeAvailability.DRAIN)
+    await cluster.converge()
+    await cluster.advance(5)
+    await cluster.converge()
+    # No task was created there (only to be shut down in the next pass).
+    assert [t.id for t in cluster.tasks(svc.id) if t.node_id == "n1"] == [on_n1.id]
+    assert [t.node_id for t in cluster.current(svc.id)] == ["n2"]
+    await cluster.advance(60)
+    await cluster.converge()
+    assert [t.node_id for t in cluster.current(svc.id)] == ["n2"]
+    # Active again: the normal placement gives the node a task.
+    cluster.set_node("n1", availability=NodeAvailability.ACTIVE)
+    await cluster.converge()
+    assert sorted(t.node_id or "" for t in cluster.current(svc.id)) == ["n1", "n2"]
+    assert len(running(cluster, svc.id)) == 2
+
+
+async def test_a_global_restart_does_not_land_on_a_node_paused_meanwhile(cluster: FakeCluster):
+    cluster.add_node("n1")
+    svc = cluster.create_service(service_spec(is_global=True, restart=restart_policy(delay=5)))
+    await cluster.converge()
+    [first] = cluster.tasks(svc.id)
+    cluster.end(first.id, TaskState.FAILED)
+    await cluster.converge()
+    await cluster.advance(2)
+    cluster.set_node("n1", availability=NodeAvailability.PAUSE)
+    await cluster.converge()
+    await cluster.advance(3)
+    await cluster.converge()
+    assert cluster.current(svc.id) == []
+    assert [t.id for t in cluster.tasks(svc.id)] == [first.id]
+    cluster.set_node("n1", availability=NodeAvailability.ACTIVE)
+    await cluster.converge()
+    [new] = cluster.current(svc.id)
+    assert new.node_id == "n1"
+    assert running(cluster, svc.id) == [new.id]

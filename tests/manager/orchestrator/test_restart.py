@@ -347,7 +347,8 @@ def test_a_restart_scheduled_again_counts_against_max_attempts():
     tasks, _ = replicated_pass(svc, [crash(svc)], 0)
     tasks, plan = replicated_pass(svc, tasks, 1, Memory())
     tasks, plan = replicated_pass(svc, tasks, 6, plan.memory)
-    [new] = plan.created
+    assert len(plan.created) == 1
+    assert plan.memory.restarts == {1: (1.0,)}
     tasks = [t.replace(status=t.status.replace(state=TaskState.FAILED)) for t in tasks]
     tasks, plan = replicated_pass(svc, tasks, 7, plan.memory)
     assert plan.created == []
