@@ -136,32 +136,14 @@ class ReplicatedOrchestrator(ServiceOrchestrator):
     """Slots 1..Replicas of every replicated service; restarts; rolling updates."""
 
     is_global = False
-
-    def reconcile(
-        self,
-        service: Service,
-        tasks: Iterable[Task],
-        nodes: Mapping[str, Node],
-        now: Now,
-        memory: Memory,
-    ) -> Plan:
-        return reconcile_replicated(service, tasks, nodes, now, memory)
+    reconcile = staticmethod(reconcile_replicated)
 
 
 class GlobalOrchestrator(ServiceOrchestrator):
     """One task per eligible node for every global service; restarts; rolling updates."""
 
     is_global = True
-
-    def reconcile(
-        self,
-        service: Service,
-        tasks: Iterable[Task],
-        nodes: Mapping[str, Node],
-        now: Now,
-        memory: Memory,
-    ) -> Plan:
-        return reconcile_global(service, tasks, nodes, now, memory)
+    reconcile = staticmethod(reconcile_global)
 
     def _services_near(self, node: Node) -> Iterable[str]:
         # Any node may join, leave or start to match a global service's constraints.
