@@ -52,8 +52,6 @@ class Memory:
     spec_version: int = 0
     # Monotonic times of the restarts of each instance.
     restarts: Mapping[InstanceKey, tuple[float, ...]] = field(default_factory=dict)
-    # Task ID -> monotonic time when its delayed start (desired READY) is due.
-    start_at: Mapping[str, float] = field(default_factory=dict)
     # Instance -> monotonic time when the replacement of its ended task is due.
     restart_at: Mapping[InstanceKey, float] = field(default_factory=dict)
     # Instances of the rolling update's current batch whose new task has not run yet.

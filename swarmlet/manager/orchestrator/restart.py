@@ -185,23 +185,13 @@ def may_still_run(task: Task, nodes: Mapping[str, Node]) -> bool:
 
 
 def start_ready(plan: Plan, nodes: Mapping[str, Node]) -> None:
-    """Move tasks waiting in desired READY to RUNNING once their delay has passed and no other
-    task of their instance may still be running (stop-first: the old one stops first)."""
-    start_at = dict(plan.memory.start_at)
+    """Move tasks waiting in desired READY (a stop-first update's replacement) to RUNNING once
+    no other task of their instance may still be running: the old one stops first."""
     for task in plan.tasks():
         if task.desired_state != TaskState.READY:
-            start_at.pop(task.id, None)
-            continue
-        due = start_at.get(task.id)
-        if due is not None and due > plan.now.mono:
-            plan.wake(due)
             continue
         key = plan.key(task)
         others = plan.instance(key) if key is not None else []
         if any(other.id != task.id and may_still_run(other, nodes) for other in others):
             continue  # the old task's end is an event: no timer needed
         plan.set_desired(task, TaskState.RUNNING)
-        start_at.pop(task.id, None)
-    # Forget the delays of tasks that are gone.
-    known = {task.id for task in plan.tasks()}
-    plan.remember(replace(plan.memory, start_at={k: v for k, v in start_at.items() if k in known}))

@@ -84,7 +84,6 @@ def test_a_failed_task_is_replaced_in_its_slot_after_the_delay():
     assert plan.updated == []
     assert plan.wake_at is None
     assert plan.memory.restart_at == {}
-    assert plan.memory.start_at == {}
     assert [t.id for t in current(tasks)] == [new.id]
 
 
