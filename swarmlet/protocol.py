@@ -54,6 +54,69 @@ class Assignments(Message):
     tasks: list[Task]
 
 
+class Peer(Message):
+    """An address on an overlay network that lives on another host: where to send its frames
+    (the VXLAN tunnel endpoint, the host's address) and its MAC (derived from the IP)."""
+
+    ip: str
+    mac: str
+    vtep: str
+
+
+class ServiceEntry(Message):
+    """A service as seen on one network: for the embedded DNS and the VIP load balancer."""
+
+    id: str
+    name: str
+    # The service's virtual IP on this network (no prefix); None in dnsrr mode.
+    vip: str | None
+    aliases: list[str] = Field(default_factory=list)
+    # (protocol, target port) pairs the VIP balances; empty: every port.
+    ports: list[tuple[str, int]] = Field(default_factory=list)
+    # The addresses (no prefix) of the service's RUNNING tasks on this network.
+    backends: list[str] = Field(default_factory=list)
+
+
+class NetworkView(Message):
+    """One overlay network as a host needs to know it."""
+
+    id: str
+    name: str
+    vni: int
+    subnet: str
+    ingress: bool = False
+    internal: bool = False
+    # This host's own address on the network, in CIDR notation ('' when it has none yet).
+    local_address: str = ""
+    peers: list[Peer] = Field(default_factory=list)
+    services: list[ServiceEntry] = Field(default_factory=list)
+
+
+class PublishedBackend(Message):
+    ip: str
+    # The task runs on this host: no SNAT, so it sees the client's real address.
+    local: bool
+
+
+class PublishedPort(Message):
+    """A port of the ingress routing mesh: every host answers on it."""
+
+    service_id: str
+    protocol: str
+    published_port: int
+    target_port: int
+    backends: list[PublishedBackend] = Field(default_factory=list)
+
+
+class NetworkState(Message):
+    """Everything about overlay networks a host must program: sent after registering and on
+    every change, like assignments."""
+
+    type: Literal["network"] = "network"
+    networks: list[NetworkView] = Field(default_factory=list)
+    published: list[PublishedPort] = Field(default_factory=list)
+
+
 class SessionError(Message):
     """The manager refuses the session (a bad token, a removed node): the agent must not retry
     with the same credentials."""
@@ -62,10 +125,10 @@ class SessionError(Message):
     message: str
 
 
-AnyMessage = Annotated[
-    Register | Registered | Heartbeat | StatusUpdates | Assignments | SessionError,
-    Field(discriminator="type"),
-]
+Incoming = (
+    Register | Registered | Heartbeat | StatusUpdates | Assignments | NetworkState | SessionError
+)
+AnyMessage = Annotated[Incoming, Field(discriminator="type")]
 MESSAGE = TypeAdapter(AnyMessage)
 
 
@@ -73,7 +136,5 @@ def encode(message: Message) -> str:
     return message.model_dump_json(by_alias=True)
 
 
-def decode(
-    data: str | bytes,
-) -> Register | Registered | Heartbeat | StatusUpdates | Assignments | SessionError:
+def decode(data: str | bytes) -> Incoming:
     return MESSAGE.validate_json(data)

@@ -2,6 +2,16 @@
 
 from swarmlet.models.base import Model, StoredObject, Version, api_name
 from swarmlet.models.cluster import Cluster, ClusterSpec, JoinTokens
+from swarmlet.models.network import (
+    INGRESS_NAME,
+    OVERLAY,
+    VXLAN_OPTION,
+    IPAMConfig,
+    Network,
+    NetworkAttachment,
+    NetworkIPAM,
+    NodeAttachment,
+)
 from swarmlet.models.node import (
     ManagerStatus,
     Node,
@@ -19,7 +29,9 @@ from swarmlet.models.service import (
     ContainerSpec,
     Endpoint,
     EndpointSpec,
+    EndpointVirtualIP,
     GlobalMode,
+    NetworkAttachmentConfig,
     Placement,
     PortConfig,
     ReplicatedMode,
@@ -40,18 +52,28 @@ from swarmlet.models.service import (
 from swarmlet.models.task import ContainerStatus, Task, TaskState, TaskStatus
 
 __all__ = [
+    "INGRESS_NAME",
+    "OVERLAY",
     "SECOND_NS",
+    "VXLAN_OPTION",
     "Cluster",
     "ClusterSpec",
     "ContainerSpec",
     "ContainerStatus",
     "Endpoint",
     "EndpointSpec",
+    "EndpointVirtualIP",
     "GlobalMode",
+    "IPAMConfig",
     "JoinTokens",
     "ManagerStatus",
     "Model",
+    "Network",
+    "NetworkAttachment",
+    "NetworkAttachmentConfig",
+    "NetworkIPAM",
     "Node",
+    "NodeAttachment",
     "NodeAvailability",
     "NodeDescription",
     "NodeRole",

@@ -27,6 +27,7 @@ _ACRONYMS = {
     "dns": "DNS",
     "vni": "VNI",
     "ipam": "IPAM",
+    "ipv6": "IPv6",
 }
 
 

@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from swarmlet.models.base import Model, StoredObject
+from swarmlet.models.network import NodeAttachment
 
 
 class NodeRole(StrEnum):
@@ -73,6 +74,9 @@ class Node(StoredObject):
     description: NodeDescription = Field(default_factory=NodeDescription)
     status: NodeStatus = Field(default_factory=NodeStatus)
     manager_status: ManagerStatus | None = None
+    # Not in the Engine API (Swarm keeps them internally): the node's own address on each
+    # overlay network, written by the allocator.
+    attachments: list[NodeAttachment] = Field(default_factory=list)
 
     @property
     def hostname(self) -> str:

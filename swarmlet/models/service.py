@@ -139,9 +139,16 @@ class ServiceSpec(Model):
     networks: list[NetworkAttachmentConfig] | None = None
 
 
+class EndpointVirtualIP(Model):
+    network_id: str = Field(alias="NetworkID")
+    addr: str
+
+
 class Endpoint(Model):
     spec: EndpointSpec = Field(default_factory=EndpointSpec)
+    # The published ports as allocated (a port published without a number gets one here).
     ports: list[PortConfig] | None = None
+    virtual_ips: list[EndpointVirtualIP] | None = None
 
 
 class UpdateState(StrEnum):

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from swarmlet.models.base import Model, StoredObject, Version
+from swarmlet.models.network import NetworkAttachment
 from swarmlet.models.service import TaskSpec
 
 
@@ -103,6 +104,7 @@ class Task(StoredObject):
     node_id: str | None = None
     status: TaskStatus = Field(default_factory=TaskStatus)
     desired_state: TaskState = TaskState.RUNNING
+    networks_attachments: list[NetworkAttachment] = Field(default_factory=list)
 
     @property
     def state(self) -> TaskState:

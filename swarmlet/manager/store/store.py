@@ -24,16 +24,17 @@ from swarmlet.clock import Clock, SystemClock
 from swarmlet.errors import InvalidSpec, NameConflict, NotFound, VersionConflict
 from swarmlet.manager.store.backend import Backend, MemoryBackend
 from swarmlet.manager.store.events import Action, Event, Op
-from swarmlet.models import Cluster, Node, Service, StoredObject, Task, Version
+from swarmlet.models import Cluster, Network, Node, Service, StoredObject, Task, Version
 
 T = TypeVar("T", bound=StoredObject)
 
-_KIND_LIST: tuple[type[StoredObject], ...] = (Cluster, Node, Service, Task)
+_KIND_LIST: tuple[type[StoredObject], ...] = (Cluster, Network, Node, Service, Task)
 KINDS: dict[str, type[StoredObject]] = {kind.__name__: kind for kind in _KIND_LIST}
 # Kinds whose names are unique, and how to read the name.
 _UNIQUE_NAMES: dict[type[StoredObject], Callable[[Any], str]] = {
     Service: lambda obj: obj.spec.name,
     Cluster: lambda obj: obj.spec.name,
+    Network: lambda obj: obj.name,
 }
 # How many past events a watch may start from.
 EVENT_HISTORY = 100_000
