@@ -10,25 +10,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from swarmlet.clock import Clock
 from swarmlet.errors import SwarmletError
 from swarmlet.ids import new_id
-from swarmlet.manager.dispatcher import decide
+from swarmlet.manager.dispatcher import decide, networks
 from swarmlet.manager.store import Op, Store, Watch
 from swarmlet.models import (
     SECOND_NS,
     ManagerStatus,
+    Network,
     Node,
     NodeRole,
     NodeSpec,
     NodeState,
     NodeStatus,
+    Service,
+    StoredObject,
     Task,
 )
-from swarmlet.protocol import Assignments, Message, Register, Registered, StatusUpdate
+from swarmlet.protocol import (
+    Assignments,
+    Message,
+    NetworkState,
+    Register,
+    Registered,
+    StatusUpdate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +62,7 @@ class Dispatcher:
         # The manager's own node: it is the leader (there is one manager for now).
         self._manager_node_id = node_id
         self._connections: dict[str, AgentConnection] = {}
+        self._sent_networks: dict[str, NetworkState] = {}
         start = clock.monotonic()
         # Every known node gets a full grace period from the manager's start to reconnect.
         self._last_seen: dict[str, float] = {node.id: start for node in store.all(Node)}
@@ -98,12 +109,16 @@ class Dispatcher:
     def attach(self, node_id: str, connection: AgentConnection) -> None:
         """Start pushing assignments to a registered agent (replacing an older session)."""
         self._connections[node_id] = connection
+        self._sent_networks.pop(node_id, None)
+        # The network first: a task's attachment needs the host's bridge to exist.
+        self._push_networks([node_id])
         self._push(node_id)
 
     def detach(self, node_id: str, connection: AgentConnection) -> None:
         # Only the session that is current may detach: a reconnect may have replaced it.
         if self._connections.get(node_id) is connection:
             del self._connections[node_id]
+            self._sent_networks.pop(node_id, None)
 
     def heartbeat(self, node_id: str) -> None:
         self._last_seen[node_id] = self._clock.monotonic()
@@ -128,6 +143,24 @@ class Dispatcher:
             tasks = decide.assignments(self._store.tasks_of_node(node_id))
             connection.send(Assignments(tasks=tasks))
 
+    def _push_networks(self, node_ids: Iterable[str]) -> None:
+        """Send each node its network state, when it differs from what it was last sent."""
+        store = self._store
+        cluster = networks.Cluster(
+            nodes={node.id: node for node in store.all(Node)},
+            networks={network.id: network for network in store.all(Network)},
+            services={service.id: service for service in store.all(Service)},
+            tasks=store.all(Task),
+        )
+        for node_id in node_ids:
+            connection = self._connections.get(node_id)
+            if connection is None:
+                continue
+            state = networks.network_state(node_id, cluster)
+            if self._sent_networks.get(node_id) != state:
+                self._sent_networks[node_id] = state
+                connection.send(state)
+
     # The loops
 
     async def run(self) -> None:
@@ -144,6 +177,8 @@ class Dispatcher:
                 for event in batch:
                     if isinstance(event.obj, Task) and event.obj.node_id:
                         dirty.add(event.obj.node_id)
+                if any(_touches_networks(event.obj) for event in batch):
+                    self._push_networks(list(self._connections))
                 for node_id in dirty:
                     self._push(node_id)
         finally:
@@ -164,3 +199,12 @@ class Dispatcher:
                         for node in down
                     ]
                 )
+
+
+def _touches_networks(obj: StoredObject) -> bool:
+    """Whether a change may change some host's network state (most task changes do not)."""
+    if isinstance(obj, Task):
+        return bool(obj.networks_attachments)
+    if isinstance(obj, Node):
+        return bool(obj.attachments)
+    return isinstance(obj, Network | Service)

@@ -1,0 +1,180 @@
+"""The network state each host is sent, computed from plain objects."""
+
+from __future__ import annotations
+
+from swarmlet.manager.dispatcher.networks import Cluster, network_state
+from swarmlet.models import (
+    Endpoint,
+    EndpointSpec,
+    EndpointVirtualIP,
+    IPAMConfig,
+    Network,
+    NetworkAttachment,
+    NetworkAttachmentConfig,
+    NetworkIPAM,
+    Node,
+    NodeAttachment,
+    NodeState,
+    NodeStatus,
+    PortConfig,
+    Service,
+    ServiceSpec,
+    Task,
+    TaskSpec,
+    TaskState,
+    TaskStatus,
+)
+from swarmlet.protocol import Peer, PublishedBackend
+
+INGRESS = Network(
+    id="ing",
+    name="ingress",
+    ingress=True,
+    vni=4096,
+    ipam=NetworkIPAM(config=[IPAMConfig(subnet="10.0.0.0/24", gateway="10.0.0.1")]),
+)
+COINS = Network(
+    id="net",
+    name="dockercoins",
+    vni=4097,
+    ipam=NetworkIPAM(config=[IPAMConfig(subnet="10.0.1.0/24", gateway="10.0.1.1")]),
+)
+
+
+def node(node_id: str, addr: str, *attachments: tuple[str, str], down: bool = False) -> Node:
+    state = NodeState.DOWN if down else NodeState.READY
+    return Node(
+        id=node_id,
+        status=NodeStatus(state=state, addr=addr),
+        attachments=[NodeAttachment(network_id=n, address=a) for n, a in attachments],
+    )
+
+
+def task(
+    task_id: str,
+    node_id: str,
+    service_id: str,
+    *addresses: tuple[Network, str],
+    state: TaskState = TaskState.RUNNING,
+    desired: TaskState = TaskState.RUNNING,
+) -> Task:
+    return Task(
+        id=task_id,
+        service_id=service_id,
+        node_id=node_id,
+        status=TaskStatus(state=state),
+        desired_state=desired,
+        networks_attachments=[
+            NetworkAttachment(network=net, addresses=[address]) for net, address in addresses
+        ],
+    )
+
+
+def service(service_id: str, name: str, *vips: tuple[str, str], ports=(), dnsrr=False):
+    endpoint_spec = EndpointSpec(mode="dnsrr" if dnsrr else "vip", ports=list(ports) or None)
+    return Service(
+        id=service_id,
+        spec=ServiceSpec(
+            name=name,
+            task_template=TaskSpec(
+                networks=[
+                    NetworkAttachmentConfig(target=n, aliases=[f"{name}-alias"])
+                    for n, _ in vips
+                    if n != "ing"
+                ]
+            ),
+            endpoint_spec=endpoint_spec,
+        ),
+        endpoint=Endpoint(
+            spec=endpoint_spec,
+            ports=list(ports) or None,
+            virtual_ips=[EndpointVirtualIP(network_id=n, addr=a) for n, a in vips],
+        ),
+    )
+
+
+WEB_PORT = PortConfig(protocol="tcp", target_port=80, published_port=8000)
+CLUSTER = Cluster(
+    nodes={
+        "n1": node("n1", "192.168.254.11", ("ing", "10.0.0.2/24"), ("net", "10.0.1.2/24")),
+        "n2": node("n2", "192.168.254.12", ("ing", "10.0.0.3/24"), ("net", "10.0.1.3/24")),
+        "n3": node("n3", "192.168.254.13", ("ing", "10.0.0.4/24"), down=True),
+    },
+    networks={"ing": INGRESS, "net": COINS},
+    services={
+        "redis": service("redis", "redis", ("net", "10.0.1.10/24")),
+        "webui": service(
+            "webui", "webui", ("ing", "10.0.0.10/24"), ("net", "10.0.1.11/24"), ports=[WEB_PORT]
+        ),
+    },
+    tasks=[
+        task("r1", "n2", "redis", (COINS, "10.0.1.20/24")),
+        task("w1", "n1", "webui", (INGRESS, "10.0.0.21/24"), (COINS, "10.0.1.21/24")),
+        task("w2", "n2", "webui", (INGRESS, "10.0.0.22/24"), (COINS, "10.0.1.22/24")),
+        # Starting: present (it has its address) but not a backend yet.
+        task("w3", "n2", "webui", (INGRESS, "10.0.0.23/24"), state=TaskState.STARTING),
+        # Shut down: gone from the network.
+        task("w4", "n2", "webui", (INGRESS, "10.0.0.24/24"), desired=TaskState.SHUTDOWN),
+    ],
+)
+
+
+def test_a_host_learns_where_every_other_address_lives() -> None:
+    state = network_state("n1", CLUSTER)
+    assert [view.name for view in state.networks] == ["ingress", "dockercoins"]
+    coins = next(view for view in state.networks if view.id == "net")
+    assert coins.vni == 4097
+    assert coins.subnet == "10.0.1.0/24"
+    assert coins.local_address == "10.0.1.2/24"
+    assert coins.peers == [
+        Peer(ip="10.0.1.20", mac="02:42:0a:00:01:14", vtep="192.168.254.12"),
+        Peer(ip="10.0.1.22", mac="02:42:0a:00:01:16", vtep="192.168.254.12"),
+        Peer(ip="10.0.1.3", mac="02:42:0a:00:01:03", vtep="192.168.254.12"),
+    ]
+    ingress = next(view for view in state.networks if view.id == "ing")
+    # The Down node's own address is not a peer; the shut-down task's is gone.
+    assert [peer.ip for peer in ingress.peers] == ["10.0.0.22", "10.0.0.23", "10.0.0.3"]
+
+
+def test_services_carry_their_vip_aliases_and_running_backends() -> None:
+    coins = next(view for view in network_state("n1", CLUSTER).networks if view.id == "net")
+    redis, webui = coins.services
+    assert (redis.name, redis.vip, redis.backends, redis.aliases) == (
+        "redis",
+        "10.0.1.10",
+        ["10.0.1.20"],
+        ["redis-alias"],
+    )
+    assert (webui.vip, webui.backends) == ("10.0.1.11", ["10.0.1.21", "10.0.1.22"])
+
+
+def test_the_mesh_knows_which_backends_are_local() -> None:
+    (port,) = network_state("n1", CLUSTER).published
+    assert (port.published_port, port.target_port, port.protocol) == (8000, 80, "tcp")
+    assert port.backends == [
+        PublishedBackend(ip="10.0.0.21", local=True),
+        PublishedBackend(ip="10.0.0.22", local=False),
+    ]
+    (other,) = network_state("n2", CLUSTER).published
+    assert [b.local for b in other.backends] == [False, True]
+
+
+def test_dnsrr_services_have_no_vip() -> None:
+    cluster = Cluster(
+        nodes=CLUSTER.nodes,
+        networks=CLUSTER.networks,
+        services={"db": service("db", "db", ("net", "10.0.1.30/24"), dnsrr=True)},
+        tasks=[task("d1", "n1", "db", (COINS, "10.0.1.31/24"))],
+    )
+    coins = next(view for view in network_state("n1", cluster).networks if view.id == "net")
+    (db,) = coins.services
+    assert db.vip is None
+    assert db.backends == ["10.0.1.31"]
+
+
+def test_a_host_on_no_network_gets_an_empty_state() -> None:
+    cluster = Cluster(
+        nodes={"n9": node("n9", "192.168.254.19")}, networks={}, services={}, tasks=[]
+    )
+    assert network_state("n9", cluster).networks == []
+    assert network_state("unknown", cluster).published == []
