@@ -20,6 +20,7 @@ from swarmlet.protocol import (
     Assignments,
     Heartbeat,
     Message,
+    NetworkState,
     Register,
     Registered,
     SessionError,
@@ -100,6 +101,7 @@ class Session:
         assign: Callable[[Sequence[Task]], Awaitable[None]],
         statuses: Callable[[], list[StatusUpdate]],
         clock: Clock,
+        network: Callable[[NetworkState], Awaitable[None]] | None = None,
     ) -> None:
         self._node_id = node_id
         self._managers = list(manager_addrs)
@@ -108,6 +110,7 @@ class Session:
         self._assign = assign
         self._statuses = statuses
         self._clock = clock
+        self._network = network
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self.connected = asyncio.Event()
 
@@ -181,3 +184,5 @@ class Session:
             message: Message = decode(frame.data)
             if isinstance(message, Assignments):
                 await self._assign(message.tasks)
+            elif isinstance(message, NetworkState) and self._network is not None:
+                await self._network(message)

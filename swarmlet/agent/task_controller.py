@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum, auto
 
 from swarmlet.agent import executor
 from swarmlet.agent.engine import ContainerInfo, Engine
+from swarmlet.agent.networking import TaskNetworking
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
 from swarmlet.errors import EngineError, SwarmletError
@@ -112,8 +113,12 @@ class TaskController:
         node_id: str,
         container_labels: Mapping[str, str] | None = None,
         adopted: ContainerInfo | None = None,
+        networking: TaskNetworking | None = None,
     ) -> None:
         self._engine = engine
+        self._networking = networking if task.networks_attachments else None
+        # An adopted task's namespace was made by an earlier agent: it is released the same way.
+        self._attached = adopted is not None and self._networking is not None
         self._clock = clock
         self._report = report
         self._task = task
@@ -158,6 +163,8 @@ class TaskController:
             if self._adopted is not None:
                 self._adopt(self._adopted)
             while True:
+                if self._attached and self._status.state.is_terminal:
+                    await self._detach()
                 step = next_step(
                     self._status.state,
                     self._task.desired_state,
@@ -195,7 +202,12 @@ class TaskController:
                 try:
                     if self._container_id is None:
                         await executor.ensure_image(self._engine, self._plan.image)
-                        self._container_id = await executor.create(self._engine, self._plan)
+                        plan = self._plan
+                        if self._networking is not None:
+                            self._attached = True
+                            joined = await self._networking.attach(self._task)
+                            plan = replace(plan, host_config={**plan.host_config, **joined})
+                        self._container_id = await executor.create(self._engine, plan)
                 except SwarmletError as exc:
                     self._fatal(exc)
                     return
@@ -295,6 +307,16 @@ class TaskController:
     def _container_ref(self) -> str:
         # The name works before the ID is known (a container an earlier attempt created).
         return self._container_id or self._plan.name
+
+    async def _detach(self) -> None:
+        assert self._networking is not None
+        try:
+            await self._networking.detach(self._task)
+        except SwarmletError as exc:
+            if is_unreachable(exc):
+                raise
+            log.warning("task %s: releasing its network: %s", self.task_id, exc.message)
+        self._attached = False
 
     def _fatal(self, exc: SwarmletError) -> None:
         if is_unreachable(exc):

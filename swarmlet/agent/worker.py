@@ -23,6 +23,7 @@ from types import MappingProxyType
 from swarmlet.agent import executor
 from swarmlet.agent.engine import ContainerInfo, Engine
 from swarmlet.agent.executor import LABEL_NODE_ID, LABEL_TASK_ID
+from swarmlet.agent.networking import TaskNetworking
 from swarmlet.agent.task_controller import RETRY_INITIAL, RETRY_MAX, TaskController
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
@@ -56,8 +57,10 @@ class Worker:
         report: Callable[[list[StatusUpdate]], Awaitable[None]],
         clock: Clock,
         container_labels: Mapping[str, str] = NO_LABELS,
+        networking: TaskNetworking | None = None,
     ) -> None:
         self._engine = engine
+        self._networking = networking
         self._node_id = node_id
         self._report = report
         self._clock = clock
@@ -149,6 +152,7 @@ class Worker:
             node_id=self._node_id,
             container_labels=self._container_labels,
             adopted=adopted,
+            networking=self._networking,
         )
         job = group.create_task(controller.run(), name=f"task-{task.id}")
         self._controllers[task.id] = _Running(controller, job)

@@ -351,3 +351,52 @@ async def test_a_running_task_without_its_container_fails(make_task, start, pump
         await pump()
     assert run.last.state == S.FAILED
     assert run.last.err == f"No such container: web.1.{task.id}"
+
+
+class FakeNetworking:
+    """Records what the controller asks of the network data plane."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    async def attach(self, task: Task) -> dict[str, object]:
+        self.calls.append(("attach", task.id))
+        return {"NetworkMode": f"container:sandbox-of-{task.id}"}
+
+    async def detach(self, task: Task) -> None:
+        self.calls.append(("detach", task.id))
+
+
+def on_network(task: Task) -> Task:
+    from swarmlet.models import IPAMConfig, Network, NetworkAttachment, NetworkIPAM
+
+    network = Network(
+        id="net",
+        name="dockercoins",
+        vni=4097,
+        ipam=NetworkIPAM(config=[IPAMConfig(subnet="10.0.1.0/24")]),
+    )
+    return task.replace(
+        networks_attachments=[NetworkAttachment(network=network, addresses=["10.0.1.5/24"])]
+    )
+
+
+async def test_a_task_on_a_network_joins_its_namespace_and_releases_it_when_it_ends(
+    make_task, start, engine, pump
+):
+    networking = FakeNetworking()
+    task = on_network(make_task("exits1:1"))
+    async with start(task, networking=networking) as run:
+        await pump()
+    assert run.last.state == S.FAILED
+    (container,) = engine.containers.values()
+    assert container.host_config["NetworkMode"] == f"container:sandbox-of-{task.id}"
+    assert networking.calls == [("attach", task.id), ("detach", task.id)]
+
+
+async def test_a_task_without_networks_never_touches_the_data_plane(make_task, start, engine, pump):
+    networking = FakeNetworking()
+    async with start(make_task("exits0:1"), networking=networking) as run:
+        await pump()
+    assert run.last.state == S.COMPLETE
+    assert networking.calls == []
