@@ -10,9 +10,10 @@ and an unreachable engine is ``EngineError(…, 0)``.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -194,18 +195,25 @@ class EngineClient:
         async with self._raw(
             "POST", "/images/create", params=params, deadline=LONG_TIMEOUT
         ) as resp:
-            # The progress stream is a JSON object a line; a failure mid-pull arrives as one
-            # of them (``{"error": …}``) after a 200, so the whole stream must be read.
-            async for line in resp.content:
-                text = line.strip()
-                if not text:
-                    continue
-                try:
-                    event = json.loads(text)
-                except ValueError:
-                    continue
-                if isinstance(event, dict) and event.get("error"):
-                    raise EngineError(str(event["error"]), resp.status)
+            await _read_progress(resp)
+
+    async def import_image(
+        self, source: bytes, repo: str, tag: str, changes: Sequence[str] = ()
+    ) -> None:
+        """``docker import``: an image whose root filesystem is the tar ``source``, with
+        Dockerfile instructions ``changes`` (``CMD [...]``) applied."""
+        params = [("fromSrc", "-"), ("repo", repo), ("tag", tag)]
+        params += [("changes", change) for change in changes]
+        async with self._raw(
+            "POST",
+            "/images/create",
+            params=params,
+            # A stream: aiohttp frowns on a large body given as bytes.
+            data=io.BytesIO(source),
+            content_type="application/x-tar",
+            deadline=LONG_TIMEOUT,
+        ) as resp:
+            await _read_progress(resp)
 
     async def create_container(
         self, name: str, config: Mapping[str, Any], host_config: Mapping[str, Any]
@@ -300,22 +308,46 @@ class EngineClient:
         method: str,
         path: str,
         *,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         body: Any = None,
+        data: io.BytesIO | None = None,
+        content_type: str | None = None,
         deadline: aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         versioned: bool = True,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         prefix = await self._negotiate() if versioned else ""
         url = f"{self._base}{prefix}{path}"
+        headers = {"Content-Type": content_type} if content_type else None
         try:
             async with self._client().request(
-                method, url, params=params, json=body, timeout=deadline
+                method,
+                url,
+                params=params,
+                json=body,
+                data=data,
+                headers=headers,
+                timeout=deadline,
             ) as resp:
                 if resp.status >= 400:
                     raise await _error(resp)
                 yield resp
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise EngineError(f"cannot reach the engine at {self.url}: {exc}", 0) from exc
+
+
+async def _read_progress(resp: aiohttp.ClientResponse) -> None:
+    """Read a pull's or an import's progress stream to its end: it is a JSON object a line,
+    and a failure midway arrives as one of them (``{"error": …}``) after a 200."""
+    async for line in resp.content:
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            event = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("error"):
+            raise EngineError(str(event["error"]), resp.status)
 
 
 async def _error(resp: aiohttp.ClientResponse) -> EngineError | NotFound:

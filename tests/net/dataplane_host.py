@@ -1,0 +1,74 @@
+"""Plays a host's swarmletd for the data plane tests: run inside a host's network namespace
+(``nsenter --net=/run/netns/X python dataplane_host.py COMMAND JSON``), it calls the data
+plane's async API the way the agent does and prints a JSON answer on stdout.
+
+- ``program {"views": [...], "host_addr": "..."}`` → ``{"ops": [...]}``
+- ``attach {"task": {...}, "pid": N, "local_addresses": {...}}`` → ``{"thread_namespaces": [...]}``
+  (the namespace of every thread of this process after attaching: the host's, all of them)
+- ``detach {"task": {...}}`` → ``{}``
+- ``state {}`` → ``{}``
+
+Every answer also has ``"links"``: the name of every link of the namespace, after the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from typing import Any
+
+from pyroute2 import IPRoute  # type: ignore[import-untyped]
+
+from swarmlet.models import Task
+from swarmlet.net.netlink import program_host
+from swarmlet.net.sandbox import attach_task, detach_task
+from swarmlet.protocol import NetworkView
+
+
+def thread_namespaces() -> list[str]:
+    namespaces = []
+    for thread in os.listdir("/proc/self/task"):
+        with contextlib.suppress(FileNotFoundError):  # it ended meanwhile
+            namespaces.append(os.readlink(f"/proc/self/task/{thread}/ns/net"))
+    return namespaces
+
+
+def links() -> list[str]:
+    # A blocking IPRoute cannot be made on a thread whose event loop runs.
+    with IPRoute() as ipr:
+        return [str(link.get("IFLA_IFNAME")) for link in ipr.get_links()]
+
+
+async def main(command: str, args: dict[str, Any]) -> dict[str, Any]:
+    if command == "program":
+        views = [NetworkView.model_validate(v) for v in args["views"]]
+        ops = await program_host(views, args["host_addr"])
+        return {"ops": [f"{type(op).__name__} {op.__dict__}" for op in ops]}
+    if command == "attach":
+        task = Task.model_validate(args["task"])
+        await attach_task(task, args["pid"], args["local_addresses"])
+        # The thread that worked in the task's namespace has ended; the kernel may take a
+        # moment more to forget it.
+        for _ in range(100):
+            namespaces = thread_namespaces()
+            if len(set(namespaces)) == 1:
+                break
+            await asyncio.sleep(0.01)
+        return {"thread_namespaces": namespaces}
+    if command == "detach":
+        await detach_task(Task.model_validate(args["task"]))
+        return {}
+    if command == "state":
+        return {}
+    raise SystemExit(f"unknown command {command}")
+
+
+async def answer(command: str, args: dict[str, Any]) -> dict[str, Any]:
+    return {**await main(command, args), "links": await asyncio.to_thread(links)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(answer(sys.argv[1], json.loads(sys.argv[2])))))
