@@ -206,7 +206,10 @@ class TaskController:
                         if self._networking is not None:
                             self._attached = True
                             joined = await self._networking.attach(self._task)
-                            plan = replace(plan, host_config={**plan.host_config, **joined})
+                            # The namespace's holder owns the hostname and resolver too.
+                            config = {k: v for k, v in plan.config.items() if k != "Hostname"}
+                            host_config = {**plan.host_config, **joined}
+                            plan = replace(plan, config=config, host_config=host_config)
                         self._container_id = await executor.create(self._engine, plan)
                 except SwarmletError as exc:
                     self._fatal(exc)
