@@ -13,7 +13,7 @@ from pathlib import Path
 
 from swarmlet.agent.agent import Agent
 from swarmlet.agent.describe import describe_node
-from swarmlet.agent.engine import Engine
+from swarmlet.agent.engine import EngineClient
 from swarmlet.agent.session import join as join_session
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
@@ -22,6 +22,7 @@ from swarmlet.daemon.addresses import advertise_addr, split_addr
 from swarmlet.errors import InvalidSpec, Unavailable
 from swarmlet.ids import new_id
 from swarmlet.manager import tokens
+from swarmlet.manager.allocator import ingress_network
 from swarmlet.manager.api.control import InitRequest, JoinRequest, LocalNodeState
 from swarmlet.manager.manager import Manager
 from swarmlet.manager.store import Op, SqliteBackend, Store
@@ -52,7 +53,7 @@ class NodeControl:
         self,
         *,
         state_dir: Path,
-        engine: Engine,
+        engine: EngineClient,
         engine_socket: str,
         hostname: str,
         clock: Clock,
@@ -143,7 +144,9 @@ class NodeControl:
             status=NodeStatus(state=NodeState.READY, addr=identity.advertise_addr),
             manager_status=ManagerStatus(leader=True, addr=identity.manager_addrs[0]),
         )
-        return [Op.create(cluster), Op.create(node)]
+        # The routing mesh's network, in the same commit: its subnet is the pool's first.
+        ingress = ingress_network(new_id(), cluster.default_addr_pool, cluster.subnet_size)
+        return [Op.create(cluster), Op.create(node), Op.create(ingress)]
 
     async def join(self, request: JoinRequest) -> None:
         async with self._busy:

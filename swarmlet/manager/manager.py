@@ -13,6 +13,7 @@ from aiohttp import web
 
 from swarmlet.clock import Clock
 from swarmlet.manager import orchestrator
+from swarmlet.manager.allocator import Allocator
 from swarmlet.manager.dispatcher import Dispatcher
 from swarmlet.manager.dispatcher.server import session_app
 from swarmlet.manager.scheduler.scheduler import Scheduler
@@ -39,6 +40,7 @@ class Manager:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(dispatcher.run(), name="dispatcher")
+                group.create_task(Allocator(self.store, self._clock).run(), name="allocator")
                 group.create_task(Scheduler(self.store, self._clock).run(), name="scheduler")
                 for controller in orchestrator.controllers(self.store, self._clock):
                     group.create_task(controller.run(), name=type(controller).__name__)

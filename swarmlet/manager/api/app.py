@@ -13,7 +13,7 @@ from aiohttp import web
 
 from swarmlet.clock import Clock
 from swarmlet.errors import InvalidSpec
-from swarmlet.manager.api import nodes, services, swarm, system, tasks
+from swarmlet.manager.api import networks, nodes, services, swarm, system, tasks
 from swarmlet.manager.api.common import API_VERSION, CLOCK, CONTROL, MIN_API_VERSION
 from swarmlet.manager.api.control import SwarmControl
 from swarmlet.manager.api.errors import Handler, error_middleware
@@ -45,6 +45,11 @@ ROUTES: tuple[Route, ...] = (
     ("POST", "/services/{id}/update", services.update_service),
     ("GET", "/tasks", tasks.list_tasks),
     ("GET", "/tasks/{id}", tasks.inspect_task),
+    # Overlay networks are ours; other drivers and requests for local networks go through.
+    ("GET", "/networks", networks.list_networks),
+    ("POST", "/networks/create", networks.create_network),
+    ("GET", "/networks/{id}", networks.inspect_network),
+    ("DELETE", "/networks/{id}", networks.remove_network),
 )
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from urllib.parse import quote
 
 from aiohttp import web
 
-from swarmlet.errors import InvalidSpec
+from swarmlet.errors import EngineError, InvalidSpec
 from swarmlet.ids import new_id
+from swarmlet.manager.allocator import allocate_ports, held_ports
 from swarmlet.manager.api.common import (
     bool_query,
     clock_of,
@@ -24,9 +26,13 @@ from swarmlet.manager.api.filters import (
     match_runtime,
 )
 from swarmlet.manager.api.lookup import resolve, service_names
+from swarmlet.manager.api.proxy import ENGINE
 from swarmlet.manager.api.validate import (
+    check_ingress_network,
     check_port_conflicts,
     parse_service_spec,
+    resolve_networks,
+    unknown_network_targets,
     validate_service_spec,
     validate_service_update,
 )
@@ -34,6 +40,7 @@ from swarmlet.manager.store import Op, Store
 from swarmlet.models import (
     Endpoint,
     EndpointSpec,
+    Network,
     Node,
     NodeState,
     Service,
@@ -90,9 +97,43 @@ def tasks_differ(old: ServiceSpec, new: ServiceSpec) -> bool:
     )
 
 
-def endpoint_for(spec: ServiceSpec) -> Endpoint:
+def endpoint_for(
+    spec: ServiceSpec, current: Endpoint | None, service_id: str, services: Iterable[Service]
+) -> Endpoint:
+    """The endpoint for a spec: its published ports allocated (a dynamic one keeps its
+    number while the spec still publishes its target port), the VIPs it had kept (the
+    allocator adjusts them to the spec's networks)."""
     endpoint_spec = spec.endpoint_spec or EndpointSpec()
-    return Endpoint(spec=endpoint_spec, ports=endpoint_spec.ports)
+    current_ports = list(current.ports or ()) if current else []
+    taken = held_ports(s for s in services if s.id != service_id)
+    ports = allocate_ports(endpoint_spec.ports or (), current_ports, taken)
+    base = current or Endpoint(spec=endpoint_spec)
+    return base.replace(spec=endpoint_spec, ports=ports or None)
+
+
+async def refuse_local_networks(request: web.Request, spec: ServiceSpec, store: Store) -> None:
+    """A target that is none of the cluster's networks may be one of the engine's: moby
+    refuses those with its own words (any other unknown target is a 404 later)."""
+    for target in unknown_network_targets(spec, store.all(Network)):
+        try:
+            local = await request.app[ENGINE].get_json(f"/networks/{quote(target, safe='')}")
+        except EngineError:
+            continue
+        name = local.get("Name", target) if isinstance(local, dict) else target
+        raise InvalidSpec(
+            f"The network {name} cannot be used with services. Only networks scoped to the"
+            " swarm can be used, such as those created with the overlay driver."
+        )
+
+
+def prepare_spec(spec: ServiceSpec, service_id: str, store: Store) -> ServiceSpec:
+    """Network targets resolved to IDs, and what needs the cluster's state checked: the
+    ingress network for ingress ports, published ports free."""
+    networks = store.all(Network)
+    spec = resolve_networks(spec, networks)
+    check_ingress_network(spec, networks)
+    check_port_conflicts(spec, service_id, store.all(Service))
+    return spec
 
 
 def find_service(store: Store, ref: str) -> Service:
@@ -121,10 +162,12 @@ async def create_service(request: web.Request) -> web.Response:
     store = store_of(request)
     spec = parse_service_spec(await read_json(request))
     validate_service_spec(spec)
-    check_port_conflicts(spec, "", store.all(Service))
-    service = Service(
-        id=new_id(), spec=spec, spec_version=Version(index=1), endpoint=endpoint_for(spec)
-    )
+    await refuse_local_networks(request, spec, store)
+    # From here to the commit nothing awaits: the checks see what the commit writes over.
+    spec = prepare_spec(spec, "", store)
+    service_id = new_id()
+    endpoint = endpoint_for(spec, None, service_id, store.all(Service))
+    service = Service(id=service_id, spec=spec, spec_version=Version(index=1), endpoint=endpoint)
     store.commit([Op.create(service)])
     return json_response({"ID": service.id, "Warnings": []}, status=201)
 
@@ -148,7 +191,10 @@ async def update_service(request: web.Request) -> web.Response:
             started_at=clock_of(request).now().isoformat(),
             message="manually requested rollback",
         )
-    check_port_conflicts(spec, current.id, store.all(Service))
+    await refuse_local_networks(request, spec, store)
+    # From here to the commit nothing awaits: the checks see what the commit writes over.
+    current = store.get(Service, current.id)
+    spec = prepare_spec(spec, current.id, store)
     changes: dict[str, object] = {
         "spec": spec,
         "previous_spec": current.spec,
@@ -157,11 +203,7 @@ async def update_service(request: web.Request) -> web.Response:
     }
     if tasks_differ(current.spec, spec):
         changes["spec_version"] = Version(index=current.spec_version.index + 1)
-    if current.endpoint is None or spec.endpoint_spec != current.spec.endpoint_spec:
-        # Ports are allocated afresh; what else the allocator keeps there (VIPs) stays.
-        fresh = endpoint_for(spec)
-        base = current.endpoint or fresh
-        changes["endpoint"] = base.replace(spec=fresh.spec, ports=fresh.ports)
+    changes["endpoint"] = endpoint_for(spec, current.endpoint, current.id, store.all(Service))
     store.commit([Op.update(current.replace(**changes))])
     return json_response({"Warnings": []})
 

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from swarmlet.errors import InvalidSpec
+from swarmlet.errors import InvalidSpec, NotFound
+from swarmlet.manager.allocator import NO_INGRESS, publishes_ingress
+from swarmlet.manager.api.lookup import resolve
 from swarmlet.manager.scheduler.constraints import parse_constraints
 from swarmlet.models import (
     EndpointSpec,
+    Network,
+    NetworkAttachmentConfig,
     PortConfig,
     ReplicatedMode,
     ResourceSpec,
@@ -220,3 +224,61 @@ def _published(ports: Iterable[PortConfig], mode: str) -> set[tuple[int, str]]:
         for port in ports
         if port.published_port and port.publish_mode == mode
     }
+
+
+# Networks
+
+
+def _find_network(target: str, networks: Sequence[Network]) -> Network:
+    return resolve("network", target, networks, lambda network: (network.name,))
+
+
+def unknown_network_targets(spec: ServiceSpec, networks: Sequence[Network]) -> list[str]:
+    """The spec's network targets that name none of the cluster's networks."""
+    unknown = []
+    for config in [*(spec.task_template.networks or ()), *(spec.networks or ())]:
+        try:
+            _find_network(config.target, networks)
+        except NotFound:
+            unknown.append(config.target)
+    return unknown
+
+
+def resolve_networks(spec: ServiceSpec, networks: Sequence[Network]) -> ServiceSpec:
+    """The spec with every network target (an ID, a name or a unique ID prefix) replaced by
+    the network's ID, as moby does before the spec reaches SwarmKit; aliases are kept.
+
+    Raises NotFound for an unknown network, InvalidSpec for the ingress network (a service
+    is attached to it by publishing ports) and for a network named twice.
+    """
+    task_networks = _resolve_targets(spec.task_template.networks, networks)
+    service_networks = _resolve_targets(spec.networks, networks)
+    return spec.replace(
+        task_template=spec.task_template.replace(networks=task_networks),
+        networks=service_networks,
+    )
+
+
+def _resolve_targets(
+    configs: list[NetworkAttachmentConfig] | None, networks: Sequence[Network]
+) -> list[NetworkAttachmentConfig] | None:
+    if configs is None:
+        return None
+    resolved: list[NetworkAttachmentConfig] = []
+    for config in configs:
+        network = _find_network(config.target, networks)
+        if network.ingress:
+            raise InvalidSpec(
+                f'Service cannot be explicitly attached to the ingress network "{network.name}"'
+            )
+        if any(other.target == network.id for other in resolved):
+            raise InvalidSpec(f"network {network.name} is attached more than once")
+        resolved.append(config.replace(target=network.id))
+    return resolved
+
+
+def check_ingress_network(spec: ServiceSpec, networks: Iterable[Network]) -> None:
+    """Ingress-mode ports need the ingress network (SwarmKit's words when there is none)."""
+    ports = (spec.endpoint_spec.ports or []) if spec.endpoint_spec else []
+    if publishes_ingress(ports) and not any(network.ingress for network in networks):
+        raise InvalidSpec(NO_INGRESS)

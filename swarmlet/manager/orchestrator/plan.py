@@ -24,7 +24,8 @@ from swarmlet.models import Service, Task, TaskState, TaskStatus
 # A replicated task's slot number, or a global task's node ID.
 InstanceKey = int | str
 
-PENDING_MESSAGE = "pending task scheduling"
+# A new task waits in NEW for the allocator (its network addresses), which moves it to PENDING.
+CREATED_MESSAGE = "created"
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,7 @@ class Plan:
             spec=service.spec.task_template,
             spec_version=service.spec_version,
             status=TaskStatus(
-                state=TaskState.PENDING, message=PENDING_MESSAGE, timestamp=self.now.wall
+                state=TaskState.NEW, message=CREATED_MESSAGE, timestamp=self.now.wall
             ),
             desired_state=desired,
         )

@@ -8,6 +8,7 @@ from typing import Any
 from swarmlet.clock import Clock
 from swarmlet.errors import InvalidSpec, Unavailable
 from swarmlet.ids import new_id
+from swarmlet.manager.allocator import ingress_network
 from swarmlet.manager.api.control import InitRequest, JoinRequest, LocalNodeState
 from swarmlet.manager.store import Op, Store
 from swarmlet.models import (
@@ -85,11 +86,11 @@ def token(secret: str) -> str:
 
 
 def manager_control(store: Store) -> FakeControl:
-    """An active manager whose store holds the cluster and this node."""
+    """An active manager whose store holds the cluster, its ingress network and this node."""
     cluster = Cluster(
         id=new_id(), join_tokens=JoinTokens(worker=token("worker1"), manager=token("manager1"))
     )
-    store.commit([Op.create(cluster)])
+    store.commit([Op.create(cluster), Op.create(ingress_network(new_id()))])
     node = manager_in(store, hostname="manager-1", addr="10.0.0.1")
     return FakeControl(
         state=LocalNodeState.ACTIVE,

@@ -1,5 +1,6 @@
 """Plain objects for the orchestrators' tests, and a small fake cluster around the real store:
-a fake scheduler (PENDING → ASSIGNED) and fake agents (tasks move to what they are told)."""
+a fake allocator and scheduler (NEW or PENDING → ASSIGNED) and fake agents (tasks move to what
+they are told)."""
 
 from __future__ import annotations
 
@@ -243,7 +244,8 @@ class FakeCluster:
     # The fake scheduler and agents
 
     def schedule(self) -> None:
-        """Place PENDING tasks on the usable node with the fewest tasks; confirm preset ones."""
+        """Allocate and place NEW and PENDING tasks on the usable node with the fewest tasks;
+        confirm preset ones."""
         usable = [
             n.id
             for n in self.store.all(Node)
@@ -252,7 +254,7 @@ class FakeCluster:
         ops = []
         load = {n: len(current(self.store.tasks_of_node(n))) for n in usable}
         for t in sorted(self.store.all(Task), key=lambda t: t.id):
-            if t.state != TaskState.PENDING or t.desired_state > TaskState.RUNNING:
+            if t.state > TaskState.PENDING or t.desired_state > TaskState.RUNNING:
                 continue
             target = t.node_id or (min(usable, key=lambda n: (load[n], n)) if usable else None)
             if target is None:

@@ -23,7 +23,7 @@ from tests.manager.orchestrator.builders import (
 )
 
 
-def test_a_new_service_gets_one_pending_task_per_slot():
+def test_a_new_service_gets_one_new_task_per_slot():
     svc = service(service_spec("web", replicas=3))
     plan = reconcile_replicated(svc, [], nodes("n1"), at(0))
     assert sorted(t.slot or 0 for t in plan.created) == [1, 2, 3]
@@ -34,8 +34,8 @@ def test_a_new_service_gets_one_pending_task_per_slot():
         assert t.node_id is None
         assert t.spec == svc.spec.task_template
         assert t.spec_version == svc.spec_version
-        assert t.status.state == TaskState.PENDING
-        assert t.status.message == "pending task scheduling"
+        assert t.status.state == TaskState.NEW
+        assert t.status.message == "created"
         assert t.status.timestamp == START
         assert t.desired_state == TaskState.RUNNING
     assert plan.updated == []

@@ -1,0 +1,377 @@
+"""/networks: the cluster's overlay networks from the store, the engine's local ones beside them.
+
+- ``POST /networks/create`` with the ``overlay`` driver makes a swarm network, allocated here
+  (subnet, gateway, VNI) so that `docker network inspect` shows them at once and a bad subnet
+  is refused at once; any other driver is the engine's (a local network), passed through.
+- ``GET /networks`` lists the engine's networks and ours, with the CLI's filters.
+- ``GET /networks/{id}`` and ``DELETE /networks/{id}``: ours by ID, name or unique ID prefix;
+  anything else goes to the engine. A network a service uses cannot be removed.
+
+On a node that is not an active manager, everything goes to the engine.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import web
+from pydantic import Field
+
+from swarmlet.errors import EngineError, InvalidSpec, NameConflict, NotFound
+from swarmlet.ids import new_id
+from swarmlet.manager.allocator import allocate_network, network_configs, publishes_ingress
+from swarmlet.manager.allocator.ipam import DEFAULT_POOLS, DEFAULT_SUBNET_SIZE
+from swarmlet.manager.allocator.ports import spec_ports
+from swarmlet.manager.api.common import (
+    control_of,
+    json_response,
+    read_json_object,
+    store_of,
+)
+from swarmlet.manager.api.control import LocalNodeState
+from swarmlet.manager.api.filters import Filters, match_labels
+from swarmlet.manager.api.lookup import resolve, task_name
+from swarmlet.manager.api.proxy import ENGINE
+from swarmlet.manager.store import Op, Store
+from swarmlet.models import (
+    OVERLAY,
+    VXLAN_OPTION,
+    Model,
+    Network,
+    NetworkIPAM,
+    Service,
+    Task,
+    TaskState,
+)
+
+ACCEPTED_FILTERS = ("dangling", "driver", "id", "label", "name", "scope", "type")
+# The engine's own networks (daemon/network's IsPreDefinedNetwork).
+PREDEFINED = ("bridge", "host", "none", "default")
+INTERNAL_LABEL = "com.docker.swarm.internal"
+SWARM_SCOPE = "swarm"
+_TRUE = ("true", "1")
+_FALSE = ("false", "0")
+
+
+class NetworkCreateRequest(Model):
+    """The body of POST /networks/create, as the Engine API defines it."""
+
+    name: str = ""
+    driver: str = ""
+    scope: str = ""
+    internal: bool = False
+    attachable: bool = False
+    ingress: bool = False
+    config_only: bool = False
+    config_from: dict[str, Any] | None = None
+    enable_ipv4: bool | None = Field(default=None, alias="EnableIPv4")
+    enable_ipv6: bool = False
+    ipam: NetworkIPAM | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    check_duplicate: bool | None = None
+
+
+# Shapes
+
+
+def rfc3339(moment: datetime | None) -> str:
+    if moment is None:
+        return "0001-01-01T00:00:00Z"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def network_to_api(network: Network) -> dict[str, Any]:
+    """A network in the Engine API's shape (``Network`` and ``NetworkInspect``)."""
+    ipam_config: list[dict[str, str]] = []
+    for config in network.ipam.config:
+        shown = {"Subnet": config.subnet, "Gateway": config.gateway}
+        if config.ip_range:
+            shown["IPRange"] = config.ip_range
+        ipam_config.append(shown)
+    return {
+        "Name": network.name,
+        "Id": network.id,
+        "Created": rfc3339(network.created_at),
+        "Scope": SWARM_SCOPE,
+        "Driver": network.driver,
+        "EnableIPv4": True,
+        "EnableIPv6": network.enable_ipv6,
+        "IPAM": {
+            "Driver": network.ipam.driver or "default",
+            "Options": dict(network.ipam.options),
+            "Config": ipam_config,
+        },
+        "Internal": network.internal,
+        "Attachable": network.attachable,
+        "Ingress": network.ingress,
+        "ConfigFrom": {"Network": ""},
+        "ConfigOnly": False,
+        "Containers": {},
+        "Options": {**network.options, VXLAN_OPTION: str(network.vni)},
+        "Labels": dict(network.labels),
+    }
+
+
+# Who uses a network
+
+
+def services_using(network: Network, services: Iterable[Service]) -> list[Service]:
+    """Services attached to the network (for ingress: those publishing ingress ports)."""
+    found = [
+        service
+        for service in services
+        if (network.ingress and publishes_ingress(spec_ports(service)))
+        or any(config.target == network.id for config in network_configs(service))
+    ]
+    return sorted(found, key=lambda s: s.spec.name)
+
+
+def tasks_using(network: Network, tasks: Iterable[Task]) -> list[Task]:
+    """Live tasks attached to the network (meant to run, not ended)."""
+    return [
+        task
+        for task in tasks
+        if task.desired_state <= TaskState.RUNNING
+        and task.state <= TaskState.RUNNING
+        and any(a.network.id == network.id for a in task.networks_attachments)
+    ]
+
+
+def check_removable(network: Network, services: Sequence[Service], tasks: Sequence[Task]) -> None:
+    using = services_using(network, services)
+    if using and network.ingress:
+        raise InvalidSpec(
+            f"ingress network cannot be removed because service {using[0].spec.name} depends on it"
+        )
+    if using:
+        raise InvalidSpec(f"network {network.name} is in use by service {using[0].spec.name}")
+    attached = tasks_using(network, tasks)
+    if attached:
+        raise InvalidSpec(f"network {network.name} is in use by task {task_name(attached[0])}")
+
+
+# Filters
+
+
+def _search(patterns: Sequence[str], value: str) -> bool:
+    """moby's filters.Args.Match: an exact value, or a regular expression found in it."""
+    for pattern in patterns:
+        if pattern == value:
+            return True
+        try:
+            if re.search(pattern, value):
+                return True
+        except re.error:
+            continue
+    return not patterns
+
+
+def _bool_filter(filters: Filters, key: str) -> bool | None:
+    values = filters.get(key)
+    if not values:
+        return None
+    value = values[0].lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise InvalidSpec(f"Invalid filter: '{key}'='{values[0]}'")
+
+
+def check_filters(filters: Filters) -> None:
+    filters.validate(ACCEPTED_FILTERS)
+    for value in filters.get("type"):
+        if value not in ("custom", "builtin"):
+            raise InvalidSpec(f"Invalid filter: 'type'='{value}'")
+    _bool_filter(filters, "dangling")
+
+
+def network_matches(network: Network, filters: Filters, in_use: bool) -> bool:
+    drivers, scopes, types = filters.get("driver"), filters.get("scope"), filters.get("type")
+    dangling = _bool_filter(filters, "dangling")
+    return (
+        _search(filters.get("name"), network.name)
+        and _search(filters.get("id"), network.id)
+        and (not drivers or network.driver in drivers)
+        and (not scopes or SWARM_SCOPE in scopes)
+        and (not types or "custom" in types)
+        and match_labels(network.labels, filters.get("label"))
+        and (dangling is None or dangling != in_use)
+    )
+
+
+# Lookups
+
+
+def find_network(store: Store, ref: str) -> Network | None:
+    """Ours by full ID, name or unique ID prefix; None when none of ours is meant."""
+    try:
+        return resolve("network", ref, store.all(Network), lambda n: (n.name,))
+    except NotFound:
+        return None
+
+
+def _manager_store(request: web.Request) -> Store | None:
+    control = control_of(request)
+    if control.store is None or control.state is not LocalNodeState.ACTIVE:
+        return None
+    return control.store
+
+
+# Handlers
+
+
+async def list_networks(request: web.Request) -> web.StreamResponse:
+    store = _manager_store(request)
+    if store is None:
+        return await request.app[ENGINE].forward(request)
+    raw_filters = request.query.get("filters")
+    filters = Filters.parse(raw_filters)
+    check_filters(filters)
+    path = "/networks" + (f"?filters={quote(raw_filters, safe='')}" if raw_filters else "")
+    local = await request.app[ENGINE].get_json(path)
+    services = store.all(Service)
+    ours = [
+        network_to_api(network)
+        for network in sorted(store.all(Network), key=lambda n: n.name)
+        if network_matches(network, filters, bool(services_using(network, services)))
+    ]
+    return json_response([*(local if isinstance(local, list) else []), *ours])
+
+
+async def inspect_network(request: web.Request) -> web.StreamResponse:
+    store = _manager_store(request)
+    scope = request.query.get("scope", "")
+    if store is None or scope == "local":
+        return await request.app[ENGINE].forward(request)
+    ref = request.match_info["id"]
+    network = find_network(store, ref)
+    if network is not None:
+        return json_response(network_to_api(network))
+    if scope == SWARM_SCOPE:
+        raise NotFound(f"network {ref} not found")
+    return await request.app[ENGINE].forward(request)
+
+
+async def remove_network(request: web.Request) -> web.StreamResponse:
+    store = _manager_store(request)
+    network = find_network(store, request.match_info["id"]) if store is not None else None
+    if store is None or network is None:
+        return await request.app[ENGINE].forward(request)
+    check_removable(network, store.all(Service), store.all(Task))
+    store.commit([Op.delete(network)])
+    return web.Response(status=204)
+
+
+async def create_network(request: web.Request) -> web.StreamResponse:
+    body = await read_json_object(request)
+    create = NetworkCreateRequest.from_api(body)
+    if create.driver != OVERLAY:
+        if create.scope == SWARM_SCOPE:
+            raise InvalidSpec(
+                f"swarm-scoped networks of the {create.driver or 'bridge'} driver are not"
+                " supported: use the overlay driver"
+            )
+        # The body as it came (aiohttp keeps what it read).
+        return await _engine_create(request, await request.read())
+    store = store_of(request)
+    network = new_network(create, store)
+    store.commit([Op.create(network)])
+    return json_response({"Id": network.id, "Warning": ""}, status=201)
+
+
+def new_network(create: NetworkCreateRequest, store: Store) -> Network:
+    """The overlay network a create request asks for, allocated, or InvalidSpec, NotFound
+    or NameConflict saying why not (SwarmKit's controlapi and moby's words)."""
+    existing = store.all(Network)
+    _validate_create(create, existing)
+    requested = create.ipam or NetworkIPAM()
+    network = Network(
+        id=new_id(),
+        name=create.name,
+        driver=OVERLAY,
+        labels=create.labels,
+        options=create.options,
+        internal=create.internal,
+        attachable=create.attachable,
+        ingress=create.ingress,
+        ipam=NetworkIPAM(driver="default", config=requested.config, options=requested.options),
+    )
+    cluster = store.cluster()
+    pools = cluster.default_addr_pool if cluster is not None else list(DEFAULT_POOLS)
+    size = cluster.subnet_size if cluster is not None else DEFAULT_SUBNET_SIZE
+    allocated = allocate_network(network, existing, pools, size)
+    # The VNI is kept in its field, and shown as the option.
+    options = {k: v for k, v in allocated.options.items() if k != VXLAN_OPTION}
+    return allocated.replace(options=options)
+
+
+def _validate_create(create: NetworkCreateRequest, existing: Sequence[Network]) -> None:
+    name = create.name
+    if not name:
+        raise InvalidSpec("meta: name must be provided")
+    if name in PREDEFINED:
+        raise InvalidSpec(f"{name} is a pre-defined network and cannot be created")
+    if any(network.name == name for network in existing):
+        raise NameConflict(f"network with name {name} already exists")
+    if INTERNAL_LABEL in create.labels:
+        raise InvalidSpec(
+            f"label {INTERNAL_LABEL} is for predefined internal networks and cannot be"
+            " applied by users"
+        )
+    if create.ingress:
+        if create.attachable:
+            raise InvalidSpec("ingress network cannot be attachable")
+        for network in existing:
+            if network.ingress:
+                raise NameConflict(f"ingress network ({network.id}) is already present")
+    if create.config_only or create.config_from:
+        raise InvalidSpec("config-only networks are not supported with the overlay driver")
+    if create.enable_ipv6:
+        raise InvalidSpec("IPv6 is not supported on overlay networks")
+    if create.enable_ipv4 is False or create.options.get("com.docker.network.enable_ipv4") in (
+        "false",
+        "0",
+    ):
+        raise InvalidSpec("IPv4 cannot be disabled in a Swarm scoped network")
+    if "encrypted" in create.options:
+        raise InvalidSpec("encrypted overlay networks are not supported")
+    ipam = create.ipam
+    if ipam is not None:
+        if ipam.driver not in ("", "default"):
+            raise NotFound(f'plugin "{ipam.driver}" not found')
+        for config in ipam.config:
+            if (config.model_extra or {}).get("AuxiliaryAddresses"):
+                raise InvalidSpec("ipam configuration: auxiliary addresses are not supported")
+
+
+async def _engine_create(request: web.Request, body: bytes) -> web.Response:
+    """A local network: the request, as it came, answered by the engine."""
+    engine = request.app[ENGINE]
+    version = await engine.api_version()
+    connector = aiohttp.UnixConnector(path=engine.socket_path)
+    try:
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            session.post(
+                f"http://docker/v{version}/networks/create",
+                data=body,
+                headers={"Content-Type": "application/json"},
+            ) as answer,
+        ):
+            data = await answer.read()
+            return web.Response(
+                status=answer.status,
+                body=data,
+                content_type=answer.content_type or "application/json",
+            )
+    except aiohttp.ClientError as exc:
+        raise EngineError(f"cannot reach the engine at unix://{engine.socket_path}: {exc}") from exc
