@@ -36,6 +36,8 @@ from swarmlet.protocol import NetworkState, ServiceEntry
 
 log = logging.getLogger(__name__)
 
+SANDBOX_TASK_LABEL = "com.swarmlet.task.id"
+NODE_LABEL = "com.swarmlet.node.id"
 # How long a task may wait for the manager to give this host its address on the task's
 # networks (the allocator does it as soon as the network is in use).
 ATTACH_WAIT = 60.0
@@ -54,7 +56,8 @@ class NetworkAgent:
         self._engine = engine
         self._host_addr = host_addr
         self._clock = clock
-        self._labels = {**sandbox_labels, "com.swarmlet.node.id": node_id}
+        self._labels = {**sandbox_labels, NODE_LABEL: node_id}
+        self._node_id = node_id
         self._state = NetworkState()
         self._applied = asyncio.Condition()
         self._programming = asyncio.Lock()
@@ -88,8 +91,10 @@ class NetworkAgent:
             self._applied.notify_all()
 
     async def adopt(self, tasks: Sequence[Task]) -> None:
-        """Learn the namespaces of local tasks an earlier agent attached (after a restart),
-        so their VIP rules and DNS scope follow changes again."""
+        """Called with every assignment set: learn the namespaces of local tasks an earlier
+        agent attached (after a restart), so their VIP rules and DNS scope follow changes
+        again; and remove the sandboxes of tasks no longer assigned."""
+        await self._sweep({task.id for task in tasks})
         for task in tasks:
             if (
                 task.id in self._pids
@@ -106,6 +111,20 @@ class NetworkAgent:
                 self._pids[task.id] = info.pid
         self._update_dns()
 
+    async def _sweep(self, assigned: set[str]) -> None:
+        try:
+            found = await self._engine.list_containers({NODE_LABEL: self._node_id})
+        except SwarmletError as exc:
+            log.warning("listing this node's sandboxes: %s", exc.message)
+            return
+        for summary in found:
+            task_id = summary.labels.get(SANDBOX_TASK_LABEL)
+            if task_id is not None and task_id not in assigned:
+                try:
+                    await self._engine.remove_container(summary.id, force=True)
+                except SwarmletError as exc:
+                    log.warning("removing sandbox %s: %s", summary.name, exc.message)
+
     # TaskNetworking
 
     async def attach(self, task: Task) -> dict[str, Any]:
@@ -113,7 +132,7 @@ class NetworkAgent:
         sandbox = await start_sandbox(
             self._engine,
             task,
-            self._labels,
+            {**self._labels, SANDBOX_TASK_LABEL: task.id},
             nameserver=ip_of(host_address_on_first_network(task, local)),
         )
         await attach_task(task, sandbox.pid, local)

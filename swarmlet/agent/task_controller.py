@@ -143,6 +143,10 @@ class TaskController:
         return self._task.id
 
     @property
+    def task(self) -> Task:
+        return self._task
+
+    @property
     def status(self) -> TaskStatus:
         return self._status
 

@@ -122,7 +122,9 @@ class Worker:
         for task_id in [t for t in self._controllers if t not in assigned]:
             gone = self._controllers.pop(task_id)
             gone.job.cancel()  # now, so that it reports nothing more
-            self._start_removal(group, gone.controller.container_name, after=gone.job)
+            self._start_removal(
+                group, gone.controller.container_name, after=gone.job, task=gone.controller.task
+            )
         for task in assigned.values():
             running = self._controllers.get(task.id)
             if running is not None:
@@ -169,14 +171,20 @@ class Worker:
                 self._start_removal(group, summary.name)
 
     def _start_removal(
-        self, group: asyncio.TaskGroup, container: str, after: asyncio.Task[None] | None = None
+        self,
+        group: asyncio.TaskGroup,
+        container: str,
+        after: asyncio.Task[None] | None = None,
+        task: Task | None = None,
     ) -> None:
         if container not in self._removals:
             self._removals[container] = group.create_task(
-                self._remove(container, after), name=f"remove-{container}"
+                self._remove(container, after, task), name=f"remove-{container}"
             )
 
-    async def _remove(self, container: str, after: asyncio.Task[None] | None) -> None:
+    async def _remove(
+        self, container: str, after: asyncio.Task[None] | None, task: Task | None
+    ) -> None:
         try:
             if after is not None:
                 # Its controller first, so that it does not start what is being removed.
@@ -185,6 +193,9 @@ class Worker:
             await executor.stop(self._engine, container, None)
             await executor.remove(self._engine, container)
             log.info("removed container %s: its task is no longer assigned", container)
+            if task is not None and task.networks_attachments and self._networking is not None:
+                # Its controller may have been cancelled before it released the namespace.
+                await self._networking.detach(task)
         except SwarmletError as exc:
             log.warning("removing container %s: %s (retried at the next sweep)", container, exc)
         finally:

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from swarmlet.models.base import Model, StoredObject, Version
 from swarmlet.models.network import NetworkAttachment
-from swarmlet.models.service import TaskSpec
+from swarmlet.models.service import EndpointSpec, TaskSpec
 
 
 class TaskState(StrEnum):
@@ -105,6 +105,9 @@ class Task(StoredObject):
     status: TaskStatus = Field(default_factory=TaskStatus)
     desired_state: TaskState = TaskState.RUNNING
     networks_attachments: list[NetworkAttachment] = Field(default_factory=list)
+    # Not in the Engine API (SwarmKit keeps the whole Endpoint): the service's endpoint spec
+    # the task was made for, so a change of published ports replaces the task.
+    endpoint_spec: EndpointSpec | None = None
 
     @property
     def state(self) -> TaskState:

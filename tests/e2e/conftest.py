@@ -74,7 +74,7 @@ class Cli:
         """Wait until ``count`` tasks of the service run, and nothing else of it moves."""
 
         def settled() -> bool:
-            rows = self.tasks(service)
+            rows = self.tasks(service, running_only=True)
             states = [r["CurrentState"].split()[0] for r in rows]
             return states.count("Running") == count == len(rows)
 

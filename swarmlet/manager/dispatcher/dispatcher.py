@@ -205,6 +205,5 @@ def _touches_networks(obj: StoredObject) -> bool:
     """Whether a change may change some host's network state (most task changes do not)."""
     if isinstance(obj, Task):
         return bool(obj.networks_attachments)
-    if isinstance(obj, Node):
-        return bool(obj.attachments)
-    return isinstance(obj, Network | Service)
+    # A node's change may take its addresses away (the event shows only the new object).
+    return isinstance(obj, Network | Service | Node)

@@ -126,7 +126,12 @@ class Plan:
         return [task for task in tasks if is_live(task)]
 
     def is_dirty(self, task: Task) -> bool:
-        return task.spec != self.service.spec.task_template
+        # As in SwarmKit, a change of published ports makes tasks dirty too: they must join
+        # (or leave) the ingress network, which only a new task can.
+        return (
+            task.spec != self.service.spec.task_template
+            or task.endpoint_spec != self.service.spec.endpoint_spec
+        )
 
     # Changing them.
 
@@ -145,6 +150,7 @@ class Plan:
             slot=slot,
             node_id=node_id,
             spec=service.spec.task_template,
+            endpoint_spec=service.spec.endpoint_spec,
             spec_version=service.spec_version,
             status=TaskStatus(
                 state=TaskState.NEW, message=CREATED_MESSAGE, timestamp=self.now.wall
