@@ -217,8 +217,9 @@ def test_scaling_draining_and_killing_update_dns_vips_and_the_mesh(
     assert len(remaining & names) == 2
 
     # Killing a task: it is gone from DNS, the VIP and the mesh until its replacement runs.
-    victim = container_of(cli, "webui")
-    cli.ok("kill", victim)
+    victim = cli.tasks("webui", running_only=True)[0]["ID"]
+    container = cli.ok("ps", "-q", "--filter", f"label=com.docker.swarm.task.id={victim}")
+    cli.ok("kill", container.strip())
     only(1)
     cli.running("webui", 2)
 
