@@ -14,6 +14,7 @@ from pathlib import Path
 from swarmlet.agent.agent import Agent
 from swarmlet.agent.describe import describe_node
 from swarmlet.agent.engine import EngineClient
+from swarmlet.agent.network import NODE_LABEL
 from swarmlet.agent.session import join as join_session
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
@@ -38,6 +39,8 @@ from swarmlet.models import (
     NodeState,
     NodeStatus,
 )
+from swarmlet.net.mesh import remove_mesh
+from swarmlet.net.netlink import program_host
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +189,9 @@ class NodeControl:
                 )
             await self._stop()
             await self._remove_containers(identity.node_id)
+            # Nothing of the swarm's networks stays on the host: bridges, tunnels, rules.
+            await program_host([], identity.advertise_addr)
+            await remove_mesh()
             identity_file.forget(self._state_dir)
             self._identity = None
 
@@ -235,5 +241,7 @@ class NodeControl:
         return await describe_node(self._engine, self._hostname)
 
     async def _remove_containers(self, node_id: str) -> None:
-        for container in await self._engine.list_containers({"com.docker.swarm.node.id": node_id}):
-            await self._engine.remove_container(container.id, force=True)
+        """The node's task containers, and the sandboxes holding their namespaces."""
+        for label in ("com.docker.swarm.node.id", NODE_LABEL):
+            for container in await self._engine.list_containers({label: node_id}):
+                await self._engine.remove_container(container.id, force=True)

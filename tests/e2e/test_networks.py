@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -51,6 +52,22 @@ def lab_links(lab: Lab) -> dict[str, list[str]]:
     return found
 
 
+def lab_routes(lab: Lab) -> dict[str, str]:
+    return {
+        hostname: lab.exec(hostname, ["ip", "route", "show", "table", "all"], check=True).stdout
+        for hostname in ("node1", "node2", "node3")
+    }
+
+
+def vxlan_received(lab: Lab, hostname: str, network: str) -> int:
+    """Bytes the host's VXLAN device of the network has received."""
+    vni = json.loads(lab.docker("network", "inspect", network, check=True).stdout)[0]["Options"][
+        "com.docker.network.driver.overlay.vxlanid_list"
+    ]
+    out = lab.exec(hostname, ["ip", "-j", "-s", "link", "show", f"swlvx{vni}"], check=True).stdout
+    return int(json.loads(out)[0]["stats64"]["rx"]["bytes"])
+
+
 def lab_rules(lab: Lab) -> dict[str, str]:
     return {
         hostname: lab.exec(hostname, ["nft", "list", "ruleset"], check=True).stdout
@@ -96,8 +113,11 @@ def test_services_find_each_other_by_name_across_hosts(cli: Cli, network: str) -
     client = container_of(cli, "client")
     kv_task = cli.tasks("kv", running_only=True)[0]
     assert kv_task["Node"] == "node2"
+    received = vxlan_received(cli.lab, "node2", network)
     answer = eventually(lambda: fetch_from(cli, client, "http://kv/"), what="kv by name")
     assert eventually(lambda: fetch_from(cli, client, "http://tasks.kv/")) == answer
+    # The requests came from node3 to node2 through the VXLAN tunnel.
+    assert vxlan_received(cli.lab, "node2", network) > received
     # The name resolves to the service's VIP; tasks.kv to the task's own address.
     vip = cli.inspect("service", "kv")["Endpoint"]["VirtualIPs"]
     assert [v["Addr"].split("/")[0] for v in vip]
@@ -123,7 +143,7 @@ def test_a_published_port_answers_on_every_host_and_spreads(
 
 
 def test_nothing_is_left_after_service_and_network_removal(cli: Cli, lab: Lab) -> None:
-    before_links, before_rules = lab_links(lab), lab_rules(lab)
+    before_links, before_rules, before_routes = lab_links(lab), lab_rules(lab), lab_routes(lab)
     cli.ok("network", "create", "--driver", "overlay", "transient")
     cli.create(
         "brief", *QUICK, "--network", "transient", "--replicas", "3", "-p", "8001:80", IMAGE, *WEB
@@ -136,6 +156,7 @@ def test_nothing_is_left_after_service_and_network_removal(cli: Cli, lab: Lab) -
     cli.ok("network", "rm", "transient")
     eventually(lambda: lab_links(lab) == before_links, what="interfaces gone")
     eventually(lambda: lab_rules(lab) == before_rules, what="rules gone")
+    eventually(lambda: lab_routes(lab) == before_routes, what="routes gone")
 
 
 def test_bad_network_input_is_refused(cli: Cli, network: str) -> None:
@@ -223,12 +244,31 @@ def test_scaling_draining_and_killing_update_dns_vips_and_the_mesh(
     only(1)
     cli.running("webui", 2)
 
-    # Draining a host moves its task; connections follow.
-    node = cli.tasks("webui", running_only=True)[0]["Node"]
-    cli.ok("node", "update", "--availability", "drain", node)
+    # Draining a host: within 2 s its task is out of DNS and gets no connection.
+    drained = cli.tasks("webui", running_only=True)[0]
+    task = json.loads(cli.ok("inspect", drained["ID"]))[0]
+    (address,) = [
+        a["Addresses"][0].split("/")[0]
+        for a in task["NetworksAttachments"]
+        if a["Network"]["Name"] == network
+    ]
+    name = eventually(lambda: fetch_from(cli, client, f"http://{address}/"))
+    cli.ok("node", "update", "--availability", "drain", drained["Node"])
     try:
+        eventually(
+            lambda: address not in resolved(cli, client, "tasks.webui"),
+            timeout=2,
+            what="the drained task out of DNS",
+        )
+        eventually(
+            lambda: name not in hostnames_through_mesh(lab, 20),
+            timeout=2,
+            what="no connection to the drained task",
+        )
         cli.running("webui", 2)
-        assert all(r["Node"] != node for r in cli.tasks("webui", running_only=True))
-        assert eventually(lambda: (seen := hostnames_through_mesh(lab, 20)) and "" not in seen)
+        assert all(r["Node"] != drained["Node"] for r in cli.tasks("webui", running_only=True))
+        seen = hostnames_through_mesh(lab, 20)
+        assert "" not in seen
+        assert name not in seen
     finally:
-        cli.ok("node", "update", "--availability", "active", node)
+        cli.ok("node", "update", "--availability", "active", drained["Node"])
