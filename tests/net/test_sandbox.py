@@ -13,13 +13,12 @@ import os
 import sys
 import tarfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from swarmlet.agent.engine import EngineClient
-from swarmlet.errors import InvalidSpec, NotFound, SwarmletError, Unavailable
+from swarmlet.errors import InvalidSpec, NotFound, Unavailable
 from swarmlet.ids import new_id
 from swarmlet.models import (
     ContainerSpec,
@@ -43,9 +42,9 @@ from swarmlet.net.sandbox import (
     start_sandbox,
 )
 from swarmlet.protocol import NetworkView
+from tests.conftest import TEST_LABEL
 from tests.net.dataplane_lab import HELPER, PREFIX, fail_or_skip, require_kernel, sh
 
-TEST_LABEL = "com.swarmlet.test"
 TEST_IMAGE = "swarmlet-test/busybox:latest"
 
 
@@ -127,31 +126,6 @@ def test_the_sandbox_image_is_busybox_alone(tmp_path: Path):
 
 
 @pytest.fixture
-async def docker() -> AsyncIterator[EngineClient]:
-    url = os.environ.get("SWARMLET_TEST_DOCKER_HOST", "unix:///var/run/docker.sock")
-    engine = EngineClient(url)
-    try:
-        await engine.ping()
-    except SwarmletError as exc:
-        await engine.close()
-        fail_or_skip(f"no engine at {url}: {exc}")
-    try:
-        yield engine
-    finally:
-        await engine.close()
-
-
-@pytest.fixture
-async def labels(docker: EngineClient) -> AsyncIterator[dict[str, str]]:
-    labels = {TEST_LABEL: new_id()}
-    try:
-        yield labels
-    finally:
-        for container in await docker.list_containers(labels):
-            await docker.remove_container(container.id, force=True)
-
-
-@pytest.fixture
 def host_netns() -> Iterator[str]:
     """A host namespace with network ``backend`` programmed, its address 10.0.1.2."""
     require_kernel()
@@ -177,12 +151,12 @@ def links_of(pid: int) -> list[str]:
     return sorted(link["ifname"] for link in json.loads(shown))
 
 
-async def test_a_sandbox_holds_a_namespace_of_its_own_until_removed(docker, labels):
+async def test_a_sandbox_holds_a_namespace_of_its_own_until_removed(docker, test_labels):
     the_task = task((BACKEND, "10.0.1.9/24"), hostname="api").replace(id=new_id())
-    sandbox = await start_sandbox(docker, the_task, labels, nameserver="10.0.1.2")
+    sandbox = await start_sandbox(docker, the_task, test_labels, nameserver="10.0.1.2")
     assert sandbox.running
     assert sandbox.labels[SANDBOX_LABEL] == "1"
-    assert sandbox.labels[TEST_LABEL] == labels[TEST_LABEL]
+    assert sandbox.labels[TEST_LABEL] == test_labels[TEST_LABEL]
     assert os.readlink(f"/proc/{sandbox.pid}/ns/net") != os.readlink("/proc/self/ns/net")
     assert links_of(sandbox.pid) == ["lo"]
     shown = sh("docker", "inspect", sandbox.id).stdout
@@ -192,7 +166,7 @@ async def test_a_sandbox_holds_a_namespace_of_its_own_until_removed(docker, labe
     assert sh("docker", "exec", sandbox.id, "/bin/busybox", "hostname").stdout.strip() == "api"
 
     # One an earlier attempt left is replaced.
-    again = await start_sandbox(docker, the_task, labels)
+    again = await start_sandbox(docker, the_task, test_labels)
     assert again.id != sandbox.id
     with pytest.raises(NotFound):
         await docker.inspect_container(sandbox.id)
@@ -215,13 +189,13 @@ async def test_the_sandbox_image_is_imported_when_missing(docker):
         await asyncio.to_thread(sh, "docker", "rmi", ref, check=False)
 
 
-async def test_a_task_joining_the_sandbox_has_its_network(docker, labels, host_netns):
+async def test_a_task_joining_the_sandbox_has_its_network(docker, test_labels, host_netns):
     try:
         await docker.inspect_image(TEST_IMAGE)
     except NotFound:
         fail_or_skip(f"no image {TEST_IMAGE} (scripts/bootstrap.sh makes it)")
     the_task = task((BACKEND, "10.0.1.9/24")).replace(id=new_id())
-    sandbox = await start_sandbox(docker, the_task, labels, nameserver="10.0.1.2")
+    sandbox = await start_sandbox(docker, the_task, test_labels, nameserver="10.0.1.2")
     args = {
         "task": the_task.model_dump(mode="json", by_alias=True),
         "pid": sandbox.pid,
@@ -241,7 +215,7 @@ async def test_a_task_joining_the_sandbox_has_its_network(docker, labels, host_n
     command = "ip -o -4 addr show eth0 && ping -c 1 -W 2 10.0.1.2"
     container = await docker.create_container(
         f"{PREFIX}{the_task.id}",
-        {"Image": TEST_IMAGE, "Cmd": ["sh", "-c", command], "Labels": labels},
+        {"Image": TEST_IMAGE, "Cmd": ["sh", "-c", command], "Labels": test_labels},
         {"NetworkMode": f"container:{sandbox.id}"},
     )
     await docker.start_container(container)
