@@ -7,13 +7,11 @@ These tests need root and ``ip``/``nft``/``nsenter``: without them they skip, ex
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,11 +19,10 @@ from typing import TypeVar
 
 import pytest
 
-T = TypeVar("T")
-CLONE_NEWNET = 0x40000000
-PREFIX = "swlt-nft-"
+from swarmlet.net import netlink
 
-_libc = ctypes.CDLL(None, use_errno=True)
+T = TypeVar("T")
+PREFIX = "swlt-nft-"
 
 
 def require_root() -> None:
@@ -50,28 +47,8 @@ def sh(*args: str) -> str:
 
 
 def in_netns(name: str, work: Callable[[], T]) -> T:
-    """Run ``work`` in a thread that has entered namespace ``name``: a socket it makes stays
-    in that namespace, and /proc/sys/net shows that namespace's settings."""
-    result: list[T] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        with open(f"/run/netns/{name}") as target:
-            if _libc.setns(target.fileno(), CLONE_NEWNET) != 0:
-                errors.append(OSError(ctypes.get_errno(), f"setns {name}"))
-                return
-        # The thread ends here, and its namespace with it: nothing to restore.
-        try:
-            result.append(work())
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run, name=f"in-{name}")
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return result[0]
+    """Run ``work`` on a thread inside the named namespace (the data plane's own helper)."""
+    return netlink.in_netns(f"/run/netns/{name}", work)
 
 
 def ask(netns: str, address: str, port: int, timeout: float = 2.0) -> str:
