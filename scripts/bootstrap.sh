@@ -49,7 +49,10 @@ install_packages() {
 }
 
 make_venv() {
-    local marker=.venv/.swarmlet-installed
+    # The marker holds the hash of the pyproject.toml last installed: a changed one (a new
+    # dependency) installs again, whatever the files' times say.
+    local marker=.venv/.swarmlet-installed wanted
+    wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
     if [ ! -x .venv/bin/python ]; then
         say "creating .venv"
         if ! python3 -m venv .venv; then
@@ -59,10 +62,10 @@ make_venv() {
             python3 -m venv .venv
         fi
     fi
-    if [ ! -e "$marker" ] || [ pyproject.toml -nt "$marker" ]; then
+    if [ "$(cat "$marker" 2>/dev/null)" != "$wanted" ]; then
         say "installing swarmlet and its dev tools into .venv"
         .venv/bin/python -m pip install -q -e '.[dev]'
-        touch "$marker"
+        printf '%s\n' "$wanted" >"$marker"
     fi
 }
 

@@ -2,10 +2,15 @@
 
     SwarmletError
     ├── NotFound          an object, a node, an image that does not exist
-    ├── NameConflict      a name already taken by another object of the same kind
-    ├── VersionConflict   an update made against a stale Version.Index
+    ├── Conflict          a request at odds with the current state (unlocking an unlocked swarm)
+    │   ├── NameConflict  a name already taken by another object of the same kind
+    │   └── VersionConflict  an update made against a stale Version.Index
     ├── InvalidSpec       input that can never be valid (a malformed spec, a bad filter)
     ├── Unavailable       the node cannot serve the request now (not a manager, not in a swarm)
+    │   └── Locked        the manager's store is sealed until its unlock key is given
+    ├── Unauthorized      a key that does not open what it guards (a wrong unlock key)
+    ├── CannotDecrypt     sealed data that does not open: altered, or sealed under another key
+    ├── Forbidden         the caller is known and may not do this (a removed node's certificate)
     └── EngineError       the container engine refused or failed an operation
 
 Errors from aiohttp, SQLite or the engine are translated where they enter
@@ -25,11 +30,15 @@ class NotFound(SwarmletError):
     pass
 
 
-class NameConflict(SwarmletError):
+class Conflict(SwarmletError):
     pass
 
 
-class VersionConflict(SwarmletError):
+class NameConflict(Conflict):
+    pass
+
+
+class VersionConflict(Conflict):
     pass
 
 
@@ -38,6 +47,22 @@ class InvalidSpec(SwarmletError):
 
 
 class Unavailable(SwarmletError):
+    pass
+
+
+class Locked(Unavailable):
+    pass
+
+
+class Unauthorized(SwarmletError):
+    pass
+
+
+class CannotDecrypt(SwarmletError):
+    pass
+
+
+class Forbidden(SwarmletError):
     pass
 
 

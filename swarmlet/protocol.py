@@ -12,18 +12,41 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from swarmlet.models import NodeDescription, Task, TaskStatus
+from swarmlet.models import Config, NodeDescription, Secret, Task, TaskStatus, TLSInfo
+
+# The manager's port (2377) serves, all over TLS:
+# the root CA, to a node about to join (no client certificate);
+CA_PATH = "/ca"
+# a node's first certificate, for a join token and a CSR (no client certificate);
+JOIN_PATH = "/certificate"
+# a new certificate for the node whose certificate is presented;
+RENEW_PATH = "/certificate/renew"
+# and the session of the node whose certificate is presented (a websocket).
+SESSION_PATH = "/session"
 
 
 class Message(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class CertificateRequest(Message):
+    """The body of JOIN_PATH and RENEW_PATH."""
+
+    csr: str
+    token: str = ""
+
+
+class IssuedCertificate(Message):
+    node_id: str
+    certificate: str
+    # The roots to trust from now on, PEM.
+    trust: str
+
+
 class Register(Message):
+    """The node is the one its client certificate names; it describes itself."""
+
     type: Literal["register"] = "register"
-    # Empty on the first join; the node's ID from then on (after a restart).
-    node_id: str = ""
-    join_token: str = ""
     description: NodeDescription
     addr: str = ""
 
@@ -50,8 +73,13 @@ class StatusUpdates(Message):
 
 
 class Assignments(Message):
+    """The node's full set of tasks, with the secrets and configs (data included) that those
+    of them not yet terminal reference, and no other: what the agent keeps, in memory only."""
+
     type: Literal["assignments"] = "assignments"
     tasks: list[Task]
+    secrets: list[Secret] = Field(default_factory=list)
+    configs: list[Config] = Field(default_factory=list)
 
 
 class Peer(Message):
@@ -125,8 +153,33 @@ class SessionError(Message):
     message: str
 
 
+class Certificates(Message):
+    """The manager tells a node what to trust, and whether to renew its certificate now (its
+    role changed, or the swarm moves to a new root)."""
+
+    type: Literal["certificates"] = "certificates"
+    trust: str
+    renew: bool = False
+
+
+class NodeTLS(Message):
+    """The agent's report of what it trusts and who issued its certificate, whenever either
+    changes (``docker swarm ca --rotate`` waits on it)."""
+
+    type: Literal["tls"] = "tls"
+    tls_info: TLSInfo
+
+
 Incoming = (
-    Register | Registered | Heartbeat | StatusUpdates | Assignments | NetworkState | SessionError
+    Register
+    | Registered
+    | Heartbeat
+    | StatusUpdates
+    | Assignments
+    | NetworkState
+    | SessionError
+    | Certificates
+    | NodeTLS
 )
 AnyMessage = Annotated[Incoming, Field(discriminator="type")]
 MESSAGE = TypeAdapter(AnyMessage)

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
+from swarmlet.agent.certificates import CertificateRenewer
+from swarmlet.agent.dependencies import Dependencies
 from swarmlet.agent.describe import describe_node
 from swarmlet.agent.engine import EngineClient
 from swarmlet.agent.network import NetworkAgent
-from swarmlet.agent.session import Session
+from swarmlet.agent.session import Session, SessionClosed
+from swarmlet.agent.task_files import DEFAULT_ROOT, TaskFiles, files_dir
 from swarmlet.agent.worker import Worker
 from swarmlet.clock import Clock
-from swarmlet.models import NodeDescription, Task
-from swarmlet.protocol import StatusUpdate
+from swarmlet.models import NodeDescription, Task, TLSInfo
+from swarmlet.pki import Credentials, node_tls_info
+from swarmlet.protocol import Certificates, NodeTLS, StatusUpdate
 
 
 class Agent:
@@ -21,13 +27,22 @@ class Agent:
         *,
         engine: EngineClient,
         node_id: str,
+        credentials: Credentials,
         manager_addrs: Sequence[str],
         addr: str,
         hostname: str,
         clock: Clock,
         container_labels: Mapping[str, str],
+        files_root: Path = DEFAULT_ROOT,
+        renewed: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
+        # Told after each renewal of the node's certificate (its role may have changed).
+        self._renewed = renewed
+        # The secrets and configs of the last assignments, in memory only; their files are on
+        # a tmpfs of this node's own (``<files_root>/<node id>/secrets``).
+        self.dependencies = Dependencies()
+        self.files = TaskFiles(files_dir(node_id, files_root), self.dependencies)
         self._hostname = hostname
         self.network = NetworkAgent(
             engine, host_addr=addr, node_id=node_id, clock=clock, sandbox_labels=container_labels
@@ -39,9 +54,14 @@ class Agent:
             clock,
             container_labels=container_labels,
             networking=self.network,
+            files=self.files,
+        )
+        self._credentials = credentials
+        self.certificates = CertificateRenewer(
+            credentials, manager_addrs, clock, renewed=self._certificate_renewed
         )
         self.session = Session(
-            node_id=node_id,
+            credentials=credentials,
             manager_addrs=manager_addrs,
             addr=addr,
             describe=self._describe,
@@ -49,10 +69,35 @@ class Agent:
             statuses=self.worker.statuses,
             clock=clock,
             network=self.network.apply,
+            certificates=self._update_certificates,
+            dependencies=self.dependencies.replace,
         )
 
     async def _describe(self) -> NodeDescription:
-        return await describe_node(self._engine, self._hostname)
+        description = await describe_node(self._engine, self._hostname)
+        return description.replace(tls_info=self._tls_info())
+
+    def _tls_info(self) -> TLSInfo:
+        credentials = self._credentials
+        return node_tls_info(credentials.node_path.read_text(), credentials.trust())
+
+    async def _report_tls(self) -> None:
+        # Without a session, the next one's registration carries it.
+        with contextlib.suppress(SessionClosed):
+            await self.session.send(NodeTLS(tls_info=self._tls_info()))
+
+    async def _certificate_renewed(self) -> None:
+        if self._renewed is not None:
+            self._renewed()
+        await self._report_tls()
+
+    async def _update_certificates(self, update: Certificates) -> None:
+        """Trust what the manager says, and renew when asked (a new role, a new root)."""
+        if self._credentials.trust() != update.trust:
+            self._credentials.save_trust(update.trust)
+            await self._report_tls()
+        if update.renew:
+            self.certificates.renew_soon()
 
     async def _assign(self, tasks: Sequence[Task]) -> None:
         await self.network.adopt(tasks)
@@ -62,8 +107,15 @@ class Agent:
         # The worker is built before the session it reports through.
         await self.session.report(updates)
 
+    async def unmount_secrets(self) -> None:
+        """Leaving the swarm, once the agent is stopped: forget the secrets and configs and
+        unmount their tmpfs, with every file on it."""
+        self.dependencies.replace((), ())
+        await self.files.unmount()
+
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.worker.run(), name="worker")
             group.create_task(self.session.run(), name="session")
             group.create_task(self.network.run(), name="network")
+            group.create_task(self.certificates.run(), name="certificates")

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from swarmlet.agent.engine import ContainerInfo, Engine
@@ -109,6 +109,15 @@ def plan_container(task: Task, node_id: str, extra_labels: Mapping[str, str]) ->
         host_config=_without_none(host_config),
         stop_timeout=timeout,
     )
+
+
+def with_mounts(plan: ContainerPlan, mounts: list[dict[str, Any]]) -> ContainerPlan:
+    """The plan with more ``HostConfig.Mounts`` after the spec's own (a task's secrets and
+    configs)."""
+    if not mounts:
+        return plan
+    host_config = {**plan.host_config, "Mounts": [*(plan.host_config.get("Mounts") or []), *mounts]}
+    return replace(plan, host_config=host_config)
 
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:

@@ -11,13 +11,18 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 import aiohttp
+from pydantic import ValidationError
 
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
 from swarmlet.errors import InvalidSpec, Unavailable
-from swarmlet.models import NodeDescription, Task
+from swarmlet.models import Config, NodeDescription, Secret, Task
+from swarmlet.pki import Credentials
+from swarmlet.pki.tls import MANAGER_NAME, client_context
 from swarmlet.protocol import (
+    SESSION_PATH,
     Assignments,
+    Certificates,
     Heartbeat,
     Message,
     NetworkState,
@@ -32,7 +37,6 @@ from swarmlet.protocol import (
 
 log = logging.getLogger(__name__)
 
-SESSION_PATH = "/session"
 BACKOFF_START = 0.2
 BACKOFF_MAX = 2.0
 CONNECT_TIMEOUT = 5.0
@@ -42,11 +46,19 @@ class SessionClosed(ConnectionError):
     """No session is open to send on."""
 
 
-async def _open(addr: str) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+async def _open(
+    addr: str, credentials: Credentials
+) -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+    """A websocket to the manager at ``addr``, on TLS with the node's certificate; the
+    certificate and the roots are read again for each connection (they may have been renewed)."""
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=CONNECT_TIMEOUT))
     try:
         ws = await http.ws_connect(
-            f"http://{addr}{SESSION_PATH}", max_msg_size=64 * 1024 * 1024, heartbeat=None
+            f"https://{addr}{SESSION_PATH}",
+            max_msg_size=64 * 1024 * 1024,
+            heartbeat=None,
+            ssl=client_context(credentials.trust(), credentials),
+            server_hostname=MANAGER_NAME,
         )
     except BaseException:
         await http.close()
@@ -67,34 +79,13 @@ async def _register(ws: aiohttp.ClientWebSocketResponse, hello: Register) -> Reg
     return answer
 
 
-async def join(addrs: Sequence[str], token: str, description: NodeDescription, addr: str) -> str:
-    """Register a new node with a join token; returns its node ID.
-
-    Raises InvalidSpec when the manager refuses the token, Unavailable when none answers.
-    """
-    errors = []
-    for manager in addrs:
-        try:
-            http, ws = await _open(manager)
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            errors.append(f"{manager}: {exc}")
-            continue
-        try:
-            hello = Register(join_token=token, description=description, addr=addr)
-            return (await _register(ws, hello)).node_id
-        finally:
-            await ws.close()
-            await http.close()
-    raise Unavailable("could not reach a manager: " + "; ".join(errors))
-
-
 class Session:
     """The long-lived session of a node that has joined."""
 
     def __init__(
         self,
         *,
-        node_id: str,
+        credentials: Credentials,
         manager_addrs: Sequence[str],
         addr: str,
         describe: Callable[[], Awaitable[NodeDescription]],
@@ -102,8 +93,10 @@ class Session:
         statuses: Callable[[], list[StatusUpdate]],
         clock: Clock,
         network: Callable[[NetworkState], Awaitable[None]] | None = None,
+        certificates: Callable[[Certificates], Awaitable[None]] | None = None,
+        dependencies: Callable[[Sequence[Secret], Sequence[Config]], None] | None = None,
     ) -> None:
-        self._node_id = node_id
+        self._credentials = credentials
         self._managers = list(manager_addrs)
         self._addr = addr
         self._describe = describe
@@ -111,16 +104,22 @@ class Session:
         self._statuses = statuses
         self._clock = clock
         self._network = network
+        self._certificates = certificates
+        self._dependencies = dependencies
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self.connected = asyncio.Event()
 
     async def report(self, updates: list[StatusUpdate]) -> None:
         """Send status updates now; raises SessionClosed while no session is open."""
+        await self.send(StatusUpdates(updates=updates))
+
+    async def send(self, message: Message) -> None:
+        """Send a message now; raises SessionClosed while no session is open."""
         ws = self._ws
         if ws is None or ws.closed:
             raise SessionClosed("no session to the manager")
         try:
-            await ws.send_str(encode(StatusUpdates(updates=updates)))
+            await ws.send_str(encode(message))
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise SessionClosed(str(exc)) from exc
 
@@ -144,11 +143,9 @@ class Session:
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     async def _session(self, manager: str) -> None:
-        http, ws = await _open(manager)
+        http, ws = await _open(manager, self._credentials)
         try:
-            hello = Register(
-                node_id=self._node_id, description=await self._describe(), addr=self._addr
-            )
+            hello = Register(description=await self._describe(), addr=self._addr)
             registered = await _register(ws, hello)
             log.info("session open to %s", manager)
             self._ws = ws
@@ -181,8 +178,20 @@ class Session:
         async for frame in ws:
             if frame.type != aiohttp.WSMsgType.TEXT:
                 break
-            message: Message = decode(frame.data)
+            try:
+                message: Message = decode(frame.data)
+            except ValidationError as exc:
+                # Not the error's text: it quotes the message, which may carry secrets.
+                log.error(
+                    "ignored a malformed message from the manager (%d errors)", exc.error_count()
+                )
+                continue
             if isinstance(message, Assignments):
+                # The secrets and configs first: the tasks given next may need them at once.
+                if self._dependencies is not None:
+                    self._dependencies(message.secrets, message.configs)
                 await self._assign(message.tasks)
             elif isinstance(message, NetworkState) and self._network is not None:
                 await self._network(message)
+            elif isinstance(message, Certificates) and self._certificates is not None:
+                await self._certificates(message)

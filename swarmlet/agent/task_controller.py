@@ -11,6 +11,10 @@ A failure before STARTING rejects the task, after it fails it; the message stays
 last step, and the error says why (as Swarm: ``Message: "preparing", Err: "No such image: …"``).
 A task never goes backwards. While the engine is unreachable a step is retried, not failed:
 that is no verdict on the task.
+
+A task's secrets and configs are written on the agent's tmpfs (``TaskFiles``) just before its
+container is created, and removed once the task is terminal; one that did not arrive with the
+assignments rejects the task (``secret <id> not found``).
 """
 
 from __future__ import annotations
@@ -20,13 +24,16 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum, auto
+from typing import Any
 
 from swarmlet.agent import executor
+from swarmlet.agent.dependencies import uses_files
 from swarmlet.agent.engine import ContainerInfo, Engine
 from swarmlet.agent.networking import TaskNetworking
+from swarmlet.agent.task_files import TaskFiles
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
-from swarmlet.errors import EngineError, SwarmletError
+from swarmlet.errors import EngineError, SwarmletError, Unavailable
 from swarmlet.models import ContainerStatus, Task, TaskState, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -114,11 +121,16 @@ class TaskController:
         container_labels: Mapping[str, str] | None = None,
         adopted: ContainerInfo | None = None,
         networking: TaskNetworking | None = None,
+        files: TaskFiles | None = None,
     ) -> None:
         self._engine = engine
         self._networking = networking if task.networks_attachments else None
         # An adopted task's namespace was made by an earlier agent: it is released the same way.
         self._attached = adopted is not None and self._networking is not None
+        self._uses_files = uses_files(task)
+        self._files = files
+        # Its secrets and configs too: they are written before its container is created.
+        self._files_written = adopted is not None and self._uses_files
         self._clock = clock
         self._report = report
         self._task = task
@@ -169,6 +181,8 @@ class TaskController:
             while True:
                 if self._attached and self._status.state.is_terminal:
                     await self._detach()
+                if self._files_written and self._status.state.is_terminal:
+                    await self._release_files()
                 step = next_step(
                     self._status.state,
                     self._task.desired_state,
@@ -206,7 +220,7 @@ class TaskController:
                 try:
                     if self._container_id is None:
                         await executor.ensure_image(self._engine, self._plan.image)
-                        plan = self._plan
+                        plan = executor.with_mounts(self._plan, await self._write_files())
                         if self._networking is not None:
                             self._attached = True
                             joined = await self._networking.attach(self._task)
@@ -314,6 +328,21 @@ class TaskController:
     def _container_ref(self) -> str:
         # The name works before the ID is known (a container an earlier attempt created).
         return self._container_id or self._plan.name
+
+    async def _write_files(self) -> list[dict[str, Any]]:
+        """The task's secrets and configs written for its container; their bind mounts."""
+        if not self._uses_files:
+            return []
+        if self._files is None:
+            raise Unavailable("this agent cannot deliver secrets and configs")
+        self._files_written = True
+        return await self._files.prepare(self._task)
+
+    async def _release_files(self) -> None:
+        """The process is gone for good: its secrets go (as Docker unmounts them at stop)."""
+        if self._files is not None:
+            await self._files.release(self.task_id)
+        self._files_written = False
 
     async def _detach(self) -> None:
         assert self._networking is not None

@@ -2,9 +2,10 @@
 
 Every ``assign`` hands it the full set of the node's tasks. It keeps one ``TaskController`` per
 task that still has something to do, hands each newer assignment to its controller, and removes
-the containers of tasks that are no longer assigned. At start it adopts the containers labelled
-with this node's ID (a restarted agent keeps its tasks running); those whose task is not
-assigned are removed, but only once the first assignment has said what is.
+the containers of tasks that are no longer assigned, and the files of their secrets and configs.
+At start it adopts the containers labelled with this node's ID (a restarted agent keeps its
+tasks running); those whose task is not assigned are removed, but only once the first
+assignment has said what is.
 
 Status updates are reported in batches: whatever happens within ``BATCH_WINDOW`` goes out
 together, the latest status of each task only (as SwarmKit's reporter). If the report fails
@@ -25,6 +26,7 @@ from swarmlet.agent.engine import ContainerInfo, Engine
 from swarmlet.agent.executor import LABEL_NODE_ID, LABEL_TASK_ID
 from swarmlet.agent.networking import TaskNetworking
 from swarmlet.agent.task_controller import RETRY_INITIAL, RETRY_MAX, TaskController
+from swarmlet.agent.task_files import TaskFiles
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
 from swarmlet.errors import SwarmletError
@@ -58,9 +60,11 @@ class Worker:
         clock: Clock,
         container_labels: Mapping[str, str] = NO_LABELS,
         networking: TaskNetworking | None = None,
+        files: TaskFiles | None = None,
     ) -> None:
         self._engine = engine
         self._networking = networking
+        self._files = files
         self._node_id = node_id
         self._report = report
         self._clock = clock
@@ -137,6 +141,10 @@ class Worker:
             del self._statuses[task_id]
             self._pending.pop(task_id, None)
         self._adopted.clear()  # what was not claimed now is not assigned: the sweep removes it
+        if self._files is not None:
+            # A task's secrets and configs are its controller's while it has one; those of a
+            # task unassigned (whose container goes now) or ended before a restart go here.
+            await self._files.retain(self._controllers.keys())
         await self._sweep(group, assigned)
 
     def _start_controller(
@@ -155,6 +163,7 @@ class Worker:
             container_labels=self._container_labels,
             adopted=adopted,
             networking=self._networking,
+            files=self._files,
         )
         job = group.create_task(controller.run(), name=f"task-{task.id}")
         self._controllers[task.id] = _Running(controller, job)

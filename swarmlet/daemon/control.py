@@ -9,28 +9,42 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
+from swarmlet.agent import certificates
 from swarmlet.agent.agent import Agent
 from swarmlet.agent.describe import describe_node
 from swarmlet.agent.engine import EngineClient
 from swarmlet.agent.network import NODE_LABEL
-from swarmlet.agent.session import join as join_session
+from swarmlet.agent.task_files import unmount_secrets
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
 from swarmlet.daemon import state as identity_file
 from swarmlet.daemon.addresses import advertise_addr, split_addr
 from swarmlet.errors import InvalidSpec, Unavailable
 from swarmlet.ids import new_id
-from swarmlet.manager import tokens
 from swarmlet.manager.allocator import ingress_network
-from swarmlet.manager.api.control import InitRequest, JoinRequest, LocalNodeState
+from swarmlet.manager.api.app import forwarded_app
+from swarmlet.manager.api.control import InitRequest, JoinRequest, LeaderRoute, LocalNodeState
+from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
 from swarmlet.manager.manager import Manager
-from swarmlet.manager.store import Op, SqliteBackend, Store
+from swarmlet.manager.store import (
+    KEY_FILE,
+    Cipher,
+    Op,
+    SqliteBackend,
+    Store,
+    create_key_file,
+    key_file_sealed,
+    new_unlock_key,
+    parse_unlock_key,
+    read_dek,
+    rekey_key_file,
+)
 from swarmlet.models import (
     Cluster,
     ClusterSpec,
-    JoinTokens,
     ManagerStatus,
     Node,
     NodeDescription,
@@ -41,6 +55,8 @@ from swarmlet.models import (
 )
 from swarmlet.net.mesh import remove_mesh
 from swarmlet.net.netlink import program_host
+from swarmlet.pki import Credentials, JoinToken, new_key_and_csr
+from swarmlet.pki.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +65,18 @@ ALREADY_IN_SWARM = (
     " join another one."
 )
 NOT_IN_SWARM = "This node is not part of a swarm"
+LEAVE_AS_MANAGER = (
+    "You are attempting to leave the swarm on a node that is participating as a manager."
+    " Removing the last manager erases all current state of the swarm. Use `--force` to"
+    " ignore this message."
+)
+# swarmlet's store is not replicated: a follower that leaves takes no state with it, but it
+# stays a manager in the swarm's records until it is demoted.
+LEAVE_AS_FOLLOWER = (
+    "You are attempting to leave the swarm on a node that is participating as a manager."
+    " Demote it first (`docker node demote`) so that the swarm stops counting it as one, or"
+    " use `--force` to ignore this message."
+)
 
 
 class NodeControl:
@@ -61,15 +89,23 @@ class NodeControl:
         hostname: str,
         clock: Clock,
         container_labels: Mapping[str, str],
+        min_cert_expiry: timedelta = timedelta(hours=1),
     ) -> None:
         self._state_dir = state_dir
+        self._min_cert_expiry = min_cert_expiry
         self._engine = engine
         self._engine_socket = engine_socket
         self._hostname = hostname
         self._clock = clock
         self._container_labels = dict(container_labels)
         self._identity = identity_file.load_identity(state_dir)
+        self._credentials = Credentials.of(state_dir)
+        # With autolock, the key the operator gave (or was given); '' when autolock is off.
+        self._unlock_key = ""
+        self._locked = False
         self._store: Store | None = None
+        # Set while the node's certificate says manager (the leader ignores it: it has the store).
+        self._leader_route: LeaderRoute | None = None
         self._running: list[asyncio.Task[None]] = []
         self._busy = asyncio.Lock()
         self._group: asyncio.TaskGroup | None = None
@@ -78,7 +114,9 @@ class NodeControl:
 
     @property
     def state(self) -> LocalNodeState:
-        return LocalNodeState.ACTIVE if self._identity else LocalNodeState.INACTIVE
+        if self._identity is None:
+            return LocalNodeState.INACTIVE
+        return LocalNodeState.LOCKED if self._locked else LocalNodeState.ACTIVE
 
     @property
     def node_id(self) -> str:
@@ -91,6 +129,12 @@ class NodeControl:
     @property
     def store(self) -> Store | None:
         return self._store
+
+    @property
+    def leader(self) -> LeaderRoute | None:
+        if self._store is not None or self._locked or self._identity is None:
+            return None
+        return self._leader_route
 
     @property
     def manager_addrs(self) -> list[str]:
@@ -113,33 +157,35 @@ class NodeControl:
                 listen_addr=f"{listen_host or '0.0.0.0'}:{port}",
                 manager_addrs=[f"{addr}:{port}"],
             )
-            store = Store(SqliteBackend(self._state_dir / identity_file.STORE_FILE), self._clock)
+            create_key_file(self._key_file)
+            store = self._open_store(None)
             try:
-                store.commit(self._first_objects(identity, request, await self._describe_self()))
+                self._found_cluster(store, identity, request, await self._describe_self())
             except BaseException:
                 store.close()
                 identity_file.forget(self._state_dir)
+                self._credentials.forget()
                 raise
             identity_file.save_identity(self._state_dir, identity)
             self._identity = identity
             self._start(store)
             return identity.node_id
 
-    def _first_objects(
+    def _found_cluster(
         self,
+        store: Store,
         identity: identity_file.NodeIdentity,
         request: InitRequest,
         description: NodeDescription,
-    ) -> list[Op]:
+    ) -> None:
+        """The new cluster with its root CA, the ingress network, and the first manager with
+        its certificate."""
         spec = ClusterSpec.model_validate(request.spec or {})
-        digest = tokens.new_digest()
-        cluster = Cluster(
-            id=new_id(),
-            spec=spec,
-            join_tokens=JoinTokens(
-                worker=tokens.new_token(digest), manager=tokens.new_token(digest)
-            ),
-        )
+        root_ca, join_tokens = new_cluster_root(self._clock.now())
+        cluster = Cluster(id=new_id(), spec=spec, join_tokens=join_tokens, root_ca=root_ca)
+        # The routing mesh's network: its subnet is the pool's first.
+        ingress = ingress_network(new_id(), cluster.default_addr_pool, cluster.subnet_size)
+        store.commit([Op.create(cluster), Op.create(ingress)])
         node = Node(
             id=identity.node_id,
             spec=NodeSpec(role=NodeRole.MANAGER),
@@ -147,9 +193,9 @@ class NodeControl:
             status=NodeStatus(state=NodeState.READY, addr=identity.advertise_addr),
             manager_status=ManagerStatus(leader=True, addr=identity.manager_addrs[0]),
         )
-        # The routing mesh's network, in the same commit: its subnet is the pool's first.
-        ingress = ingress_network(new_id(), cluster.default_addr_pool, cluster.subnet_size)
-        return [Op.create(cluster), Op.create(node), Op.create(ingress)]
+        key, csr = new_key_and_csr()
+        issued = CertificateAuthority(store, self._clock).create_node_certificate(node, csr)
+        self._credentials.save(trust_pem=issued.trust, cert_pem=issued.certificate, key_pem=key)
 
     async def join(self, request: JoinRequest) -> None:
         async with self._busy:
@@ -157,13 +203,10 @@ class NodeControl:
                 raise Unavailable(ALREADY_IN_SWARM)
             if not request.remote_addrs:
                 raise InvalidSpec("at least 1 RemoteAddr is required to join")
-            if not tokens.digest_of(request.join_token):
-                raise InvalidSpec("invalid join token")
+            JoinToken.parse(request.join_token)
             addr = advertise_addr(request.advertise_addr, request.listen_addr)
             managers = [f"{host}:{port}" for host, port in map(split_addr, request.remote_addrs)]
-            node_id = await join_session(
-                managers, request.join_token, await self._describe_self(), addr
-            )
+            node_id = await certificates.join(managers, request.join_token, self._credentials)
             listen_host, port = split_addr(request.listen_addr or "0.0.0.0:2377")
             identity = identity_file.NodeIdentity(
                 node_id=node_id,
@@ -176,24 +219,51 @@ class NodeControl:
             self._identity = identity
             self._start(None)
 
+    async def unlock(self, key: str) -> None:
+        async with self._busy:
+            unlock_key = parse_unlock_key(key)
+            store = self._open_store(unlock_key)  # Unauthorized for a key that does not fit
+            self._unlock_key = key.strip()
+            self._locked = False
+            self._start(store)
+
+    def unlock_key(self) -> str:
+        return self._unlock_key
+
+    async def set_autolock(self, enabled: bool, rotate: bool) -> str:
+        async with self._busy:
+            current = parse_unlock_key(self._unlock_key) if self._unlock_key else None
+            if not enabled:
+                rekey_key_file(self._key_file, current, None)
+                self._unlock_key = ""
+            elif rotate or current is None:
+                new = new_unlock_key()
+                rekey_key_file(self._key_file, current, parse_unlock_key(new))
+                self._unlock_key = new
+            return self._unlock_key
+
     async def leave(self, force: bool) -> None:
         async with self._busy:
             identity = self._identity
             if identity is None:
                 raise Unavailable(NOT_IN_SWARM)
             if identity.role == NodeRole.MANAGER and not force:
-                raise Unavailable(
-                    "You are attempting to leave the swarm on a node that is participating as"
-                    " a manager. Removing the last manager erases all current state of the"
-                    " swarm. Use `--force` to ignore this message."
-                )
+                raise Unavailable(LEAVE_AS_MANAGER)
+            if self.leader is not None and not force:
+                raise Unavailable(LEAVE_AS_FOLLOWER)
             await self._stop()
             await self._remove_containers(identity.node_id)
+            # Secrets and configs lived in memory and on this node's tmpfs only.
+            await unmount_secrets(identity.node_id)
             # Nothing of the swarm's networks stays on the host: bridges, tunnels, rules.
             await program_host([], identity.advertise_addr)
             await remove_mesh()
             identity_file.forget(self._state_dir)
+            self._credentials.forget()
             self._identity = None
+            self._leader_route = None
+            self._unlock_key = ""
+            self._locked = False
 
     # Running the node's parts
 
@@ -202,12 +272,13 @@ class NodeControl:
         async with asyncio.TaskGroup() as group:
             self._group = group
             identity = self._identity
-            if identity is not None:
-                store = None
-                if identity.role == NodeRole.MANAGER:
-                    backend = SqliteBackend(self._state_dir / identity_file.STORE_FILE)
-                    store = Store(backend, self._clock)
-                self._start(store)
+            if identity is not None and identity.role == NodeRole.MANAGER:
+                # With autolock, nothing runs until `docker swarm unlock` gives the key.
+                self._locked = key_file_sealed(self._key_file)
+                if not self._locked:
+                    self._start(self._open_store(None))
+            elif identity is not None:
+                self._start(None)
             await asyncio.Event().wait()
 
     def _start(self, store: Store | None) -> None:
@@ -216,18 +287,40 @@ class NodeControl:
             raise Unavailable("the daemon is not running")
         if store is not None:
             self._store = store
-            manager = Manager(store, self._clock, identity.node_id, identity.listen_addr)
+            api = forwarded_app(self, self._clock, min_cert_expiry=self._min_cert_expiry)
+            manager = Manager(
+                store, self._clock, identity.node_id, identity.listen_addr, self._credentials, api
+            )
             self._running.append(self._group.create_task(manager.run(), name="manager"))
+        self._read_role()
         agent = Agent(
             engine=self._engine,
             node_id=identity.node_id,
+            credentials=self._credentials,
             manager_addrs=identity.manager_addrs,
             addr=identity.advertise_addr,
             hostname=self._hostname,
             clock=self._clock,
             container_labels=self._container_labels,
+            renewed=self._read_role,
         )
         self._running.append(self._group.create_task(agent.run(), name="agent"))
+
+    def _read_role(self) -> None:
+        """Take the role the node's certificate gives it: at start, and after each renewal
+        (``docker node promote``/``demote`` renew it). A manager that does not hold the store
+        forwards the cluster's requests to the leader with that certificate."""
+        identity = self._identity
+        was_manager = self._leader_route is not None
+        self._leader_route = None
+        if identity is None or not self._credentials.exists():
+            return
+        if self._credentials.certificate().role is NodeRole.MANAGER:
+            tls = client_context(self._credentials.trust(), self._credentials)
+            self._leader_route = LeaderRoute(addrs=tuple(identity.manager_addrs), tls=tls)
+        is_manager = self._leader_route is not None
+        if self._store is None and was_manager != is_manager:
+            log.info("this node is now a %s", "manager" if is_manager else "worker")
 
     async def _stop(self) -> None:
         for task in reversed(self._running):
@@ -236,6 +329,16 @@ class NodeControl:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    @property
+    def _key_file(self) -> Path:
+        return self._state_dir / KEY_FILE
+
+    def _open_store(self, unlock_key: bytes | None) -> Store:
+        """The manager's store, its rows sealed with the key file's DEK."""
+        cipher = Cipher(read_dek(self._key_file, unlock_key))
+        backend = SqliteBackend(self._state_dir / identity_file.STORE_FILE, cipher)
+        return Store(backend, self._clock)
 
     async def _describe_self(self) -> NodeDescription:
         return await describe_node(self._engine, self._hostname)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from swarmlet.manager.store import KEY_FILE
 from swarmlet.models import NodeRole
 
 NODE_FILE = "node.json"
@@ -41,6 +42,6 @@ def save_identity(state_dir: Path, identity: NodeIdentity) -> None:
 
 
 def forget(state_dir: Path) -> None:
-    """Leave the swarm: the identity and the store go."""
-    for name in (NODE_FILE, STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm"):
+    """Leave the swarm: the identity, the store and the store's key go."""
+    for name in (NODE_FILE, STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm", KEY_FILE):
         (state_dir / name).unlink(missing_ok=True)

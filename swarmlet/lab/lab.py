@@ -104,8 +104,9 @@ class Lab:
 
     # --- building and tearing down ---------------------------------------------------------
 
-    def up(self, nodes: int = 3, engine: EngineMode = "shared") -> LabPlan:
-        """Build the network, start the daemons, form the swarm; on failure, leave nothing."""
+    def up(self, nodes: int = 3, engine: EngineMode = "shared", form_swarm: bool = True) -> LabPlan:
+        """Build the network, start the daemons, form the swarm (unless told not to: the
+        hosts are then up and in no swarm); on failure, leave nothing."""
         _require_root()
         found = self.leftovers()
         if found:
@@ -115,7 +116,7 @@ class Lab:
             )
         plan = plan_lab(self.config, nodes, engine)
         try:
-            self._build(plan)
+            self._build(plan, form_swarm)
         except BaseException as exc:
             try:
                 self._tear_down(plan)
@@ -129,7 +130,7 @@ class Lab:
         _require_root()
         self._tear_down(self._plan_to_remove())
 
-    def _build(self, plan: LabPlan) -> None:
+    def _build(self, plan: LabPlan, form_swarm: bool) -> None:
         config = plan.config
         for host in plan.hosts:
             for directory in (host.run_dir, host.state_dir):
@@ -144,7 +145,8 @@ class Lab:
         started = [(host, self._spawn_daemon(host)) for host in plan.hosts]
         for host, pid in started:
             self._wait_daemon(host, pid)
-        api.run_sync(_form_swarm(plan))
+        if form_swarm:
+            api.run_sync(_form_swarm(plan))
 
     def _start_engines(self, plan: LabPlan) -> None:
         engines = [(host, host.engine) for host in plan.hosts if host.engine is not None]

@@ -85,11 +85,14 @@ def require_lab(config: LabConfig = TEST_LAB) -> None:
 
 @contextmanager
 def lab_running(
-    config: LabConfig = TEST_LAB, nodes: int = 3, engine: EngineMode = "shared"
+    config: LabConfig = TEST_LAB,
+    nodes: int = 3,
+    engine: EngineMode = "shared",
+    form_swarm: bool = True,
 ) -> Iterator[Lab]:
     """A lab that is up for the block and gone after it."""
     with lab_reserved(config) as lab:
-        lab.up(nodes, engine)
+        lab.up(nodes, engine, form_swarm)
         yield lab
 
 

@@ -14,27 +14,49 @@ from aiohttp import web
 from swarmlet.clock import Clock
 from swarmlet.manager import orchestrator
 from swarmlet.manager.allocator import Allocator
+from swarmlet.manager.ca import CertificateAuthority
+from swarmlet.manager.ca.rotation import RootRotation
 from swarmlet.manager.dispatcher import Dispatcher
-from swarmlet.manager.dispatcher.server import session_app
+from swarmlet.manager.dispatcher.server import manager_app
 from swarmlet.manager.scheduler.scheduler import Scheduler
 from swarmlet.manager.store import Store
+from swarmlet.pki import Credentials
+from swarmlet.pki.tls import reloading_server_context, server_context
 
 log = logging.getLogger(__name__)
 
 
 class Manager:
-    def __init__(self, store: Store, clock: Clock, node_id: str, listen_addr: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        node_id: str,
+        listen_addr: str,
+        credentials: Credentials,
+        api: web.Application | None = None,
+    ) -> None:
         self.store = store
+        # The Engine API for the requests the other managers forward, served on the port.
+        self._api = api
         self._clock = clock
         self._node_id = node_id
         self._listen_addr = listen_addr
+        # The manager's own node certificate is its server certificate.
+        self._credentials = credentials
 
     async def run(self) -> None:
         dispatcher = Dispatcher(self.store, self._clock, self._node_id)
-        runner = web.AppRunner(session_app(dispatcher), handle_signals=False)
+        authority = CertificateAuthority(self.store, self._clock)
+        app = manager_app(dispatcher, authority, self._api)
+        runner = web.AppRunner(app, handle_signals=False)
         await runner.setup()
         host, _, port = self._listen_addr.rpartition(":")
-        site = web.TCPSite(runner, host or "0.0.0.0", int(port), reuse_address=True)
+        # Read again for every handshake: a renewed certificate or a new root needs no restart.
+        tls = reloading_server_context(lambda: server_context(self._credentials))
+        site = web.TCPSite(
+            runner, host or "0.0.0.0", int(port), reuse_address=True, ssl_context=tls
+        )
         await site.start()
         log.info("manager listening for agents on %s", self._listen_addr)
         try:
@@ -42,6 +64,8 @@ class Manager:
                 group.create_task(dispatcher.run(), name="dispatcher")
                 group.create_task(Allocator(self.store, self._clock).run(), name="allocator")
                 group.create_task(Scheduler(self.store, self._clock).run(), name="scheduler")
+                rotation = RootRotation(self.store, self._clock)
+                group.create_task(rotation.run(), name="root-rotation")
                 for controller in orchestrator.controllers(self.store, self._clock):
                     group.create_task(controller.run(), name=type(controller).__name__)
         finally:

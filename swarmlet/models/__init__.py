@@ -1,7 +1,7 @@
 """One model layer: the objects the store holds are the objects the API returns."""
 
 from swarmlet.models.base import Model, StoredObject, Version, api_name
-from swarmlet.models.cluster import Cluster, ClusterSpec, JoinTokens
+from swarmlet.models.cluster import Cluster, ClusterSpec, JoinTokens, RootCA
 from swarmlet.models.network import (
     INGRESS_NAME,
     OVERLAY,
@@ -16,6 +16,7 @@ from swarmlet.models.node import (
     ManagerStatus,
     Node,
     NodeAvailability,
+    NodeCertificate,
     NodeDescription,
     NodeRole,
     NodeSpec,
@@ -23,6 +24,18 @@ from swarmlet.models.node import (
     NodeStatus,
     Platform,
     Resources,
+    TLSInfo,
+)
+from swarmlet.models.secret import (
+    Config,
+    ConfigReference,
+    ConfigSpec,
+    Driver,
+    FileTarget,
+    RuntimeTarget,
+    Secret,
+    SecretReference,
+    SecretSpec,
 )
 from swarmlet.models.service import (
     SECOND_NS,
@@ -58,11 +71,16 @@ __all__ = [
     "VXLAN_OPTION",
     "Cluster",
     "ClusterSpec",
+    "Config",
+    "ConfigReference",
+    "ConfigSpec",
     "ContainerSpec",
     "ContainerStatus",
+    "Driver",
     "Endpoint",
     "EndpointSpec",
     "EndpointVirtualIP",
+    "FileTarget",
     "GlobalMode",
     "IPAMConfig",
     "JoinTokens",
@@ -75,6 +93,7 @@ __all__ = [
     "Node",
     "NodeAttachment",
     "NodeAvailability",
+    "NodeCertificate",
     "NodeDescription",
     "NodeRole",
     "NodeSpec",
@@ -89,11 +108,17 @@ __all__ = [
     "Resources",
     "RestartCondition",
     "RestartPolicy",
+    "RootCA",
+    "RuntimeTarget",
+    "Secret",
+    "SecretReference",
+    "SecretSpec",
     "Service",
     "ServiceMode",
     "ServiceSpec",
     "ServiceStatus",
     "StoredObject",
+    "TLSInfo",
     "Task",
     "TaskSpec",
     "TaskState",

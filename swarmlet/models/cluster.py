@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from swarmlet.models.base import Model, StoredObject
@@ -27,6 +29,12 @@ class RaftConfig(Model):
 
 class CAConfig(Model):
     node_cert_expiry: int = 90 * 24 * 3600 * SECOND_NS
+    # `docker swarm ca --rotate` increments it: every change starts a root rotation.
+    force_rotate: int = 0
+    # A root given by the operator (`--ca-cert`/`--ca-key`): not taken yet.
+    signing_ca_cert: str = ""
+    signing_ca_key: str = ""
+    external_cas: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class EncryptionConfig(Model):
@@ -48,9 +56,24 @@ class JoinTokens(Model):
     manager: str = ""
 
 
+class RootCA(Model):
+    """The cluster's CA, as SwarmKit keeps it in its Cluster object: the root every node
+    trusts and its key, and during a root rotation the new root and its key. The API never
+    shows it (its TLSInfo is derived from it)."""
+
+    ca_cert: str = ""
+    ca_key: str = ""
+    new_ca_cert: str = ""
+    new_ca_key: str = ""
+    # The new root signed by the old one, sent with every certificate issued during a
+    # rotation so that nodes still trusting only the old root accept it.
+    cross_signed: str = ""
+
+
 class Cluster(StoredObject):
     spec: ClusterSpec = Field(default_factory=ClusterSpec)
     join_tokens: JoinTokens = Field(default_factory=JoinTokens)
+    root_ca: RootCA = Field(default_factory=RootCA)
     default_addr_pool: list[str] = Field(default_factory=lambda: ["10.0.0.0/8"])
     subnet_size: int = 24
     data_path_port: int = 4789

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field
@@ -50,11 +51,23 @@ class EngineDescription(Model):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+class TLSInfo(Model):
+    """The root a node (or the cluster) trusts and the issuer of its certificate: subject and
+    public key, DER in base64. ``docker swarm ca --rotate`` compares a node's with the
+    cluster's to know when every node has a certificate from the new root."""
+
+    trust_root: str = ""
+    cert_issuer_subject: str = ""
+    cert_issuer_public_key: str = ""
+
+
 class NodeDescription(Model):
     hostname: str = ""
     platform: Platform = Field(default_factory=Platform)
     resources: Resources = Field(default_factory=Resources)
     engine: EngineDescription = Field(default_factory=EngineDescription)
+    # What the node trusts and who issued its certificate, as the node's agent reports it.
+    tls_info: TLSInfo | None = None
 
 
 class NodeStatus(Model):
@@ -69,11 +82,21 @@ class ManagerStatus(Model):
     addr: str = ""
 
 
+class NodeCertificate(Model):
+    """The last certificate the CA issued to the node (SwarmKit keeps it in the node too)."""
+
+    role: NodeRole
+    serial: str
+    not_after: datetime
+
+
 class Node(StoredObject):
     spec: NodeSpec = Field(default_factory=NodeSpec)
     description: NodeDescription = Field(default_factory=NodeDescription)
     status: NodeStatus = Field(default_factory=NodeStatus)
     manager_status: ManagerStatus | None = None
+    # Not in the Engine API (Swarm keeps it internally): written by the CA.
+    certificate: NodeCertificate | None = None
     # Not in the Engine API (Swarm keeps them internally): the node's own address on each
     # overlay network, written by the allocator.
     attachments: list[NodeAttachment] = Field(default_factory=list)

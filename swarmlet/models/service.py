@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from swarmlet.models.base import Model, StoredObject, Version
+from swarmlet.models.secret import ConfigReference, SecretReference
 
 SECOND_NS = 1_000_000_000
 
@@ -29,6 +30,8 @@ class ContainerSpec(Model):
     stop_grace_period: int | None = None
     mounts: list[dict[str, Any]] | None = None
     init: bool | None = None
+    secrets: list[SecretReference] | None = None
+    configs: list[ConfigReference] | None = None
 
 
 class ResourceSpec(Model):

@@ -5,6 +5,7 @@ The daemon implements this; the API handlers call it and never reach into the da
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -37,6 +38,16 @@ class JoinRequest:
     advertise_addr: str = ""
 
 
+@dataclass(frozen=True)
+class LeaderRoute:
+    """How a manager that does not hold the store (a follower) reaches the leader, which does:
+    the managers' addresses (host:2377) to try in turn, and a TLS context that trusts the
+    swarm's roots only and presents this node's manager certificate."""
+
+    addrs: tuple[str, ...]
+    tls: ssl.SSLContext
+
+
 class SwarmControl(Protocol):
     @property
     def state(self) -> LocalNodeState: ...
@@ -54,6 +65,13 @@ class SwarmControl(Protocol):
     @property
     def store(self) -> Store | None:
         """The cluster store when this node is an active manager, else None."""
+        ...
+
+    @property
+    def leader(self) -> LeaderRoute | None:
+        """Where this node sends the cluster's requests when it is a manager that does not hold
+        the store (its certificate says manager; the leader has the store). None on the
+        leader, on a worker, on a locked node and outside a swarm."""
         ...
 
     @property
@@ -80,4 +98,36 @@ class SwarmControl(Protocol):
 
     async def leave(self, force: bool) -> None:
         """Leave the swarm. Raises Unavailable when not in one."""
+        ...
+
+    # Autolock: the store's key file (swarmlet.manager.store.encryption) lives with the daemon.
+
+    async def unlock(self, key: str) -> None:
+        """Unlock this locked manager with the operator's unlock key, as typed (``SWMKEY-1-…``):
+        open the key file, open the store, and become an active manager.
+
+        Called only when ``state`` is LOCKED (the API answers the other states itself).
+        Raises InvalidSpec("invalid key string") for a malformed key (``parse_unlock_key``)
+        and Unauthorized("swarm could not be unlocked: invalid key provided") for a key that
+        does not open the key file (``read_dek``); the node stays locked.
+        """
+        ...
+
+    def unlock_key(self) -> str:
+        """The current unlock key, human-readable (``SWMKEY-1-…``); '' when autolock is off.
+
+        Asked only of an active manager (one that is locked does not know it).
+        """
+        ...
+
+    async def set_autolock(self, enabled: bool, rotate: bool) -> str:
+        """Make the key file match the swarm's ``EncryptionConfig.AutoLockManagers``, after an
+        update of the swarm's spec has been committed; returns the unlock key now in force.
+
+        ``enabled`` and autolock off: a new unlock key seals the key file. ``enabled`` and
+        ``rotate``: a new unlock key replaces the current one. ``enabled``, on, not
+        ``rotate``: nothing changes. Not ``enabled``: the key file is written plain and the
+        key forgotten (``rotate`` is ignored, as Swarm ignores it without autolock). The DEK,
+        and so the store, never changes. Asked only of an active manager.
+        """
         ...

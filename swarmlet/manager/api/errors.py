@@ -12,13 +12,14 @@ import pydantic
 from aiohttp import web
 
 from swarmlet.errors import (
+    Conflict,
     EngineError,
+    Forbidden,
     InvalidSpec,
-    NameConflict,
     NotFound,
     SwarmletError,
+    Unauthorized,
     Unavailable,
-    VersionConflict,
 )
 from swarmlet.manager.api.common import json_response
 
@@ -30,10 +31,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def status_of(error: SwarmletError) -> int:
     if isinstance(error, NotFound):
         return 404
-    if isinstance(error, NameConflict | VersionConflict):
+    if isinstance(error, Conflict):  # NameConflict, VersionConflict, a swarm not locked
         return 409
     if isinstance(error, InvalidSpec):
         return 400
+    if isinstance(error, Unauthorized):
+        return 401
+    if isinstance(error, Forbidden):
+        return 403
     if isinstance(error, Unavailable):
         return 503
     if isinstance(error, EngineError) and 400 <= error.status <= 599:

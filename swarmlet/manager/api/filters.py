@@ -7,11 +7,11 @@ SwarmKit's controlapi: prefixes for names and IDs, key or key=value for labels.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from swarmlet.errors import InvalidSpec
+from swarmlet.manager.api.common import parse_json
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,8 @@ class Filters:
         if not raw:
             return cls()
         try:
-            data = json.loads(raw)
-        except ValueError:
+            data = parse_json(raw)
+        except InvalidSpec:
             raise InvalidSpec("invalid filter") from None
         if not isinstance(data, dict):
             raise InvalidSpec("invalid filter")

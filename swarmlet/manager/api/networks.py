@@ -7,7 +7,9 @@
 - ``GET /networks/{id}`` and ``DELETE /networks/{id}``: ours by ID, name or unique ID prefix;
   anything else goes to the engine. A network a service uses cannot be removed.
 
-On a node that is not an active manager, everything goes to the engine.
+On a node that is not an active manager, everything goes to the engine. A follower manager
+asks the leader for the swarm's part (``follower.py``); forwarded to the leader, a request is
+answered from the store alone.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from swarmlet.manager.allocator.ipam import DEFAULT_POOLS, DEFAULT_SUBNET_SIZE
 from swarmlet.manager.allocator.ports import spec_ports
 from swarmlet.manager.api.common import (
     control_of,
+    forwarded,
     json_response,
     read_json_object,
     store_of,
@@ -237,7 +240,8 @@ async def list_networks(request: web.Request) -> web.StreamResponse:
     filters = Filters.parse(raw_filters)
     check_filters(filters)
     path = "/networks" + (f"?filters={quote(raw_filters, safe='')}" if raw_filters else "")
-    local = await request.app[ENGINE].get_json(path)
+    # A forwarded list is the swarm's networks alone: the follower adds its engine's.
+    local = [] if forwarded(request) else await request.app[ENGINE].get_json(path)
     services = store.all(Service)
     ours = [
         network_to_api(network)
@@ -250,20 +254,27 @@ async def list_networks(request: web.Request) -> web.StreamResponse:
 async def inspect_network(request: web.Request) -> web.StreamResponse:
     store = _manager_store(request)
     scope = request.query.get("scope", "")
+    ref = request.match_info["id"]
+    # Forwarded: only the swarm's networks are the leader's to answer (404 sends the follower
+    # to its own engine).
+    if forwarded(request) and scope == "local":
+        raise NotFound(f"network {ref} not found")
     if store is None or scope == "local":
         return await request.app[ENGINE].forward(request)
-    ref = request.match_info["id"]
     network = find_network(store, ref)
     if network is not None:
         return json_response(network_to_api(network))
-    if scope == SWARM_SCOPE:
+    if scope == SWARM_SCOPE or forwarded(request):
         raise NotFound(f"network {ref} not found")
     return await request.app[ENGINE].forward(request)
 
 
 async def remove_network(request: web.Request) -> web.StreamResponse:
     store = _manager_store(request)
-    network = find_network(store, request.match_info["id"]) if store is not None else None
+    ref = request.match_info["id"]
+    network = find_network(store, ref) if store is not None else None
+    if network is None and forwarded(request):
+        raise NotFound(f"network {ref} not found")
     if store is None or network is None:
         return await request.app[ENGINE].forward(request)
     check_removable(network, store.all(Service), store.all(Task))
@@ -280,6 +291,9 @@ async def create_network(request: web.Request) -> web.StreamResponse:
                 f"swarm-scoped networks of the {create.driver or 'bridge'} driver are not"
                 " supported: use the overlay driver"
             )
+        if forwarded(request):
+            # A follower makes its local networks on its own engine (follower.py).
+            raise InvalidSpec(f"a {create.driver or 'bridge'} network is local to its node")
         # The body as it came (aiohttp keeps what it read).
         return await _engine_create(request, await request.read())
     store = store_of(request)

@@ -26,6 +26,10 @@ from swarmlet.models import Node, NodeRole, NodeSpec, NodeState, Version
 ACCEPTED_FILTERS = ("id", "label", "membership", "name", "node.label", "role")
 _ROLES = tuple(role.value for role in NodeRole)
 _MEMBERSHIPS = ("accepted", "pending")
+DEMOTE_LEADER = (
+    "node {node} is the leader of the swarm and cannot be demoted: the leader holds the swarm's"
+    " state, and swarmlet cannot hand leadership to another manager"
+)
 
 
 def is_manager(node: Node) -> bool:
@@ -76,6 +80,18 @@ def find_node(request: web.Request, store: Store) -> Node:
     return resolve("node", ref, nodes, node_names)
 
 
+def check_demotion(node: Node, nodes: list[Node]) -> None:
+    """Refuse to demote the last manager (SwarmKit's words; a FailedPrecondition, which moby
+    answers with 400), or the leader: swarmlet's leader holds the swarm's store, which is not
+    replicated, so leadership cannot move to another manager. Also a 400: like the last
+    manager, a state of the cluster that no retry of the same request will change."""
+    managers = [n for n in nodes if is_manager(n)]
+    if [n.id for n in managers] == [node.id]:
+        raise InvalidSpec("attempting to demote the last manager of the swarm")
+    if node.manager_status is not None and node.manager_status.leader:
+        raise InvalidSpec(DEMOTE_LEADER.format(node=node.id))
+
+
 async def list_nodes(request: web.Request) -> web.Response:
     store = store_of(request)
     filters = node_filter(Filters.parse(request.query.get("filters")))
@@ -93,9 +109,7 @@ async def update_node(request: web.Request) -> web.Response:
     spec = NodeSpec.from_api(await read_json_object(request))
     node = find_node(request, store)
     if node.spec.role is NodeRole.MANAGER and spec.role is NodeRole.WORKER:
-        managers = [n for n in store.all(Node) if is_manager(n)]
-        if [n.id for n in managers] == [node.id]:
-            raise InvalidSpec("attempting to demote the last manager of the swarm")
+        check_demotion(node, store.all(Node))
     store.commit([Op.update(node.replace(spec=spec, version=Version(index=version)))])
     return web.Response()
 

@@ -131,40 +131,56 @@ class Engine:
         target = engine_path(request.rel_url.raw_path, await self.api_version())
         if request.rel_url.raw_query_string:
             target += "?" + request.rel_url.raw_query_string
-        headers = end_to_end(request.headers.items())
         if is_upgrade(request):
+            headers = end_to_end(request.headers.items())
             return await relay_upgrade(request, self.socket_path, target, headers)
-        if "Content-Length" in request.headers:
-            headers.append(("Content-Length", request.headers["Content-Length"]))
         try:
             upstream = await self._client().request(
                 request.method,
                 _url(target),
-                headers=headers,
+                headers=outgoing_headers(request),
                 data=request.content if request.body_exists else None,
-                skip_auto_headers=("Accept", "Accept-Encoding", "User-Agent", "Content-Type"),
+                skip_auto_headers=SKIP_AUTO_HEADERS,
                 allow_redirects=False,
             )
         except aiohttp.ClientError as exc:
             raise self._unreachable(exc) from exc
-        async with upstream:
-            response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for name, value in end_to_end(upstream.headers.items()):
-                response.headers.add(name, value)
-            length = upstream.headers.get("Content-Length")
-            if length is not None and length.isdigit():
-                response.content_length = int(length)
-            await response.prepare(request)
-            try:
-                # Each chunk goes out as it comes: logs, events and pull progress are live.
-                async for chunk in upstream.content.iter_any():
-                    await response.write(chunk)
-                await response.write_eof()
-            except ConnectionError:
-                # The client went away (`docker run -d` drops its wait; Ctrl-C on `events`):
-                # leaving the block closes the engine's side too.
-                pass
-            return response
+        return await stream_back(request, upstream)
+
+
+# What aiohttp's client would add by itself: a relayed request carries only the client's.
+SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
+
+
+def outgoing_headers(request: web.Request) -> list[tuple[str, str]]:
+    """The request's end-to-end headers, for relaying it (its length kept, when it has one)."""
+    headers = end_to_end(request.headers.items())
+    if "Content-Length" in request.headers:
+        headers.append(("Content-Length", request.headers["Content-Length"]))
+    return headers
+
+
+async def stream_back(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    """An upstream's answer to the client, unchanged: its status, its end-to-end headers, and
+    its body chunk by chunk as it comes. Closes the upstream response."""
+    async with upstream:
+        response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        for name, value in end_to_end(upstream.headers.items()):
+            response.headers.add(name, value)
+        length = upstream.headers.get("Content-Length")
+        if length is not None and length.isdigit():
+            response.content_length = int(length)
+        await response.prepare(request)
+        try:
+            # Each chunk goes out as it comes: logs, events and pull progress are live.
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+        except ConnectionError:
+            # The client went away (`docker run -d` drops its wait; Ctrl-C on `events`):
+            # leaving the block closes the upstream side too.
+            pass
+        return response
 
 
 ENGINE = web.AppKey("engine", Engine)

@@ -13,6 +13,7 @@ from swarmlet.manager.allocator import allocate_ports, held_ports
 from swarmlet.manager.api.common import (
     bool_query,
     clock_of,
+    forwarded,
     json_response,
     read_json,
     store_of,
@@ -30,6 +31,7 @@ from swarmlet.manager.api.proxy import ENGINE
 from swarmlet.manager.api.validate import (
     check_ingress_network,
     check_port_conflicts,
+    check_references_exist,
     parse_service_spec,
     resolve_networks,
     unknown_network_targets,
@@ -38,11 +40,13 @@ from swarmlet.manager.api.validate import (
 )
 from swarmlet.manager.store import Op, Store
 from swarmlet.models import (
+    Config,
     Endpoint,
     EndpointSpec,
     Network,
     Node,
     NodeState,
+    Secret,
     Service,
     ServiceSpec,
     ServiceStatus,
@@ -114,6 +118,8 @@ def endpoint_for(
 async def refuse_local_networks(request: web.Request, spec: ServiceSpec, store: Store) -> None:
     """A target that is none of the cluster's networks may be one of the engine's: moby
     refuses those with its own words (any other unknown target is a 404 later)."""
+    if forwarded(request):
+        return  # the follower's engine is not this host's: an unknown target is a 404 later
     for target in unknown_network_targets(spec, store.all(Network)):
         try:
             local = await request.app[ENGINE].get_json(f"/networks/{quote(target, safe='')}")
@@ -128,11 +134,13 @@ async def refuse_local_networks(request: web.Request, spec: ServiceSpec, store: 
 
 def prepare_spec(spec: ServiceSpec, service_id: str, store: Store) -> ServiceSpec:
     """Network targets resolved to IDs, and what needs the cluster's state checked: the
-    ingress network for ingress ports, published ports free."""
+    ingress network for ingress ports, published ports free, the secrets and configs it
+    refers to there."""
     networks = store.all(Network)
     spec = resolve_networks(spec, networks)
     check_ingress_network(spec, networks)
     check_port_conflicts(spec, service_id, store.all(Service))
+    check_references_exist(spec, store.all(Secret), store.all(Config))
     return spec
 
 

@@ -1,25 +1,31 @@
-"""/swarm: inspect, init, join, leave, update (with join-token rotation)."""
+"""/swarm: inspect, init, join, leave, update (with join-token and unlock-key rotation)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 from pydantic import Field
 
-from swarmlet.errors import NotFound, Unavailable
-from swarmlet.ids import new_id
+from swarmlet.errors import InvalidSpec, NotFound, Unavailable
+from swarmlet.manager.api.autolock import apply_autolock
 from swarmlet.manager.api.common import (
+    LOCKED_LEAVE,
     bool_query,
+    clock_of,
     control_of,
     json_response,
+    min_cert_expiry_of,
     read_json_object,
     store_of,
     version_query,
 )
-from swarmlet.manager.api.control import InitRequest, JoinRequest
+from swarmlet.manager.api.control import InitRequest, JoinRequest, LocalNodeState
+from swarmlet.manager.ca.rotation import start_rotation
 from swarmlet.manager.store import Op
-from swarmlet.models import Cluster, ClusterSpec, Model, Version
+from swarmlet.models import Cluster, ClusterSpec, Model, RootCA, Version
+from swarmlet.pki import JoinToken, tls_info
 
 _DEFAULT_LISTEN_ADDR = "0.0.0.0:2377"
 _NO_TLS_INFO = {"TrustRoot": "", "CertIssuerSubject": "", "CertIssuerPublicKey": ""}
@@ -40,21 +46,73 @@ class JoinBody(Model):
 
 
 def swarm_json(cluster: Cluster, with_tokens: bool = True) -> dict[str, Any]:
-    """The API's `Swarm` (GET /swarm) or, without the tokens, its `ClusterInfo` (/info)."""
+    """The API's `Swarm` (GET /swarm) or, without the tokens, its `ClusterInfo` (/info).
+
+    The CA's key never leaves the store: only the root's TLSInfo is shown."""
     data = cluster.to_api()
-    data.setdefault("TLSInfo", dict(_NO_TLS_INFO))
-    data.setdefault("RootRotationInProgress", False)
+    data.pop("RootCA", None)
+    data["TLSInfo"] = cluster_tls_info(cluster.root_ca)
+    data["RootRotationInProgress"] = bool(cluster.root_ca.new_ca_cert)
     if not with_tokens:
         data.pop("JoinTokens", None)
     return data
 
 
+def cluster_tls_info(root_ca: RootCA) -> dict[str, str]:
+    """The root the swarm trusts, and who issues its certificates: during a rotation the new
+    root does (what ``docker swarm ca --rotate`` waits for every node to report)."""
+    if not root_ca.ca_cert:
+        return dict(_NO_TLS_INFO)
+    info = tls_info(root_ca.ca_cert)
+    if root_ca.new_ca_cert:
+        issuer = tls_info(root_ca.new_ca_cert)
+        info = info.replace(
+            cert_issuer_subject=issuer.cert_issuer_subject,
+            cert_issuer_public_key=issuer.cert_issuer_public_key,
+        )
+    return info.to_api()
+
+
+def check_ca_config(spec: ClusterSpec, minimum: timedelta) -> None:
+    """Refuse what swarmlet's CA cannot do, in Swarm's words where Swarm has them."""
+    ca_config = spec.ca_config
+    if timedelta(microseconds=ca_config.node_cert_expiry / 1000) < minimum:
+        raise InvalidSpec(f"minimum certificate expiry time is: {go_duration(minimum)}")
+    if ca_config.signing_ca_cert or ca_config.signing_ca_key:
+        raise InvalidSpec(
+            "a root CA given with --ca-cert/--ca-key is not supported: swarmlet makes its own"
+            " roots (`docker swarm ca --rotate` without them)"
+        )
+    if ca_config.external_cas:
+        raise InvalidSpec("external CAs are not supported: swarmlet signs with its own root")
+
+
+def check_update(current: ClusterSpec, spec: ClusterSpec) -> None:
+    """What SwarmKit's UpdateCluster refuses."""
+    if spec.name != current.name:
+        raise InvalidSpec("modification of cluster name is not allowed")
+    if spec.dispatcher.heartbeat_period < 0:
+        raise InvalidSpec("heartbeat time period cannot be a negative duration")
+
+
+def go_duration(value: timedelta) -> str:
+    """A whole number of seconds as Go prints a time.Duration (``1h0m0s``, ``1m30s``, ``10s``)."""
+    seconds = int(value.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{seconds}s"
+    if minutes:
+        return f"{minutes}m{seconds}s"
+    return f"{seconds}s"
+
+
 def rotate_token(token: str) -> str:
     """A new secret for a join token; the `SWMTKN-1-<CA digest>-` part stays."""
-    parts = token.split("-")
-    if len(parts) != 4 or parts[0] != "SWMTKN":
-        raise Unavailable("the swarm has no join token to rotate")
-    return "-".join([*parts[:3], new_id()])
+    try:
+        return str(JoinToken.parse(token).rotated())
+    except InvalidSpec as exc:
+        raise Unavailable("the swarm has no join token to rotate") from exc
 
 
 async def inspect(request: web.Request) -> web.Response:
@@ -67,8 +125,10 @@ async def inspect(request: web.Request) -> web.Response:
 async def init(request: web.Request) -> web.Response:
     body = InitBody.from_api(await read_json_object(request))
     spec = body.spec or {}
-    ClusterSpec.from_api(spec)  # refuse a malformed spec here, naming the field
-    node_id = await control_of(request).init(
+    cluster_spec = ClusterSpec.from_api(spec)  # refuse a malformed spec here, naming the field
+    check_ca_config(cluster_spec, min_cert_expiry_of(request))
+    control = control_of(request)
+    node_id = await control.init(
         InitRequest(
             listen_addr=body.listen_addr or _DEFAULT_LISTEN_ADDR,
             advertise_addr=body.advertise_addr,
@@ -76,6 +136,7 @@ async def init(request: web.Request) -> web.Response:
             spec=spec,
         )
     )
+    await apply_autolock(control, cluster_spec, rotate=False)  # `swarm init --autolock`
     return json_response(node_id)
 
 
@@ -93,7 +154,11 @@ async def join(request: web.Request) -> web.Response:
 
 
 async def leave(request: web.Request) -> web.Response:
-    await control_of(request).leave(bool_query(request, "force"))
+    control = control_of(request)
+    force = bool_query(request, "force")
+    if control.state is LocalNodeState.LOCKED and not force:
+        raise Unavailable(LOCKED_LEAVE)
+    await control.leave(force)
     return web.Response()
 
 
@@ -104,11 +169,23 @@ async def update(request: web.Request) -> web.Response:
     cluster = store.cluster()
     if cluster is None:
         raise NotFound("This node is not part of a swarm")
+    check_ca_config(spec, min_cert_expiry_of(request))
+    check_update(cluster.spec, spec)
+    root_ca = cluster.root_ca
+    if spec.ca_config.force_rotate != cluster.spec.ca_config.force_rotate:
+        if not root_ca.ca_cert:
+            raise InvalidSpec("the swarm has no root CA to rotate")
+        root_ca = start_rotation(root_ca, clock_of(request).now())
     tokens = cluster.join_tokens
     if bool_query(request, "rotateWorkerToken"):
         tokens = tokens.replace(worker=rotate_token(tokens.worker))
     if bool_query(request, "rotateManagerToken"):
         tokens = tokens.replace(manager=rotate_token(tokens.manager))
-    updated = cluster.replace(spec=spec, join_tokens=tokens, version=Version(index=version))
+    updated = cluster.replace(
+        spec=spec, join_tokens=tokens, root_ca=root_ca, version=Version(index=version)
+    )
     store.commit([Op.update(updated)])
+    # After the commit, so a stale version changes no key.
+    rotate_unlock_key = bool_query(request, "rotateManagerUnlockKey")
+    await apply_autolock(control_of(request), spec, rotate=rotate_unlock_key)
     return web.Response()

@@ -9,8 +9,10 @@ from aiohttp import web
 from swarmlet.errors import EngineError
 from swarmlet.manager.api.common import (
     API_VERSION,
+    LOCKED,
     MIN_API_VERSION,
     control_of,
+    forwarded,
     json_response,
     swarm_status,
 )
@@ -52,6 +54,10 @@ async def version(request: web.Request) -> web.Response:
 
 
 async def info(request: web.Request) -> web.Response:
+    if forwarded(request):
+        # Forwarded by a follower: only the Swarm section is the leader's to give; the follower
+        # puts it into its own engine's answer (follower.py).
+        return json_response({"Swarm": swarm_info(control_of(request))})
     data = await request.app[ENGINE].get_json("/info")
     data["Swarm"] = swarm_info(control_of(request))
     return json_response(data)
@@ -70,7 +76,8 @@ def swarm_info(control: SwarmControl) -> dict[str, Any]:
         "NodeAddr": control.node_addr,
         "LocalNodeState": control.state.value,
         "ControlAvailable": False,
-        "Error": "",
+        # A locked node's error is the lock, as daemon/cluster reports errSwarmLocked.
+        "Error": LOCKED if control.state is LocalNodeState.LOCKED else "",
         "RemoteManagers": remotes or None,
     }
     if store is not None and control.state is LocalNodeState.ACTIVE:

@@ -8,27 +8,34 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from swarmlet.errors import InvalidSpec, NotFound
 from swarmlet.manager.allocator import NO_INGRESS, publishes_ingress
 from swarmlet.manager.api.lookup import resolve
 from swarmlet.manager.scheduler.constraints import parse_constraints
 from swarmlet.models import (
+    Config,
+    ContainerSpec,
     EndpointSpec,
+    FileTarget,
     Network,
     NetworkAttachmentConfig,
     PortConfig,
     ReplicatedMode,
     ResourceSpec,
+    Secret,
     Service,
     ServiceMode,
     ServiceSpec,
     UpdateConfig,
 )
 
-_DNS_NAME = re.compile(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*")
+# SwarmKit's `[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*`, with one character per repetition: Go's RE2 runs
+# that in linear time, but Python's backtracking `re` takes 2^n steps to refuse n letters and a
+# '!' (seconds at 28, with the manager's event loop blocked). This form matches the same names.
+_DNS_NAME = re.compile(r"[a-zA-Z0-9](?:[-_]*[A-Za-z0-9])*")
 
 # The reference grammar of distribution/reference: [domain/]path[:tag][@digest].
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -126,6 +133,7 @@ def _validate_task_template(spec: ServiceSpec) -> None:
         parse_constraints(task.placement.constraints)
         if task.placement.max_replicas < 0:
             raise InvalidSpec("Placement.MaxReplicas: must not be negative")
+    _validate_references(task.container_spec)
 
 
 def _validate_resources(which: str, resources: ResourceSpec | None) -> None:
@@ -282,3 +290,81 @@ def check_ingress_network(spec: ServiceSpec, networks: Iterable[Network]) -> Non
     ports = (spec.endpoint_spec.ports or []) if spec.endpoint_spec else []
     if publishes_ingress(ports) and not any(network.ingress for network in networks):
         raise InvalidSpec(NO_INGRESS)
+
+
+# Secrets and configs
+
+
+class _Reference(NamedTuple):
+    """A secret or config reference, whichever kind: what the checks below read."""
+
+    object_id: str
+    name: str
+    file: FileTarget | None
+    has_target: bool
+
+
+def _secret_references(container: ContainerSpec) -> list[_Reference]:
+    return [
+        _Reference(ref.secret_id, ref.secret_name, ref.file, ref.file is not None)
+        for ref in container.secrets or ()
+    ]
+
+
+def _config_references(container: ContainerSpec) -> list[_Reference]:
+    references = []
+    for ref in container.configs or ():
+        has_target = ref.file is not None or ref.runtime is not None
+        references.append(_Reference(ref.config_id, ref.config_name, ref.file, has_target))
+    return references
+
+
+def _validate_references(container: ContainerSpec) -> None:
+    """What the references must hold: moby's conversion of config targets (a file or the
+    runtime, one of them), then SwarmKit's validateSecretRefsSpec/validateConfigRefsSpec (an
+    ID and a name, a target, a file name, no two files of the same name). SwarmKit gives a
+    missing file name no default: the CLI fills it in (the secret's name)."""
+    for config in container.configs or ():
+        if config.file is None and config.runtime is None:
+            raise InvalidSpec("invalid Config: either File or Runtime should be set")
+        if config.file is not None and config.runtime is not None:
+            raise InvalidSpec("invalid Config: cannot specify both File and Runtime")
+    _check_references("secret", _secret_references(container))
+    _check_references("config", _config_references(container))
+
+
+def _check_references(word: str, references: Iterable[_Reference]) -> None:
+    targets: dict[str, str] = {}
+    for ref in references:
+        if not ref.object_id or not ref.name:
+            raise InvalidSpec(f"malformed {word} reference")
+        if not ref.has_target:
+            raise InvalidSpec(f"malformed {word} reference, no target provided")
+        if ref.file is None:
+            continue
+        file_name = ref.file.name
+        if not file_name:
+            raise InvalidSpec(f"malformed file {word} reference, invalid target file name provided")
+        if file_name in targets:
+            raise InvalidSpec(
+                f"{word} references '{targets[file_name]}' and '{ref.name}' have a conflicting"
+                f" target: '{file_name}'"
+            )
+        targets[file_name] = ref.name
+
+
+def check_references_exist(
+    spec: ServiceSpec, known_secrets: Iterable[Secret], known_configs: Iterable[Config]
+) -> None:
+    """Every reference names an existing object by ID, under its current name: SwarmKit's
+    checkSecretExistence/checkConfigExistence (InvalidArgument, so a 400)."""
+    container = spec.task_template.container_spec
+    _check_exist("secret", _secret_references(container), {s.id: s.name for s in known_secrets})
+    _check_exist("config", _config_references(container), {c.id: c.name for c in known_configs})
+
+
+def _check_exist(word: str, references: Iterable[_Reference], names: Mapping[str, str]) -> None:
+    missing = [ref.name for ref in references if names.get(ref.object_id) != ref.name]
+    if missing:
+        noun = word if len(missing) == 1 else f"{word}s"
+        raise InvalidSpec(f"{noun} not found: {', '.join(missing)}")

@@ -1,11 +1,13 @@
 """The dispatcher's decisions, without I/O: which nodes missed their heartbeats, which status
-updates to accept, and what a node is assigned."""
+updates to accept, and what a node is assigned (its tasks, and the secrets and configs they
+use)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
-from swarmlet.models import Node, NodeState, Task, TaskState, TaskStatus
+from swarmlet.models import Config, Node, NodeState, Secret, Task, TaskState, TaskStatus
 
 # A node is Down after this many heartbeat periods without a word (Swarm's default).
 MISSED_HEARTBEATS = 3
@@ -43,3 +45,51 @@ def is_assigned(task: Task) -> bool:
 
 def assignments(tasks: Iterable[Task]) -> list[Task]:
     return sorted((task for task in tasks if is_assigned(task)), key=lambda task: task.id)
+
+
+class Dependencies(NamedTuple):
+    secrets: list[Secret]
+    configs: list[Config]
+
+
+def references(task: Task) -> tuple[set[str], set[str]]:
+    """The IDs of the secrets and of the configs the task needs on its node: none once it is
+    terminal (as SwarmKit, whose dispatcher releases a task's dependencies when it ends)."""
+    if task.status.state.is_terminal:
+        return set(), set()
+    container = task.spec.container_spec
+    return (
+        {ref.secret_id for ref in container.secrets or ()},
+        {ref.config_id for ref in container.configs or ()},
+    )
+
+
+def dependencies(
+    tasks: Iterable[Task], secrets: Mapping[str, Secret], configs: Mapping[str, Config]
+) -> Dependencies:
+    """What goes with a node's assignment set: exactly the secrets and configs (by ID) its
+    tasks reference. One missing from ``secrets``/``configs`` (removed since) is left out: the
+    agent then rejects a task that needs it."""
+    secret_ids: set[str] = set()
+    config_ids: set[str] = set()
+    for task in tasks:
+        task_secrets, task_configs = references(task)
+        secret_ids |= task_secrets
+        config_ids |= task_configs
+    return Dependencies(
+        secrets=[secrets[i] for i in sorted(secret_ids) if i in secrets],
+        configs=[configs[i] for i in sorted(config_ids) if i in configs],
+    )
+
+
+def nodes_using(object_id: str, tasks: Iterable[Task]) -> set[str]:
+    """The nodes sent the secret or config ``object_id`` with their assignments: those with an
+    assigned task that references it. They are sent their assignments again when it changes."""
+    nodes: set[str] = set()
+    for task in tasks:
+        if task.node_id is None or not is_assigned(task):
+            continue
+        secret_ids, config_ids = references(task)
+        if object_id in secret_ids or object_id in config_ids:
+            nodes.add(task.node_id)
+    return nodes

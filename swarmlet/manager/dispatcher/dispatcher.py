@@ -1,9 +1,10 @@
 """The dispatcher: agent sessions, heartbeats, assignments and task status.
 
-It admits agents (a join token for a new node, a known node ID for a returning one), keeps the
+It admits agents (nodes the CA gave a certificate, named by it), keeps the
 time of each node's last heartbeat in memory (writing the store only when a node changes
-state), pushes to every connected agent the full set of its tasks whenever they change, and
-writes the agents' status updates in one transaction per batch.
+state), pushes to every connected agent the full set of its tasks whenever they change (with
+the secrets and configs those tasks use, and no other), and writes the agents' status
+updates in one transaction per batch.
 """
 
 from __future__ import annotations
@@ -15,24 +16,27 @@ from typing import Protocol
 
 from swarmlet.clock import Clock
 from swarmlet.errors import SwarmletError
-from swarmlet.ids import new_id
+from swarmlet.manager.ca.rotation import certificate_update
 from swarmlet.manager.dispatcher import decide, networks
-from swarmlet.manager.store import Op, Store, Watch
+from swarmlet.manager.store import Action, Op, Store, Watch
 from swarmlet.models import (
     SECOND_NS,
+    Cluster,
+    Config,
     ManagerStatus,
     Network,
     Node,
-    NodeRole,
-    NodeSpec,
     NodeState,
     NodeStatus,
+    Secret,
     Service,
     StoredObject,
     Task,
+    TLSInfo,
 )
 from swarmlet.protocol import (
     Assignments,
+    Certificates,
     Message,
     NetworkState,
     Register,
@@ -42,16 +46,20 @@ from swarmlet.protocol import (
 
 log = logging.getLogger(__name__)
 
-INVALID_TOKEN = "A valid join token is necessary to join this cluster"
+DEFAULT_HEARTBEAT_PERIOD = 5 * SECOND_NS
 
 
 class SessionRefused(SwarmletError):
-    """The agent may not open a session (bad token, removed node)."""
+    """The agent may not open a session (its node was removed)."""
 
 
 class AgentConnection(Protocol):
     def send(self, message: Message) -> None:
         """Queue a message to the agent without waiting for it to be written."""
+        ...
+
+    def close(self) -> None:
+        """End the session (its node was removed)."""
         ...
 
 
@@ -63,6 +71,7 @@ class Dispatcher:
         self._manager_node_id = node_id
         self._connections: dict[str, AgentConnection] = {}
         self._sent_networks: dict[str, NetworkState] = {}
+        self._sent_certificates: dict[str, Certificates] = {}
         start = clock.monotonic()
         # Every known node gets a full grace period from the manager's start to reconnect.
         self._last_seen: dict[str, float] = {node.id: start for node in store.all(Node)}
@@ -70,55 +79,76 @@ class Dispatcher:
     @property
     def heartbeat_period(self) -> float:
         cluster = self._store.cluster()
-        period = cluster.spec.dispatcher.heartbeat_period if cluster else 5 * SECOND_NS
-        return period / SECOND_NS
+        period = cluster.spec.dispatcher.heartbeat_period if cluster else 0
+        # Zero is "the default", as in SwarmKit (the API refuses a negative period).
+        return (period if period > 0 else DEFAULT_HEARTBEAT_PERIOD) / SECOND_NS
 
     # Sessions
 
-    def register(self, message: Register) -> Registered:
-        """Admit an agent, creating or refreshing its node as Ready."""
-        if message.node_id:
-            node = self._store.find(Node, message.node_id)
-            if node is None:
-                raise SessionRefused(f"node {message.node_id} has been removed from the swarm")
-        else:
-            node = self._new_node(message)
+    def register(self, node_id: str, message: Register) -> Registered:
+        """Admit the agent of a node (named by its certificate) and mark the node Ready."""
+        node = self._store.find(Node, node_id)
+        if node is None:
+            raise SessionRefused(f"node {node_id} has been removed from the swarm")
         status = NodeStatus(state=NodeState.READY, addr=message.addr)
         ready = node.replace(description=message.description, status=status)
         if node.id == self._manager_node_id:
             ready = ready.replace(
                 manager_status=ManagerStatus(leader=True, addr=f"{message.addr}:2377")
             )
-        self._store.commit([Op.update(ready) if message.node_id else Op.create(ready)])
+        self._store.commit([Op.update(ready)])
         self._last_seen[node.id] = self._clock.monotonic()
         return Registered(node_id=node.id, heartbeat_period=self.heartbeat_period)
-
-    def _new_node(self, message: Register) -> Node:
-        cluster = self._store.cluster()
-        if cluster is None or not message.join_token:
-            raise SessionRefused(INVALID_TOKEN)
-        if message.join_token == cluster.join_tokens.worker:
-            role = NodeRole.WORKER
-        elif message.join_token == cluster.join_tokens.manager:
-            # Joining as a second manager needs the replicated store (a later issue).
-            raise SessionRefused("joining as a manager is not supported yet: use the worker token")
-        else:
-            raise SessionRefused(INVALID_TOKEN)
-        return Node(id=new_id(), spec=NodeSpec(role=role))
 
     def attach(self, node_id: str, connection: AgentConnection) -> None:
         """Start pushing assignments to a registered agent (replacing an older session)."""
         self._connections[node_id] = connection
         self._sent_networks.pop(node_id, None)
+        self._sent_certificates.pop(node_id, None)
         # The network first: a task's attachment needs the host's bridge to exist.
         self._push_networks([node_id])
         self._push(node_id)
+        self._push_certificates([node_id])
 
     def detach(self, node_id: str, connection: AgentConnection) -> None:
         # Only the session that is current may detach: a reconnect may have replaced it.
         if self._connections.get(node_id) is connection:
             del self._connections[node_id]
             self._sent_networks.pop(node_id, None)
+            self._sent_certificates.pop(node_id, None)
+
+    def report_tls(self, node_id: str, tls_info: TLSInfo) -> None:
+        """The agent's report of what it trusts and who issued its certificate."""
+        node = self._store.find(Node, node_id)
+        if node is not None and node.description.tls_info != tls_info:
+            described = node.description.replace(tls_info=tls_info)
+            self._store.commit([Op.update(node.replace(description=described))])
+
+    def _push_certificates(self, node_ids: Iterable[str]) -> None:
+        """Tell connected nodes what to trust and whether to renew, once per change."""
+        cluster = self._store.cluster()
+        if cluster is None or not cluster.root_ca.ca_cert:
+            return
+        for node_id in node_ids:
+            connection = self._connections.get(node_id)
+            node = self._store.find(Node, node_id)
+            if connection is None or node is None:
+                continue
+            update = certificate_update(node, cluster.root_ca)
+            if update is None:
+                self._sent_certificates.pop(node_id, None)
+            elif self._sent_certificates.get(node_id) != update:
+                self._sent_certificates[node_id] = update
+                connection.send(update)
+
+    def _end_session(self, node_id: str) -> None:
+        """A removed node's session ends at once; its certificate opens no other."""
+        connection = self._connections.pop(node_id, None)
+        self._sent_networks.pop(node_id, None)
+        self._sent_certificates.pop(node_id, None)
+        self._last_seen.pop(node_id, None)
+        if connection is not None:
+            connection.close()
 
     def heartbeat(self, node_id: str) -> None:
         self._last_seen[node_id] = self._clock.monotonic()
@@ -138,10 +168,17 @@ class Dispatcher:
             self._store.commit([Op.update(task) for task in changed.values()])
 
     def _push(self, node_id: str) -> None:
+        """Send the node its tasks, with exactly the secrets and configs they use."""
         connection = self._connections.get(node_id)
         if connection is not None:
-            tasks = decide.assignments(self._store.tasks_of_node(node_id))
-            connection.send(Assignments(tasks=tasks))
+            store = self._store
+            tasks = decide.assignments(store.tasks_of_node(node_id))
+            secrets, configs = decide.dependencies(
+                tasks,
+                {secret.id: secret for secret in store.all(Secret)},
+                {config.id: config for config in store.all(Config)},
+            )
+            connection.send(Assignments(tasks=tasks, secrets=secrets, configs=configs))
 
     def _push_networks(self, node_ids: Iterable[str]) -> None:
         """Send each node its network state, when it differs from what it was last sent."""
@@ -174,9 +211,20 @@ class Dispatcher:
         try:
             async for batch in watch.batches():
                 dirty: set[str] = set()
+                renewing: set[str] = set()
                 for event in batch:
                     if isinstance(event.obj, Task) and event.obj.node_id:
                         dirty.add(event.obj.node_id)
+                    elif isinstance(event.obj, Secret | Config):
+                        # Sent again to the nodes it went to (only its labels can change).
+                        dirty |= decide.nodes_using(event.obj.id, self._store.all(Task))
+                    elif isinstance(event.obj, Node) and event.action is Action.DELETE:
+                        self._end_session(event.obj.id)
+                    elif isinstance(event.obj, Node):
+                        renewing.add(event.obj.id)
+                    elif isinstance(event.obj, Cluster):
+                        renewing.update(self._connections)
+                self._push_certificates(renewing)
                 if any(_touches_networks(event.obj) for event in batch):
                     self._push_networks(list(self._connections))
                 for node_id in dirty:

@@ -1,7 +1,9 @@
-"""The agents' side door: one websocket session per agent on the manager's port (2377).
+"""The manager's port (2377): one websocket session per agent, the CA's paths, and the Engine
+API for the requests other managers forward (``/engine/...``).
 
-Each frame is one message of ``swarmlet.protocol``. The transport is plain TCP here; mutual TLS
-(a later issue) only changes the ``ssl`` context the site is started with.
+Everything on it is TLS. A session needs the client certificate of a node that is still in the
+swarm, and the node is the one the certificate names; each frame is one message of
+``swarmlet.protocol``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,16 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from swarmlet.aio import cancel_and_wait
+from swarmlet.manager.api.errors import error_middleware
+from swarmlet.manager.api.leader import FORWARDED_PREFIX
+from swarmlet.manager.ca import CertificateAuthority
+from swarmlet.manager.ca.server import ca_routes, peer_of
 from swarmlet.manager.dispatcher.dispatcher import Dispatcher, SessionRefused
 from swarmlet.protocol import (
+    SESSION_PATH,
     Heartbeat,
     Message,
+    NodeTLS,
     Register,
     SessionError,
     StatusUpdates,
@@ -26,7 +34,6 @@ from swarmlet.protocol import (
 
 log = logging.getLogger(__name__)
 
-SESSION_PATH = "/session"
 # How long a new connection may take to say who it is.
 REGISTER_TIMEOUT = 10.0
 
@@ -36,30 +43,47 @@ class _Connection:
     on a slow agent. Only the latest assignment set matters, so older ones are dropped."""
 
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[Message] = asyncio.Queue()
+        # None: close the session.
+        self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
 
     def send(self, message: Message) -> None:
         self._queue.put_nowait(message)
 
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
     async def write_to(self, ws: web.WebSocketResponse) -> None:
-        while True:
-            message = await self._queue.get()
+        while (message := await self._queue.get()) is not None:
             await ws.send_str(encode(message))
+        await ws.close(message=b"node removed from the swarm")
 
 
-def session_app(dispatcher: Dispatcher) -> web.Application:
+def manager_app(
+    dispatcher: Dispatcher, authority: CertificateAuthority, api: web.Application | None = None
+) -> web.Application:
+    """The manager's port; with ``api``, the Engine API the other managers forward the
+    cluster's requests to, under ``FORWARDED_PREFIX`` (it admits managers only)."""
+    app = _sessions_app(dispatcher, authority)
+    if api is not None:
+        app.add_subapp(FORWARDED_PREFIX, api)
+    return app
+
+
+def _sessions_app(dispatcher: Dispatcher, authority: CertificateAuthority) -> web.Application:
     open_sessions: set[web.WebSocketResponse] = set()
 
     async def session(request: web.Request) -> web.WebSocketResponse:
+        # Refused before the websocket opens: no certificate, or a removed node's (403).
+        node = authority.admit(peer_of(request))
         ws = web.WebSocketResponse(max_msg_size=64 * 1024 * 1024)
         await ws.prepare(request)
         open_sessions.add(ws)
         try:
-            return await _serve(ws)
+            return await _serve(ws, node.id)
         finally:
             open_sessions.discard(ws)
 
-    async def _serve(ws: web.WebSocketResponse) -> web.WebSocketResponse:
+    async def _serve(ws: web.WebSocketResponse, node_id: str) -> web.WebSocketResponse:
         try:
             first = await ws.receive(timeout=REGISTER_TIMEOUT)
             hello = decode(first.data) if first.type == WSMsgType.TEXT else None
@@ -69,13 +93,12 @@ def session_app(dispatcher: Dispatcher) -> web.Application:
             await ws.close(message=b"expected register")
             return ws
         try:
-            registered = dispatcher.register(hello)
+            registered = dispatcher.register(node_id, hello)
         except SessionRefused as exc:
             await ws.send_str(encode(SessionError(message=exc.message)))
             await ws.close()
             return ws
         await ws.send_str(encode(registered))
-        node_id = registered.node_id
         connection = _Connection()
         writer = asyncio.create_task(connection.write_to(ws), name=f"session-writer-{node_id}")
         dispatcher.attach(node_id, connection)
@@ -88,6 +111,8 @@ def session_app(dispatcher: Dispatcher) -> web.Application:
                     dispatcher.heartbeat(node_id)
                 elif isinstance(message, StatusUpdates):
                     dispatcher.update_statuses(node_id, message.updates)
+                elif isinstance(message, NodeTLS):
+                    dispatcher.report_tls(node_id, message.tls_info)
         except ValidationError as exc:
             log.warning("node %s sent a malformed message: %s", node_id, exc)
         finally:
@@ -100,7 +125,8 @@ def session_app(dispatcher: Dispatcher) -> web.Application:
         for ws in list(open_sessions):
             await ws.close(message=b"manager shutting down")
 
-    app = web.Application()
+    app = web.Application(middlewares=[error_middleware])
+    app.add_routes(ca_routes(authority))
     app.router.add_get(SESSION_PATH, session)
     app.on_shutdown.append(close_sessions)
     return app

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from swarmlet.errors import CannotDecrypt
+from swarmlet.manager.store.encryption import Cipher
 from swarmlet.manager.store.events import Action, Event
 
 
@@ -42,10 +44,14 @@ class MemoryBackend:
 class SqliteBackend:
     """One table of objects and the global revision, in an SQLite file in WAL mode.
 
-    ``synchronous=FULL`` makes each commit durable when ``write`` returns.
+    ``synchronous=FULL`` makes each commit durable when ``write`` returns. With a ``cipher``
+    each object's JSON is stored sealed (a BLOB in ``data``, bound to its kind and ID, so a
+    row moved to another object does not open), and neither the file nor its WAL holds any
+    object in plain text; kinds, IDs and the revision stay readable.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, cipher: Cipher | None = None) -> None:
+        self._cipher = cipher
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -59,8 +65,29 @@ class SqliteBackend:
 
     def load(self) -> tuple[int, list[tuple[str, str]]]:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
-        objects = self._db.execute("SELECT kind, data FROM objects ORDER BY revision").fetchall()
-        return (row[0] if row else 0), [(kind, data) for kind, data in objects]
+        objects = self._db.execute(
+            "SELECT kind, id, data FROM objects ORDER BY revision"
+        ).fetchall()
+        return (row[0] if row else 0), [
+            (kind, self._open(kind, object_id, data)) for kind, object_id, data in objects
+        ]
+
+    def _seal(self, kind: str, object_id: str, data: str) -> str | bytes:
+        if self._cipher is None:
+            return data
+        return self._cipher.seal(data.encode(), _context(kind, object_id))
+
+    def _open(self, kind: str, object_id: str, data: str | bytes) -> str:
+        if self._cipher is None:
+            if isinstance(data, bytes):
+                raise CannotDecrypt(f"{kind} {object_id} is encrypted: the store needs its key")
+            return data
+        if isinstance(data, str):
+            raise CannotDecrypt(f"{kind} {object_id} is stored unencrypted in an encrypted store")
+        try:
+            return self._cipher.open(data, _context(kind, object_id)).decode()
+        except CannotDecrypt as exc:
+            raise CannotDecrypt(f"{kind} {object_id}: {exc.message}") from None
 
     def write(self, revision: int, events: Sequence[Event]) -> None:
         db = self._db
@@ -77,7 +104,7 @@ class SqliteBackend:
                     db.execute(
                         "INSERT OR REPLACE INTO objects (kind, id, revision, data)"
                         " VALUES (?, ?, ?, ?)",
-                        (kind, event.obj.id, revision, data),
+                        (kind, event.obj.id, revision, self._seal(kind, event.obj.id, data)),
                     )
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('revision', ?)", (revision,)
@@ -89,3 +116,7 @@ class SqliteBackend:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _context(kind: str, object_id: str) -> bytes:
+    return f"{kind}/{object_id}".encode()

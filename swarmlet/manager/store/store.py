@@ -6,7 +6,8 @@ The contract (ARCHITECTURE.md), shaped like etcd so that backends are interchang
 - ``commit`` writes several objects atomically, or none, and is durable when it returns;
 - ``watch(from_revision)`` yields every change in revision order; ``snapshot`` gives the
   objects and a watch from the same revision, so a controller misses nothing;
-- lookups by ID, by name (unique for services and the cluster), tasks by service and by node.
+- lookups by ID, by name (unique for services, networks, secrets, configs and the cluster),
+  tasks by service and by node.
 
 Everything runs on one event loop: reads are plain method calls on immutable objects.
 """
@@ -24,17 +25,29 @@ from swarmlet.clock import Clock, SystemClock
 from swarmlet.errors import InvalidSpec, NameConflict, NotFound, VersionConflict
 from swarmlet.manager.store.backend import Backend, MemoryBackend
 from swarmlet.manager.store.events import Action, Event, Op
-from swarmlet.models import Cluster, Network, Node, Service, StoredObject, Task, Version
+from swarmlet.models import (
+    Cluster,
+    Config,
+    Network,
+    Node,
+    Secret,
+    Service,
+    StoredObject,
+    Task,
+    Version,
+)
 
 T = TypeVar("T", bound=StoredObject)
 
-_KIND_LIST: tuple[type[StoredObject], ...] = (Cluster, Network, Node, Service, Task)
+_KIND_LIST: tuple[type[StoredObject], ...] = (Cluster, Config, Network, Node, Secret, Service, Task)
 KINDS: dict[str, type[StoredObject]] = {kind.__name__: kind for kind in _KIND_LIST}
 # Kinds whose names are unique, and how to read the name.
 _UNIQUE_NAMES: dict[type[StoredObject], Callable[[Any], str]] = {
     Service: lambda obj: obj.spec.name,
     Cluster: lambda obj: obj.spec.name,
     Network: lambda obj: obj.name,
+    Secret: lambda obj: obj.spec.name,
+    Config: lambda obj: obj.spec.name,
 }
 # How many past events a watch may start from.
 EVENT_HISTORY = 100_000

@@ -7,7 +7,8 @@ from swarmlet.daemon.control import NodeControl
 from swarmlet.daemon.state import NodeIdentity
 from swarmlet.manager.api.control import InitRequest
 from swarmlet.manager.store import Store
-from swarmlet.models import Cluster, Network, NodeDescription, NodeRole
+from swarmlet.models import Cluster, Network, Node, NodeDescription, NodeRole
+from swarmlet.pki import Credentials, JoinToken, root_digest
 
 
 def test_swarm_init_makes_the_ingress_network_with_the_cluster(tmp_path):
@@ -27,8 +28,7 @@ def test_swarm_init_makes_the_ingress_network_with_the_cluster(tmp_path):
         manager_addrs=["192.168.5.1:2377"],
     )
     store = Store()
-    store.commit(control._first_objects(identity, InitRequest(), NodeDescription()))
-    assert store.revision == 1
+    control._found_cluster(store, identity, InitRequest(), NodeDescription())
     [ingress] = store.all(Network)
     assert ingress.name == "ingress"
     assert ingress.ingress
@@ -38,3 +38,41 @@ def test_swarm_init_makes_the_ingress_network_with_the_cluster(tmp_path):
     cluster = store.cluster()
     assert isinstance(cluster, Cluster)
     assert ingress.version == cluster.version
+
+
+def test_swarm_init_makes_a_root_ca_and_the_first_managers_certificate(tmp_path):
+    control = NodeControl(
+        state_dir=tmp_path,
+        engine=None,  # type: ignore[arg-type]
+        engine_socket="/nowhere.sock",
+        hostname="node1",
+        clock=FakeClock(),
+        container_labels={},
+    )
+    identity = NodeIdentity(
+        node_id="node1id",
+        role=NodeRole.MANAGER,
+        advertise_addr="192.168.5.1",
+        listen_addr="0.0.0.0:2377",
+        manager_addrs=["192.168.5.1:2377"],
+    )
+    store = Store()
+    control._found_cluster(store, identity, InitRequest(), NodeDescription())
+    cluster = store.cluster()
+    assert cluster is not None
+    root = cluster.root_ca.ca_cert
+    for token in (cluster.join_tokens.worker, cluster.join_tokens.manager):
+        assert JoinToken.parse(token).digest == root_digest(root)
+    assert cluster.join_tokens.worker != cluster.join_tokens.manager
+    credentials = Credentials.of(tmp_path)
+    certificate = credentials.certificate()
+    assert (certificate.node_id, certificate.role, certificate.cluster_id) == (
+        "node1id",
+        NodeRole.MANAGER,
+        cluster.id,
+    )
+    assert credentials.trust() == root
+    node = store.get(Node, "node1id")
+    assert node.certificate is not None
+    assert node.certificate.role == NodeRole.MANAGER
+    assert node.certificate.serial == f"{certificate.serial:x}"

@@ -6,11 +6,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from swarmlet.clock import Clock
-from swarmlet.errors import InvalidSpec, Unavailable
+from swarmlet.errors import InvalidSpec, Unauthorized, Unavailable
 from swarmlet.ids import new_id
 from swarmlet.manager.allocator import ingress_network
-from swarmlet.manager.api.control import InitRequest, JoinRequest, LocalNodeState
-from swarmlet.manager.store import Op, Store
+from swarmlet.manager.api.control import InitRequest, JoinRequest, LeaderRoute, LocalNodeState
+from swarmlet.manager.store import (
+    INVALID_UNLOCK_KEY,
+    Op,
+    Store,
+    new_unlock_key,
+    parse_unlock_key,
+)
 from swarmlet.models import (
     Cluster,
     JoinTokens,
@@ -42,12 +48,18 @@ class FakeControl:
     node_id: str = ""
     node_addr: str = ""
     store: Store | None = None
+    # Set on a follower manager: where the cluster's requests go.
+    leader: LeaderRoute | None = None
     manager_addrs: list[str] = field(default_factory=list)
     engine_socket: str = ENGINE_SOCKET
     clock: Clock | None = None
     inits: list[InitRequest] = field(default_factory=list)
     joins: list[JoinRequest] = field(default_factory=list)
     leaves: list[bool] = field(default_factory=list)
+    # Autolock, in memory: the unlock key ('' when off), and the store while locked.
+    key: str = ""
+    locked_store: Store | None = None
+    autolocks: list[tuple[bool, bool]] = field(default_factory=list)
 
     async def init(self, request: InitRequest) -> str:
         if self.state is not LocalNodeState.INACTIVE:
@@ -79,10 +91,37 @@ class FakeControl:
         self.leaves.append(force)
         self.state = LocalNodeState.INACTIVE
         self.store = None
+        self.locked_store = None
+        self.key = ""
+
+    def restart_locked(self) -> None:
+        """What a restart does to a manager with autolock on: locked, its store unopened."""
+        assert self.key, "only a manager with autolock on restarts locked"
+        self.locked_store, self.store = self.store, None
+        self.state = LocalNodeState.LOCKED
+
+    async def unlock(self, key: str) -> None:
+        assert self.state is LocalNodeState.LOCKED
+        if parse_unlock_key(key) != parse_unlock_key(self.key):
+            raise Unauthorized(INVALID_UNLOCK_KEY)
+        self.store, self.locked_store = self.locked_store, None
+        self.state = LocalNodeState.ACTIVE
+
+    def unlock_key(self) -> str:
+        return self.key
+
+    async def set_autolock(self, enabled: bool, rotate: bool) -> str:
+        self.autolocks.append((enabled, rotate))
+        if not enabled:
+            self.key = ""
+        elif rotate or not self.key:
+            self.key = new_unlock_key()
+        return self.key
 
 
 def token(secret: str) -> str:
-    return f"SWMTKN-1-{CA_DIGEST}-{secret}"
+    """A token in Swarm's format; the secret is padded to its 25 characters."""
+    return f"SWMTKN-1-{CA_DIGEST}-{secret.ljust(25, '0')}"
 
 
 def manager_control(store: Store) -> FakeControl:

@@ -15,6 +15,7 @@ from swarmlet.manager.api.common import NOT_IN_SWARM, WORKER
 from swarmlet.manager.api.control import LocalNodeState
 from swarmlet.manager.api.errors import describe_validation_error, status_of
 from swarmlet.models import ServiceSpec
+from tests.manager.api.fakes import service_spec
 
 
 @pytest.mark.parametrize(
@@ -79,3 +80,40 @@ async def test_an_unexpected_error_is_a_500_with_a_message(client, control):
     response = await client.get("/nodes")
     assert response.status == 500
     assert await response.json() == {"message": "disk on fire"}
+
+
+# Found by test_fuzz.py: JSON nested deeper than Python's recursion limit was a 500, and what
+# Go's decoder refuses (NaN, Infinity, numbers beyond uint64 and float64) was taken in: NaN and
+# 1e400 were stored as null, and a delay of 10**400 ns broke the orchestrator's arithmetic
+# (OverflowError) after the API had said yes.
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        ("[" * 5000 + "]" * 5000, "nested deeper than 100 levels"),
+        ('{"Name": ' * 101 + '"x"' + "}" * 101, "nested deeper than 100 levels"),
+        ('{"Name": "web", "Labels": {"a": NaN}}', "NaN is not a JSON number"),
+        ('{"Name": "web", "Mode": {"Replicated": {"Replicas": -Infinity}}}', "-Infinity is not"),
+        ('{"Name": "web", "UpdateConfig": {"MaxFailureRatio": 1e400}}', "1e400 is out of range"),
+        ('{"Name": "web", "Mode": {"Replicated": {"Replicas": 18446744073709551616}}}', "range"),
+        ('{"Name": "web", "UpdateConfig": {"Delay": -9223372036854775809}}', "out of range"),
+        ('{"Name": "web", "Mode": {"Replicated": {"Replicas": ' + "9" * 5000 + "}}}", "limit"),
+    ],
+)
+async def test_json_that_go_refuses_is_a_400_saying_why(client, store, raw, why):
+    revision = store.revision
+    response = await client.post(
+        "/v1.47/services/create", data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    message = (await response.json())["message"]
+    assert message.startswith("invalid JSON: ")
+    assert why in message
+    assert store.revision == revision
+
+
+async def test_the_widest_go_integers_are_still_numbers(client, store):
+    spec = service_spec("web")
+    spec["Mode"] = {"Replicated": {"Replicas": 2**64 - 1}}
+    spec["UpdateConfig"] = {"Delay": 2**63 - 1, "MaxFailureRatio": 1e-300}
+    response = await client.post("/v1.47/services/create", json=spec)
+    assert response.status == 201

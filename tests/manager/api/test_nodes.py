@@ -159,8 +159,8 @@ async def test_demoting_the_last_manager_is_refused(client, store, control):
 
 
 async def test_demoting_one_of_two_managers_is_allowed(client, store, control):
-    add_node(store, "manager-2", role=NodeRole.MANAGER)
-    manager = store.get(Node, control.node_id)
+    # Not the leader: swarmlet's leader cannot be demoted (tests/manager/api/test_roles.py).
+    manager = add_node(store, "manager-2", role=NodeRole.MANAGER)
     url = f"/nodes/{manager.id}/update?version={manager.version.index}"
     response = await client.post(url, json={"Role": "worker"})
     assert response.status == 200

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from swarmlet.errors import InvalidSpec
@@ -44,6 +46,17 @@ def test_valid_names_pass(name):
 def test_invalid_names_are_refused(name):
     with pytest.raises(InvalidSpec, match="name"):
         validate_service_spec(parse_service_spec(service_spec(name)))
+
+
+@pytest.mark.parametrize("name", ["a" * 25 + "!", "9" * 25 + "_", "W" * 26 + "-"])
+def test_a_long_invalid_name_is_refused_at_once(name):
+    """Found by test_fuzz.py: the name's regular expression backtracked exponentially, so
+    these took a second and more (blocking the manager's event loop), and each letter more
+    doubled it."""
+    started = time.monotonic()
+    with pytest.raises(InvalidSpec, match="name must be valid as a DNS name component"):
+        validate_service_spec(parse_service_spec(service_spec(name)))
+    assert time.monotonic() - started < 0.1
 
 
 def test_resources_below_the_minimum_are_refused():

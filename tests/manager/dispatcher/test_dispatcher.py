@@ -11,31 +11,31 @@ from swarmlet.manager.dispatcher import Dispatcher, SessionRefused
 from swarmlet.manager.store import MemoryBackend, Op, Store
 from swarmlet.models import (
     Cluster,
-    JoinTokens,
     Node,
     NodeDescription,
-    NodeRole,
     NodeState,
+    NodeStatus,
     Task,
     TaskState,
     TaskStatus,
+    TLSInfo,
 )
 from swarmlet.protocol import Assignments, Message, Register, StatusUpdate
-
-WORKER_TOKEN = "SWMTKN-1-" + "a" * 50 + "-" + "w" * 25
-MANAGER_TOKEN = "SWMTKN-1-" + "a" * 50 + "-" + "m" * 25
 
 
 class FakeConnection:
     def __init__(self) -> None:
         self.sent: list[Message] = []
+        self.closed = False
 
     def send(self, message: Message) -> None:
         self.sent.append(message)
 
+    def close(self) -> None:
+        self.closed = True
+
     def assigned(self) -> list[str]:
-        last = self.sent[-1]
-        assert isinstance(last, Assignments)
+        last = [message for message in self.sent if isinstance(message, Assignments)][-1]
         return [task.id for task in last.tasks]
 
 
@@ -47,48 +47,61 @@ def clock() -> FakeClock:
 @pytest.fixture
 def store(clock: FakeClock) -> Store:
     store = Store(MemoryBackend(), clock)
-    tokens = JoinTokens(worker=WORKER_TOKEN, manager=MANAGER_TOKEN)
-    store.commit([Op.create(Cluster(id="c1", join_tokens=tokens))])
+    store.commit([Op.create(Cluster(id="c1"))])
     return store
 
 
-def hello(token: str = WORKER_TOKEN, node_id: str = "") -> Register:
-    return Register(
-        node_id=node_id,
-        join_token=token,
-        description=NodeDescription(hostname="node2"),
-        addr="192.168.254.12",
+TLS = TLSInfo(trust_root="root", cert_issuer_subject="s", cert_issuer_public_key="k")
+HELLO = Register(description=NodeDescription(hostname="node2", tls_info=TLS), addr="192.168.254.12")
+
+
+def joined(store: Store) -> str:
+    """A node as the CA leaves it after a join: known, with its TLS identity, not yet Ready."""
+    node = Node(
+        id=f"n{len(store.all(Node)) + 1}",
+        status=NodeStatus(state=NodeState.UNKNOWN),
     )
+    store.commit([Op.create(node)])
+    return node.id
 
 
-def test_a_worker_token_admits_a_new_ready_worker(store: Store, clock: FakeClock) -> None:
-    registered = Dispatcher(store, clock).register(hello())
+def test_a_registered_node_is_ready_and_described_by_its_agent(
+    store: Store, clock: FakeClock
+) -> None:
+    node_id = joined(store)
+    registered = Dispatcher(store, clock).register(node_id, HELLO)
     node = store.get(Node, registered.node_id)
-    assert node.spec.role == NodeRole.WORKER
     assert node.status.state == NodeState.READY
     assert node.status.addr == "192.168.254.12"
     assert node.description.hostname == "node2"
+    # What it trusts and who issued its certificate, as its agent says.
+    assert node.description.tls_info == TLS
     assert registered.heartbeat_period == 5.0
 
 
-@pytest.mark.parametrize("token", ["", "SWMTKN-1-bad-token", MANAGER_TOKEN])
-def test_other_tokens_are_refused(store: Store, clock: FakeClock, token: str) -> None:
-    revision = store.revision
-    with pytest.raises(SessionRefused):
-        Dispatcher(store, clock).register(hello(token))
-    assert store.revision == revision
-
-
-def test_a_returning_node_keeps_its_id_and_a_removed_one_is_refused(
-    store: Store, clock: FakeClock
-) -> None:
+def test_a_removed_node_is_refused(store: Store, clock: FakeClock) -> None:
     dispatcher = Dispatcher(store, clock)
-    node_id = dispatcher.register(hello()).node_id
-    assert dispatcher.register(hello(token="", node_id=node_id)).node_id == node_id
-    assert len(store.all(Node)) == 1
+    node_id = joined(store)
+    dispatcher.register(node_id, HELLO)
     store.commit([Op.delete(store.get(Node, node_id))])
     with pytest.raises(SessionRefused, match="removed"):
-        dispatcher.register(hello(token="", node_id=node_id))
+        dispatcher.register(node_id, HELLO)
+
+
+async def test_removing_a_node_closes_its_open_session(store: Store, clock: FakeClock) -> None:
+    dispatcher = Dispatcher(store, clock)
+    node_id = joined(store)
+    dispatcher.register(node_id, HELLO)
+    connection = FakeConnection()
+    dispatcher.attach(node_id, connection)
+    runner = asyncio.create_task(dispatcher.run())
+    await asyncio.sleep(0)
+    store.commit([Op.delete(store.get(Node, node_id))])
+    await asyncio.sleep(0.01)
+    assert connection.closed
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
 
 
 def assigned_task(task_id: str, node_id: str, state: TaskState = TaskState.ASSIGNED) -> Task:
@@ -99,7 +112,7 @@ async def test_agents_get_their_assigned_tasks_on_every_change(
     store: Store, clock: FakeClock
 ) -> None:
     dispatcher = Dispatcher(store, clock)
-    node_id = dispatcher.register(hello()).node_id
+    node_id = dispatcher.register(joined(store), HELLO).node_id
     store.commit([Op.create(assigned_task("t1", node_id)), Op.create(assigned_task("x", "n9"))])
     # A global task names its node before the scheduler accepts it: not assigned yet.
     store.commit([Op.create(assigned_task("t0", node_id, TaskState.PENDING))])
@@ -119,7 +132,7 @@ async def test_agents_get_their_assigned_tasks_on_every_change(
 
 def test_status_updates_only_move_tasks_forward(store: Store, clock: FakeClock) -> None:
     dispatcher = Dispatcher(store, clock)
-    node_id = dispatcher.register(hello()).node_id
+    node_id = dispatcher.register(joined(store), HELLO).node_id
     store.commit([Op.create(assigned_task("t1", node_id)), Op.create(assigned_task("t2", "n9"))])
     running = TaskStatus(state=TaskState.RUNNING, message="started")
     revision = store.revision
@@ -144,8 +157,8 @@ def test_status_updates_only_move_tasks_forward(store: Store, clock: FakeClock) 
 
 async def test_a_silent_node_is_down_after_three_heartbeats(store: Store, clock: FakeClock) -> None:
     dispatcher = Dispatcher(store, clock)
-    quiet = dispatcher.register(hello()).node_id
-    talking = dispatcher.register(hello()).node_id
+    quiet = dispatcher.register(joined(store), HELLO).node_id
+    talking = dispatcher.register(joined(store), HELLO).node_id
     runner = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0)
     for _ in range(14):
@@ -159,7 +172,7 @@ async def test_a_silent_node_is_down_after_three_heartbeats(store: Store, clock:
     assert store.get(Node, quiet).status.addr == "192.168.254.12"
     assert store.get(Node, talking).status.state == NodeState.READY
     # Coming back makes it Ready again.
-    dispatcher.register(hello(token="", node_id=quiet))
+    dispatcher.register(quiet, HELLO)
     assert store.get(Node, quiet).status.state == NodeState.READY
     runner.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -1,33 +1,42 @@
-"""An agent's session to the dispatcher over a real websocket on loopback."""
+"""The manager's port over real TLS on loopback: joining, sessions, certificates."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 
-from swarmlet.agent.session import Session, join
+from swarmlet.agent import certificates
+from swarmlet.agent.certificates import CertificateRenewer
+from swarmlet.agent.session import Session
 from swarmlet.clock import SystemClock
-from swarmlet.errors import InvalidSpec
+from swarmlet.errors import Forbidden, InvalidSpec
+from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
 from swarmlet.manager.dispatcher import Dispatcher
-from swarmlet.manager.dispatcher.server import session_app
+from swarmlet.manager.dispatcher.server import manager_app
 from swarmlet.manager.store import MemoryBackend, Op, Store
 from swarmlet.models import (
+    SECOND_NS,
     Cluster,
-    JoinTokens,
     Node,
     NodeDescription,
+    NodeRole,
+    NodeSpec,
     NodeState,
     Task,
     TaskState,
     TaskStatus,
 )
-from swarmlet.protocol import StatusUpdate
-
-TOKEN = "SWMTKN-1-" + "a" * 50 + "-" + "w" * 25
+from swarmlet.pki import Credentials, Issuer, JoinToken, issue, new_key_and_csr, new_root
+from swarmlet.pki.tls import MANAGER_NAME, client_context, reloading_server_context, server_context
+from swarmlet.protocol import SESSION_PATH, StatusUpdate
 
 
 def free_port() -> int:
@@ -37,23 +46,43 @@ def free_port() -> int:
 
 
 class Manager:
-    """A dispatcher served on a loopback port, that can be stopped and started again."""
+    """A cluster's CA and dispatcher served with TLS on a loopback port; it can be stopped and
+    started again."""
 
-    def __init__(self) -> None:
-        self.store = Store(MemoryBackend(), SystemClock())
-        tokens = JoinTokens(worker=TOKEN, manager=TOKEN.replace("w", "m"))
-        self.store.commit([Op.create(Cluster(id="c1", join_tokens=tokens))])
+    def __init__(self, folder: Path) -> None:
+        self.clock = SystemClock()
+        self.store = Store(MemoryBackend(), self.clock)
+        root_ca, tokens = new_cluster_root(self.clock.now())
+        self.store.commit([Op.create(Cluster(id="c1", join_tokens=tokens, root_ca=root_ca))])
+        self.credentials = Credentials(folder / "manager")
+        key, csr = new_key_and_csr()
+        manager = Node(id="m1", spec=NodeSpec(role=NodeRole.MANAGER))
+        issued = CertificateAuthority(self.store, self.clock).create_node_certificate(manager, csr)
+        self.credentials.save(trust_pem=issued.trust, cert_pem=issued.certificate, key_pem=key)
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.Task[None] | None = None
+        # The Engine API for forwarded requests, when a test mounts one (before start()).
+        self.api: web.Application | None = None
+
+    @property
+    def cluster(self) -> Cluster:
+        cluster = self.store.cluster()
+        assert cluster is not None
+        return cluster
 
     async def start(self) -> None:
-        dispatcher = Dispatcher(self.store, SystemClock())
+        dispatcher = Dispatcher(self.store, self.clock)
+        authority = CertificateAuthority(self.store, self.clock)
         self._loop = asyncio.create_task(dispatcher.run())
-        self._runner = web.AppRunner(session_app(dispatcher))
+        self._runner = web.AppRunner(manager_app(dispatcher, authority, self.api))
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+        tls = reloading_server_context(lambda: server_context(self.credentials))
+        site = web.TCPSite(
+            self._runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=tls
+        )
+        await site.start()
 
     async def stop(self) -> None:
         assert self._runner is not None
@@ -77,8 +106,8 @@ class FakeWorker:
 
 
 @pytest.fixture
-async def manager() -> AsyncIterator[Manager]:
-    manager = Manager()
+async def manager(tmp_path: Path) -> AsyncIterator[Manager]:
+    manager = Manager(tmp_path)
     await manager.start()
     yield manager
     await manager.stop()
@@ -91,23 +120,12 @@ async def eventually(check: Callable[[], object], seconds: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_join_refuses_a_bad_token(manager: Manager) -> None:
-    with pytest.raises(InvalidSpec, match="valid join token"):
-        await join([manager.addr], TOKEN[:-1] + "x", NodeDescription(), "127.0.0.1")
-    assert manager.store.all(Node) == []
-
-
-async def test_a_session_carries_assignments_and_status_and_survives_a_restart(
-    manager: Manager,
-) -> None:
-    node_id = await join([manager.addr], TOKEN, NodeDescription(hostname="n2"), "127.0.0.1")
-    worker = FakeWorker()
-
+def session_of(manager: Manager, credentials: Credentials, worker: FakeWorker) -> Session:
     async def describe() -> NodeDescription:
         return NodeDescription(hostname="n2")
 
-    session = Session(
-        node_id=node_id,
+    return Session(
+        credentials=credentials,
         manager_addrs=[manager.addr],
         addr="127.0.0.1",
         describe=describe,
@@ -115,6 +133,85 @@ async def test_a_session_carries_assignments_and_status_and_survives_a_restart(
         statuses=worker.statuses,
         clock=SystemClock(),
     )
+
+
+HANDSHAKE_FAILED = 0
+
+
+async def open_session(manager: Manager, tls: ssl.SSLContext) -> int:
+    """Try to open a session websocket: the HTTP status of the upgrade (101 when opened), or
+    HANDSHAKE_FAILED when the TLS handshake was refused."""
+    async with aiohttp.ClientSession() as http:
+        try:
+            url = f"https://{manager.addr}{SESSION_PATH}"
+            async with http.ws_connect(url, ssl=tls, server_hostname=MANAGER_NAME):
+                return 101
+        except aiohttp.WSServerHandshakeError as exc:
+            return exc.status
+        except aiohttp.ClientConnectionError:
+            # With TLS 1.3 the server checks the client's certificate after the client has
+            # finished: the refusal shows as a closed connection rather than a TLS alert.
+            return HANDSHAKE_FAILED
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_joining_gets_a_certificate_naming_the_new_worker(
+    manager: Manager, tmp_path: Path
+) -> None:
+    credentials = Credentials(tmp_path / "n2")
+    node_id = await certificates.join(
+        [manager.addr], manager.cluster.join_tokens.worker, credentials
+    )
+    certificate = credentials.certificate()
+    assert (certificate.node_id, certificate.role, certificate.cluster_id) == (
+        node_id,
+        NodeRole.WORKER,
+        "c1",
+    )
+    assert manager.store.get(Node, node_id).spec.role == NodeRole.WORKER
+    # Only the root this cluster was made with is trusted.
+    assert credentials.trust() == manager.cluster.root_ca.ca_cert
+    assert (credentials.node_path.stat().st_mode & 0o777) == 0o600
+
+
+async def test_joining_refuses_bad_tokens_before_anything_is_made(
+    manager: Manager, tmp_path: Path
+) -> None:
+    worker = manager.cluster.join_tokens.worker
+    other_ca = str(JoinToken.new(JoinToken.new("0" * 50).digest.replace("0", "1")))
+    wrong_secret = str(JoinToken(JoinToken.parse(worker).digest, "x" * 25))
+    credentials = Credentials(tmp_path / "n2")
+    join = certificates.join
+    with pytest.raises(InvalidSpec, match="invalid join token"):
+        await join([manager.addr], "SWMTKN-1-nonsense", credentials)
+    with pytest.raises(InvalidSpec, match=r"remote CA does not match fingerprint\. Expected: 1+"):
+        await join([manager.addr], other_ca, credentials)
+    with pytest.raises(InvalidSpec, match="A valid join token is necessary to join this cluster"):
+        await join([manager.addr], wrong_secret, credentials)
+    # A rotated-out token no longer admits anyone.
+    tokens = manager.cluster.join_tokens
+    rotated = tokens.replace(worker=str(JoinToken.parse(worker).rotated()))
+    manager.store.commit([Op.update(manager.cluster.replace(join_tokens=rotated))])
+    with pytest.raises(InvalidSpec, match="A valid join token is necessary"):
+        await join([manager.addr], worker, credentials)
+    assert [node.id for node in manager.store.all(Node)] == ["m1"]
+    assert not credentials.exists()
+
+
+async def test_a_session_carries_assignments_and_status_and_survives_a_restart(
+    manager: Manager, tmp_path: Path
+) -> None:
+    credentials = Credentials(tmp_path / "n2")
+    node_id = await certificates.join(
+        [manager.addr], manager.cluster.join_tokens.worker, credentials
+    )
+    worker = FakeWorker()
+    session = session_of(manager, credentials, worker)
     running = asyncio.create_task(session.run())
     await asyncio.wait_for(session.connected.wait(), 5)
     assert manager.store.get(Node, node_id).status.state == NodeState.READY
@@ -138,6 +235,117 @@ async def test_a_session_carries_assignments_and_status_and_survives_a_restart(
     )
     await manager.start()
     await eventually(lambda: manager.store.get(Task, "t1").status.state == TaskState.FAILED)
-    running.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
+    await stop(running)
+
+
+async def test_a_session_needs_an_in_date_certificate_of_this_swarm(
+    manager: Manager, tmp_path: Path
+) -> None:
+    root = manager.cluster.root_ca.ca_cert
+    assert await open_session(manager, client_context(root)) == 403
+
+    # A certificate from another CA fails the handshake.
+    stranger = Credentials(tmp_path / "stranger")
+    other = new_root(manager.clock.now())
+    key, csr = new_key_and_csr()
+    cert = issue(
+        other,
+        csr,
+        node_id="m1",
+        role=NodeRole.MANAGER,
+        cluster_id="c1",
+        expiry=timedelta(days=1),
+        now=manager.clock.now(),
+    )
+    stranger.save(trust_pem=root, cert_pem=cert, key_pem=key)
+    assert await open_session(manager, client_context(root, stranger)) == HANDSHAKE_FAILED
+
+    # So does an expired one from the right CA.
+    expired = Credentials(tmp_path / "expired")
+    cluster = manager.cluster
+    issuer_cert, issuer_key = cluster.root_ca.ca_cert, cluster.root_ca.ca_key
+    key, csr = new_key_and_csr()
+    cert = issue(
+        Issuer(issuer_cert, issuer_key),
+        csr,
+        node_id="m1",
+        role=NodeRole.MANAGER,
+        cluster_id="c1",
+        expiry=timedelta(minutes=1),
+        now=manager.clock.now() - timedelta(hours=3),
+    )
+    expired.save(trust_pem=root, cert_pem=cert, key_pem=key)
+    assert await open_session(manager, client_context(root, expired)) == HANDSHAKE_FAILED
+    assert await open_session(manager, client_context(root, manager.credentials)) == 101
+
+
+async def test_a_removed_nodes_session_ends_and_its_certificate_is_refused(
+    manager: Manager, tmp_path: Path
+) -> None:
+    credentials = Credentials(tmp_path / "n2")
+    node_id = await certificates.join(
+        [manager.addr], manager.cluster.join_tokens.worker, credentials
+    )
+    session = session_of(manager, credentials, FakeWorker())
+    running = asyncio.create_task(session.run())
+    await asyncio.wait_for(session.connected.wait(), 5)
+
+    manager.store.commit([Op.delete(manager.store.get(Node, node_id))])
+    await eventually(lambda: not session.connected.is_set())
+    tls = client_context(credentials.trust(), credentials)
+    assert await open_session(manager, tls) == 403
+    renewer = CertificateRenewer(credentials, [manager.addr], SystemClock())
+    with pytest.raises(Forbidden, match=f"node {node_id} is not a member of this swarm"):
+        await renewer.renew()
+    await stop(running)
+    assert not session.connected.is_set()
+
+
+async def test_a_renewal_gives_a_new_certificate_and_the_session_goes_on(
+    manager: Manager, tmp_path: Path
+) -> None:
+    credentials = Credentials(tmp_path / "n2")
+    node_id = await certificates.join(
+        [manager.addr], manager.cluster.join_tokens.worker, credentials
+    )
+    session = session_of(manager, credentials, FakeWorker())
+    running = asyncio.create_task(session.run())
+    await asyncio.wait_for(session.connected.wait(), 5)
+    first = credentials.certificate()
+
+    told: list[int] = []
+
+    async def renewed_callback() -> None:
+        told.append(credentials.certificate().serial)
+
+    renewer = CertificateRenewer(
+        credentials, [manager.addr], SystemClock(), renewed=renewed_callback
+    )
+    await renewer.renew()
+    renewed = credentials.certificate()
+    # The agent is told, once the new certificate is in place (it reports its TLS identity).
+    assert told == [renewed.serial]
+    assert renewed.node_id == node_id
+    assert renewed.serial != first.serial
+    assert session.connected.is_set()
+    assert await open_session(manager, client_context(credentials.trust(), credentials)) == 101
+    await stop(running)
+
+
+async def test_the_renewer_renews_before_the_certificate_expires(
+    manager: Manager, tmp_path: Path
+) -> None:
+    cluster = manager.cluster
+    short = cluster.spec.replace(
+        ca_config=cluster.spec.ca_config.replace(node_cert_expiry=3 * SECOND_NS)
+    )
+    manager.store.commit([Op.update(cluster.replace(spec=short))])
+    credentials = Credentials(tmp_path / "n2")
+    await certificates.join([manager.addr], manager.cluster.join_tokens.worker, credentials)
+    first = credentials.certificate()
+    renewer = CertificateRenewer(credentials, [manager.addr], SystemClock())
+    running = asyncio.create_task(renewer.run())
+    # Renewed between 1.5 s and 2.4 s after the join: before the 3 s are up, every time.
+    await eventually(lambda: renewer.renewed >= 2, seconds=6)
+    assert credentials.certificate().not_after > first.not_after
+    await stop(running)

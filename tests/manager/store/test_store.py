@@ -9,7 +9,17 @@ import pytest
 
 from swarmlet.clock import FakeClock
 from swarmlet.errors import NameConflict, NotFound, VersionConflict
-from swarmlet.manager.store import Action, Compacted, MemoryBackend, Op, SqliteBackend, Store
+from swarmlet.manager.store import (
+    Action,
+    Backend,
+    Cipher,
+    Compacted,
+    MemoryBackend,
+    Op,
+    SqliteBackend,
+    Store,
+)
+from swarmlet.manager.store.encryption import new_dek
 from swarmlet.models import Node, Service, ServiceSpec, Task, TaskState, TaskStatus
 
 
@@ -17,9 +27,15 @@ def service(name: str, object_id: str | None = None) -> Service:
     return Service(id=object_id or f"id-{name}", spec=ServiceSpec(name=name))
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-encrypted"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    backend = MemoryBackend() if request.param == "memory" else SqliteBackend(tmp_path / "s.db")
+    backend: Backend
+    if request.param == "memory":
+        backend = MemoryBackend()
+    elif request.param == "sqlite":
+        backend = SqliteBackend(tmp_path / "s.db")
+    else:
+        backend = SqliteBackend(tmp_path / "s.db", Cipher(new_dek()))
     store = Store(backend, FakeClock())
     yield store
     store.close()
@@ -121,16 +137,18 @@ def test_watch_from_before_the_history_is_refused() -> None:
         store.watch(from_revision=0)
 
 
-def test_sqlite_commits_survive_a_restart(tmp_path: Path) -> None:
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+def test_sqlite_commits_survive_a_restart(tmp_path: Path, encrypted: bool) -> None:
     path = tmp_path / "store.db"
-    first = Store(SqliteBackend(path), FakeClock())
+    cipher = Cipher(new_dek()) if encrypted else None
+    first = Store(SqliteBackend(path, cipher), FakeClock())
     first.commit([Op.create(service("web")), Op.create(Node(id="n1"))])
     running = TaskStatus(state=TaskState.RUNNING, message="started")
     first.commit([Op.create(Task(id="t1", service_id="id-web", node_id="n1", status=running))])
     expected = (first.revision, first.all(Service), first.all(Node), first.all(Task))
     first.close()
 
-    again = Store(SqliteBackend(path), FakeClock())
+    again = Store(SqliteBackend(path, cipher), FakeClock())
     assert (again.revision, again.all(Service), again.all(Node), again.all(Task)) == expected
     assert again.tasks_of_node("n1")[0].status.state == TaskState.RUNNING
     again.close()

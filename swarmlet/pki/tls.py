@@ -1,0 +1,74 @@
+"""TLS contexts for the manager's port (2377) and the agents that talk to it.
+
+The manager asks for a client certificate but does not demand one at the handshake
+(``CERT_OPTIONAL``, Swarm's ``VerifyClientCertIfGiven``): a joining node has none yet and may
+only fetch the root and ask for its first certificate. A certificate that is presented must
+chain to the cluster's root and be in date, or the handshake fails; what each path needs beyond
+that (a session needs a certificate of a node that still exists) is decided per request.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+
+from swarmlet.models import NodeRole
+from swarmlet.pki.ca import ROLE_UNITS, CertificateInfo, read_certificate
+from swarmlet.pki.credentials import Credentials
+
+# The name an agent expects in the manager's certificate.
+MANAGER_NAME = ROLE_UNITS[NodeRole.MANAGER]
+
+
+def _base(purpose: ssl.Purpose, cadata: str | None = None) -> ssl.SSLContext:
+    # Given ``cadata`` the context trusts those roots alone; without it a verifying context
+    # also loads the host's system store.
+    context = ssl.create_default_context(purpose, cadata=cadata)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def server_context(credentials: Credentials) -> ssl.SSLContext:
+    context = _base(ssl.Purpose.CLIENT_AUTH)
+    context.verify_mode = ssl.CERT_OPTIONAL
+    context.load_verify_locations(cadata=credentials.trust())
+    context.load_cert_chain(credentials.node_path)
+    return context
+
+
+def reloading_server_context(load: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """A server context that takes a fresh context from ``load`` for every handshake, so a
+    renewed certificate or a new root is used without restarting the listener."""
+    context = load()
+
+    def swap(connection: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
+        connection.context = load()
+
+    context.sni_callback = swap
+    return context
+
+
+def client_context(trust_pem: str, credentials: Credentials | None = None) -> ssl.SSLContext:
+    """Trusts ``trust_pem`` only, checks the server is a manager, presents the node's
+    certificate when given."""
+    context = _base(ssl.Purpose.SERVER_AUTH, trust_pem)
+    if credentials is not None:
+        context.load_cert_chain(credentials.node_path)
+    return context
+
+
+def unverified_context() -> ssl.SSLContext:
+    """For the one request made before the root is known: fetching it, to check its digest
+    against the join token. Nothing secret is sent on it."""
+    context = _base(ssl.Purpose.SERVER_AUTH)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def peer_certificate(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> CertificateInfo | None:
+    """The verified client certificate of a connection, None when none was presented."""
+    if ssl_object is None:
+        return None
+    der = ssl_object.getpeercert(binary_form=True)
+    return read_certificate(der) if der else None

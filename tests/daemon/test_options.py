@@ -1,0 +1,187 @@
+"""swarmletd's options, through its click command: a bad combination stops it before anything
+starts. The daemon's body (``_main``) is replaced by a recorder, so that an accepted command
+line shows what it would have been given instead of starting a daemon in the test process."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+import swarmlet.daemon
+from swarmlet.daemon import main
+from swarmlet.daemon.listen import TcpHost, UnixHost
+from tests.daemon.certs import Authority
+
+
+@dataclass
+class Started:
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+    async def __call__(
+        self,
+        state_dir: Path,
+        hosts: list[Any],
+        tls: ssl.SSLContext | None,
+        docker_host: str,
+        hostname: str,
+        container_labels: dict[str, str],
+        min_cert_expiry: timedelta,
+    ) -> None:
+        self.calls.append({"hosts": hosts, "tls": tls, "min_cert_expiry": min_cert_expiry})
+
+    @property
+    def only(self) -> dict[str, Any]:
+        [call] = self.calls
+        return call
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> Started:
+    recorder = Started()
+    monkeypatch.setattr(swarmlet.daemon, "_main", recorder)
+    return recorder
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Path:
+    return Authority.new("operator CA").server("localhost", "127.0.0.1").write(tmp_path / "tls")
+
+
+def tls_files(server: Path) -> list[str]:
+    return [
+        "--tlscacert", str(server / "ca.pem"),
+        "--tlscert", str(server / "cert.pem"),
+        "--tlskey", str(server / "key.pem"),
+    ]  # fmt: skip
+
+
+def swarmletd(tmp_path: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--state-dir", str(tmp_path / "state"), *args])
+
+
+def refused(result: Result, started: Started, tmp_path: Path) -> str:
+    """The usage error's text, after checking that nothing started."""
+    assert result.exit_code == 2, result.output
+    assert started.calls == []
+    assert not (tmp_path / "state").exists()
+    return result.output
+
+
+def test_tcp_without_tlsverify_or_insecure_tcp_is_refused(started: Started, tmp_path: Path) -> None:
+    result = swarmletd(tmp_path, "--host", "unix:///run/x.sock", "--host", "tcp://0.0.0.0:2375")
+    output = refused(result, started, tmp_path)
+    assert "tcp://0.0.0.0:2375" in output
+    assert "--tlsverify" in output
+    assert "--insecure-tcp" in output
+
+
+@pytest.mark.parametrize("left_out", ["--tlscacert", "--tlscert", "--tlskey"])
+def test_tlsverify_needs_all_three_files(
+    started: Started, tmp_path: Path, server: Path, left_out: str
+) -> None:
+    files = tls_files(server)
+    at = files.index(left_out)
+    del files[at : at + 2]
+    result = swarmletd(tmp_path, "--host", "tcp://127.0.0.1:2376", "--tlsverify", *files)
+    assert f"(missing {left_out})" in refused(result, started, tmp_path)
+
+
+def test_tlsverify_with_a_file_that_does_not_exist_is_refused(
+    started: Started, tmp_path: Path, server: Path
+) -> None:
+    files = tls_files(server)
+    files[files.index("--tlskey") + 1] = str(tmp_path / "nowhere.pem")
+    result = swarmletd(tmp_path, "--host", "tcp://127.0.0.1:2376", "--tlsverify", *files)
+    output = refused(result, started, tmp_path)
+    assert "--tlskey" in output
+    assert "does not exist" in output
+
+
+def test_tlsverify_with_a_key_that_does_not_match_is_refused(
+    started: Started, tmp_path: Path, server: Path
+) -> None:
+    other = Authority.new("other").client("someone").write(tmp_path / "other")
+    files = tls_files(server)
+    files[files.index("--tlskey") + 1] = str(other / "key.pem")
+    result = swarmletd(tmp_path, "--host", "tcp://127.0.0.1:2376", "--tlsverify", *files)
+    output = refused(result, started, tmp_path)
+    assert "--tlsverify: cannot use" in output
+    assert "KEY_VALUES_MISMATCH" in output
+
+
+def test_tlsverify_and_insecure_tcp_together_are_refused(
+    started: Started, tmp_path: Path, server: Path
+) -> None:
+    result = swarmletd(
+        tmp_path, "--host", "tcp://127.0.0.1:2376", "--tlsverify", "--insecure-tcp",
+        *tls_files(server),
+    )  # fmt: skip
+    assert "contradict" in refused(result, started, tmp_path)
+
+
+def test_tls_files_without_tlsverify_are_refused(
+    started: Started, tmp_path: Path, server: Path
+) -> None:
+    result = swarmletd(tmp_path, "--host", "tcp://127.0.0.1:2375", "--insecure-tcp",
+                       *tls_files(server))  # fmt: skip
+    output = refused(result, started, tmp_path)
+    assert "--tlscacert, --tlscert, --tlskey: used only with --tlsverify" in output
+
+
+@pytest.mark.parametrize(
+    "host", ["ftp://example", "unix://", "tcp://127.0.0.1:http", "tcp://127.0.0.1:2375/api"]
+)
+def test_a_host_that_is_neither_unix_nor_tcp_is_refused(
+    started: Started, tmp_path: Path, host: str
+) -> None:
+    output = refused(swarmletd(tmp_path, "--host", host, "--insecure-tcp"), started, tmp_path)
+    assert "Invalid value for '--host'" in output
+
+
+@pytest.mark.parametrize("value", ["1d", "0", "0s", "-1h", "soon", "60"])
+def test_a_min_cert_expiry_that_is_not_a_positive_duration_is_refused(
+    started: Started, tmp_path: Path, value: str
+) -> None:
+    output = refused(swarmletd(tmp_path, "--min-cert-expiry", value), started, tmp_path)
+    assert "Invalid value for '--min-cert-expiry'" in output
+
+
+def test_the_unix_socket_alone_needs_neither_flag(started: Started, tmp_path: Path) -> None:
+    result = swarmletd(tmp_path, "--host", "unix:///run/x.sock")
+    assert result.exit_code == 0, result.output
+    assert started.only["hosts"] == [UnixHost("unix:///run/x.sock", Path("/run/x.sock"))]
+    assert started.only["tls"] is None
+
+
+def test_insecure_tcp_serves_tcp_without_tls(started: Started, tmp_path: Path) -> None:
+    result = swarmletd(tmp_path, "--host", "tcp://127.0.0.1:2375", "--insecure-tcp")
+    assert result.exit_code == 0, result.output
+    assert started.only["hosts"] == [TcpHost("tcp://127.0.0.1:2375", "127.0.0.1", 2375)]
+    assert started.only["tls"] is None
+
+
+def test_tlsverify_gives_tcp_a_context_that_requires_client_certificates(
+    started: Started, tmp_path: Path, server: Path
+) -> None:
+    result = swarmletd(tmp_path, "--host", "tcp://:2376", "--tlsverify", *tls_files(server))
+    assert result.exit_code == 0, result.output
+    assert started.only["hosts"] == [TcpHost("tcp://:2376", None, 2376)]
+    assert started.only["tls"].verify_mode is ssl.CERT_REQUIRED
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [([], timedelta(hours=1)), (["--min-cert-expiry", "90s"], timedelta(seconds=90))],
+)
+def test_min_cert_expiry_is_given_to_the_daemon(
+    started: Started, tmp_path: Path, args: list[str], expected: timedelta
+) -> None:
+    result = swarmletd(tmp_path, "--host", "unix:///run/x.sock", *args)
+    assert result.exit_code == 0, result.output
+    assert started.only["min_cert_expiry"] == expected

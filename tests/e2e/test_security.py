@@ -1,0 +1,272 @@
+"""Issue 4 against a lab whose hosts start outside any swarm: the stock CLI forms the swarm
+with join tokens, and the manager's port takes only certificates of this swarm's nodes.
+
+The lab's daemons accept node certificates as short as 10 s (``--min-cert-expiry``), so that
+renewals happen while the tests watch; the swarm is made with ``--cert-expiry 20s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from swarmlet.lab.lab import Lab, docker_cli
+from swarmlet.lab.plan import LabConfig
+from swarmlet.lab.testing import lab_running
+from swarmlet.models import NodeRole
+from swarmlet.pki import Credentials, JoinToken, issue, new_key_and_csr, new_root, root_digest
+from swarmlet.pki.tls import MANAGER_NAME, client_context
+from swarmlet.protocol import SESSION_PATH
+from tests.e2e.conftest import eventually
+
+SECURE_LAB = LabConfig.named(
+    "swls",
+    "192.168.252",
+    swarmletd=(*LabConfig().swarmletd, "--min-cert-expiry", "10s"),
+)
+CERT_EXPIRY = "20s"
+HANDSHAKE_FAILED = 0
+
+
+def docker(
+    lab: Lab, host: str, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOCKER_HOST": lab.host(host).docker_host}
+    return subprocess.run(
+        [docker_cli(), *args],
+        check=False,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def ok(lab: Lab, host: str, *args: str) -> str:
+    done = docker(lab, host, *args)
+    assert done.returncode == 0, f"docker {' '.join(args)} on {host}: {done.stderr}"
+    return done.stdout
+
+
+@dataclass
+class Swarm:
+    lab: Lab
+    manager_addr: str
+    # What `docker swarm join` printed on each host that joined.
+    joined: dict[str, str]
+
+    def credentials(self, host: str) -> Credentials:
+        return Credentials.of(self.lab.host(host).state_dir)
+
+    def node_id(self, host: str) -> str:
+        return ok(self.lab, "node1", "node", "inspect", host, "--format", "{{.ID}}").strip()
+
+    def states(self) -> dict[str, str]:
+        rows = ok(self.lab, "node1", "node", "ls", "--format", "{{json .}}").splitlines()
+        return {row["Hostname"]: row["Status"] for row in map(json.loads, rows)}
+
+
+@pytest.fixture(scope="module")
+def swarm() -> Iterator[Swarm]:
+    """node1 inits through the CLI, node2 and node3 join with the worker token; node4 stays
+    out, for the refusals."""
+    with lab_running(SECURE_LAB, nodes=4, form_swarm=False) as lab:
+        address = lab.host("node1").address
+        ok(lab, "node1", "swarm", "init", "--advertise-addr", address, "--cert-expiry", CERT_EXPIRY)
+        token = ok(lab, "node1", "swarm", "join-token", "-q", "worker").strip()
+        manager_addr = f"{address}:2377"
+        joined = {
+            host: ok(lab, host, "swarm", "join", "--token", token, manager_addr)
+            for host in ("node2", "node3")
+        }
+        yield Swarm(lab, manager_addr, joined)
+
+
+def test_the_cli_forms_a_swarm_with_the_worker_token(swarm: Swarm) -> None:
+    for host in ("node2", "node3"):
+        assert swarm.joined[host].strip() == "This node joined a swarm as a worker."
+    eventually(
+        lambda: swarm.states() == {"node1": "Ready", "node2": "Ready", "node3": "Ready"},
+        what="3 Ready nodes",
+    )
+    # Each host holds a certificate naming its node and role, from the swarm's one root.
+    root = swarm.credentials("node1").trust()
+    for host, role in (("node1", NodeRole.MANAGER), ("node2", NodeRole.WORKER)):
+        credentials = swarm.credentials(host)
+        certificate = credentials.certificate()
+        assert (certificate.node_id, certificate.role) == (swarm.node_id(host), role)
+        assert credentials.trust() == root
+        assert (credentials.node_path.stat().st_mode & 0o777) == 0o600
+
+
+def test_wrong_foreign_and_rotated_out_tokens_are_refused(swarm: Swarm) -> None:
+    lab = swarm.lab
+    worker = JoinToken.parse(ok(lab, "node1", "swarm", "join-token", "-q", "worker").strip())
+    other_root = JoinToken.new("1" * 50)
+
+    def join(token: object) -> str:
+        done = docker(lab, "node4", "swarm", "join", "--token", str(token), swarm.manager_addr)
+        assert done.returncode != 0, done.stdout
+        return done.stderr
+
+    assert "A valid join token is necessary to join this cluster" in join(
+        JoinToken(worker.digest, "x" * 25)
+    )
+    assert f"remote CA does not match fingerprint. Expected: {'1' * 50}" in join(other_root)
+    assert "invalid join token" in join("SWMTKN-1-not-a-token")
+    ok(lab, "node1", "swarm", "join-token", "--rotate", "-q", "worker")
+    assert "A valid join token is necessary to join this cluster" in join(worker)
+    # Nothing of node4 is in the swarm, and it is still in none.
+    assert "node4" not in swarm.states()
+    info = ok(lab, "node4", "info", "--format", "{{.Swarm.LocalNodeState}}")
+    assert info.strip() == "inactive"
+    assert not swarm.credentials("node4").exists()
+
+
+async def _open_session(addr: str, tls: ssl.SSLContext) -> int:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        try:
+            url = f"https://{addr}{SESSION_PATH}"
+            async with http.ws_connect(url, ssl=tls, server_hostname=MANAGER_NAME):
+                return 101
+        except aiohttp.WSServerHandshakeError as exc:
+            return exc.status
+        except aiohttp.ClientConnectionError:
+            return HANDSHAKE_FAILED
+
+
+async def _open_session_and_settle(addr: str, tls: ssl.SSLContext) -> int:
+    try:
+        return await _open_session(addr, tls)
+    finally:
+        # TLS connections close asynchronously: give them a moment before the loop ends, or
+        # a socket is left for the garbage collector (aiohttp's advice for a closing loop).
+        await asyncio.sleep(0.25)
+
+
+def open_session(addr: str, tls: ssl.SSLContext) -> int:
+    """101 when a session websocket opened, the HTTP status when refused after the TLS
+    handshake, HANDSHAKE_FAILED when the handshake itself was refused."""
+    return asyncio.run(_open_session_and_settle(addr, tls))
+
+
+def test_the_managers_port_takes_only_certificates_of_current_nodes(
+    swarm: Swarm, tmp_path: Path
+) -> None:
+    root = swarm.credentials("node1").trust()
+    addr = swarm.manager_addr
+    assert open_session(addr, client_context(root)) == 403
+
+    stranger = Credentials(tmp_path / "stranger")
+    key, csr = new_key_and_csr()
+    now = datetime.now(UTC)
+    foreign = issue(
+        new_root(now),
+        csr,
+        node_id=swarm.node_id("node2"),
+        role=NodeRole.WORKER,
+        cluster_id="x",
+        expiry=timedelta(hours=1),
+        now=now,
+    )
+    stranger.save(trust_pem=root, cert_pem=foreign, key_pem=key)
+    assert open_session(addr, client_context(root, stranger)) == HANDSHAKE_FAILED
+
+    # node3 is removed: its certificate, still in date, opens nothing any more.
+    node3 = swarm.credentials("node3")
+    copy = Credentials(tmp_path / "node3")
+    copy.folder.mkdir()
+    copy.node_path.write_bytes(node3.node_path.read_bytes())
+    copy.trust_path.write_bytes(node3.trust_path.read_bytes())
+    assert open_session(addr, client_context(root, copy)) == 101
+    ok(swarm.lab, "node1", "node", "rm", "--force", "node3")
+    assert open_session(addr, client_context(root, copy)) == 403
+    time.sleep(2)
+    assert "node3" not in swarm.states()
+
+
+def test_certificates_are_renewed_before_they_expire_and_sessions_go_on(swarm: Swarm) -> None:
+    credentials = swarm.credentials("node2")
+    log_file = swarm.lab.host("node2").log_file
+    sessions_before = log_file.read_text().count("session open to")
+    first = credentials.certificate()
+    assert first.not_after - first.not_before <= timedelta(hours=1, seconds=20)
+    serials = {first.serial}
+
+    def renewed_twice() -> bool:
+        serials.add(credentials.certificate().serial)
+        return len(serials) >= 3
+
+    # Each 20 s certificate is renewed 10 to 16 s before it is due.
+    eventually(renewed_twice, timeout=60, what="two renewals of node2's certificate")
+    assert swarm.states()["node2"] == "Ready"
+    assert log_file.read_text().count("session open to") == sessions_before
+
+
+def test_a_root_rotation_completes_with_every_node_staying_ready(swarm: Swarm) -> None:
+    lab = swarm.lab
+    before = json.loads(ok(lab, "node1", "info", "--format", "{{json .Swarm.Cluster}}"))
+    old_root = before["TLSInfo"]["TrustRoot"]
+    old_token = ok(lab, "node1", "swarm", "join-token", "-q", "worker").strip()
+    members = [host for host, state in swarm.states().items() if state == "Ready"]
+
+    # Without --detach the CLI follows the rotation until every node has moved, then prints
+    # the new root.
+    rotated = ok(lab, "node1", "swarm", "ca", "--rotate")
+    after = json.loads(ok(lab, "node1", "info", "--format", "{{json .Swarm.Cluster}}"))
+    new_root_pem = after["TLSInfo"]["TrustRoot"]
+    assert new_root_pem != old_root
+    assert new_root_pem.strip() in rotated
+    assert not after["RootRotationInProgress"]
+    new_token = JoinToken.parse(ok(lab, "node1", "swarm", "join-token", "-q", "worker").strip())
+    assert new_token.digest == root_digest(new_root_pem)
+    assert new_token.secret == JoinToken.parse(old_token).secret
+    for host in members:
+        eventually(
+            lambda host=host: swarm.credentials(host).trust() == new_root_pem,
+            what=f"{host} trusting the new root alone",
+        )
+        assert swarm.states()[host] == "Ready"
+
+
+def test_an_autolocked_manager_stays_locked_after_a_restart_until_unlocked(swarm: Swarm) -> None:
+    lab = swarm.lab
+    ok(lab, "node1", "swarm", "update", "--autolock=true")
+    key = ok(lab, "node1", "swarm", "unlock-key", "-q").strip()
+    assert key.startswith("SWMKEY-1-")
+    try:
+        assert lab.stop("node1")
+        assert lab.start("node1")
+        locked = docker(lab, "node1", "node", "ls")
+        assert locked.returncode != 0
+        assert (
+            "Swarm is encrypted and needs to be unlocked before it can be used. Please use"
+            ' "docker swarm unlock" to unlock it.'
+        ) in locked.stderr
+        state = ok(lab, "node1", "info", "--format", "{{.Swarm.LocalNodeState}}")
+        assert state.strip() == "locked"
+
+        wrong = docker(lab, "node1", "swarm", "unlock", stdin="SWMKEY-1-" + "A" * 43 + "\n")
+        assert wrong.returncode != 0
+        assert "swarm could not be unlocked: invalid key provided" in wrong.stderr
+        assert docker(lab, "node1", "node", "ls").returncode != 0
+
+        unlocked = docker(lab, "node1", "swarm", "unlock", stdin=key + "\n")
+        assert unlocked.returncode == 0, unlocked.stderr
+        eventually(lambda: swarm.states().get("node1") == "Ready", what="node1 Ready again")
+        eventually(lambda: swarm.states().get("node2") == "Ready", what="node2 back")
+        assert ok(lab, "node1", "swarm", "unlock-key", "-q").strip() == key
+    finally:
+        ok(lab, "node1", "swarm", "update", "--autolock=false")

@@ -1,0 +1,250 @@
+"""The root CA and the node certificates it issues, checked with ``cryptography.x509``."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from swarmlet.errors import InvalidSpec
+from swarmlet.models import NodeRole
+from swarmlet.pki import issue, new_key_and_csr, new_root, read_certificate, root_digest, tls_info
+from tests.pki.builders import (
+    NOW,
+    csr_of,
+    dns_names,
+    load,
+    load_key,
+    rsa_csr,
+    spki,
+    subject,
+    with_bad_signature,
+)
+
+ROOT = new_root(NOW)
+EXPIRY = timedelta(days=90)
+
+
+def issue_for(role: NodeRole, csr_pem: str | None = None, node_id: str = "node-1") -> str:
+    return issue(
+        ROOT,
+        new_key_and_csr()[1] if csr_pem is None else csr_pem,
+        node_id=node_id,
+        role=role,
+        cluster_id="cluster-1",
+        expiry=EXPIRY,
+        now=NOW,
+    )
+
+
+# The root
+
+
+def test_the_root_is_a_self_signed_p256_ca_named_swarm_ca() -> None:
+    root = load(ROOT.cert_pem)
+    assert root.subject == root.issuer
+    assert subject(root, NameOID.COMMON_NAME) == ["swarm-ca"]
+    root.verify_directly_issued_by(root)
+    constraints = root.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert constraints.critical
+    assert constraints.value.ca
+    usage = root.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.key_cert_sign
+    assert usage.crl_sign
+    public = root.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert isinstance(public.curve, ec.SECP256R1)
+
+
+def test_the_root_is_valid_for_twenty_years() -> None:
+    root = load(ROOT.cert_pem)
+    assert root.not_valid_before_utc <= NOW
+    assert root.not_valid_after_utc == NOW + timedelta(days=20 * 365)
+
+
+def test_the_root_key_is_the_key_of_the_root_certificate() -> None:
+    assert spki(load_key(ROOT.key_pem)) == spki(load(ROOT.cert_pem))
+
+
+def test_every_root_has_its_own_key_and_serial() -> None:
+    first, second = load(ROOT.cert_pem), load(new_root(NOW).cert_pem)
+    assert spki(first) != spki(second)
+    assert first.serial_number != second.serial_number
+
+
+# Issued certificates
+
+
+def test_a_worker_certificate_names_the_node_its_role_and_the_cluster() -> None:
+    cert = load(issue_for(NodeRole.WORKER, node_id="abc123"))
+    assert subject(cert, NameOID.COMMON_NAME) == ["abc123"]
+    assert subject(cert, NameOID.ORGANIZATIONAL_UNIT_NAME) == ["swarm-worker"]
+    assert subject(cert, NameOID.ORGANIZATION_NAME) == ["cluster-1"]
+    assert dns_names(cert) == ["swarm-worker", "abc123"]
+    assert cert.issuer == load(ROOT.cert_pem).subject
+
+
+def test_a_manager_certificate_also_answers_as_a_manager_and_as_the_ca() -> None:
+    cert = load(issue_for(NodeRole.MANAGER, node_id="abc123"))
+    assert subject(cert, NameOID.ORGANIZATIONAL_UNIT_NAME) == ["swarm-manager"]
+    assert sorted(dns_names(cert)) == ["abc123", "swarm-ca", "swarm-manager"]
+
+
+def test_a_certificate_starts_an_hour_back_and_lasts_the_expiry() -> None:
+    cert = load(issue_for(NodeRole.WORKER))
+    assert cert.not_valid_before_utc == NOW - timedelta(hours=1)
+    assert cert.not_valid_after_utc == NOW + EXPIRY
+
+
+def test_a_certificate_is_signed_by_the_root() -> None:
+    cert = load(issue_for(NodeRole.WORKER))
+    cert.verify_directly_issued_by(load(ROOT.cert_pem))
+    public = load(ROOT.cert_pem).public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert cert.signature_hash_algorithm is not None
+    public.verify(
+        cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm)
+    )
+
+
+def test_a_certificate_does_not_verify_against_another_root() -> None:
+    cert = load(issue_for(NodeRole.WORKER))
+    other = load(new_root(NOW).cert_pem)
+    public = other.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    assert cert.signature_hash_algorithm is not None
+    with pytest.raises(InvalidSignature):
+        public.verify(
+            cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm)
+        )
+
+
+def test_a_certificate_carries_the_key_of_the_csr() -> None:
+    key_pem, csr_pem = new_key_and_csr()
+    assert spki(load(issue_for(NodeRole.WORKER, csr_pem))) == spki(load_key(key_pem))
+
+
+def test_a_certificate_is_an_end_entity_for_servers_and_clients() -> None:
+    cert = load(issue_for(NodeRole.WORKER))
+    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert set(usages) == {ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH}
+
+
+def test_the_subject_and_names_a_csr_asks_for_are_ignored() -> None:
+    asked = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, "someone-else"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "swarm-manager"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "another-cluster"),
+        ]
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr_pem = csr_of(key, asked, "swarm-manager", "swarm-ca")
+    cert = load(issue_for(NodeRole.WORKER, csr_pem, node_id="node-1"))
+    assert subject(cert, NameOID.COMMON_NAME) == ["node-1"]
+    assert subject(cert, NameOID.ORGANIZATIONAL_UNIT_NAME) == ["swarm-worker"]
+    assert subject(cert, NameOID.ORGANIZATION_NAME) == ["cluster-1"]
+    assert dns_names(cert) == ["swarm-worker", "node-1"]
+
+
+def test_an_rsa_2048_csr_is_accepted() -> None:
+    cert = load(issue_for(NodeRole.WORKER, rsa_csr(2048)))
+    assert cert.public_key().key_size == 2048  # type: ignore[union-attr]
+
+
+def _p192_csr() -> str:
+    return csr_of(ec.generate_private_key(ec.SECP192R1()))
+
+
+@pytest.mark.parametrize(
+    ("make_csr", "reason"),
+    [
+        (lambda: "not a certificate request", "not a PEM CSR"),
+        (lambda: "", "not a PEM CSR"),
+        (lambda: ROOT.cert_pem, "not a PEM CSR"),
+        (lambda: with_bad_signature(new_key_and_csr()[1]), "bad signature"),
+        (lambda: rsa_csr(1024), "ECDSA P-256 or RSA-2048"),
+        (_p192_csr, "ECDSA P-256 or RSA-2048"),
+    ],
+    ids=["garbage", "empty", "a-certificate", "bad-signature", "rsa-1024", "p192"],
+)
+def test_a_bad_csr_is_refused(make_csr, reason: str) -> None:
+    with pytest.raises(InvalidSpec, match=f"invalid certificate signing request: .*{reason}"):
+        issue_for(NodeRole.WORKER, make_csr())
+
+
+# Reading certificates
+
+
+def test_read_certificate_reads_pem_and_der_alike() -> None:
+    pem = issue_for(NodeRole.MANAGER, node_id="node-7")
+    cert = load(pem)
+    info = read_certificate(pem)
+    assert read_certificate(cert.public_bytes(serialization.Encoding.DER)) == info
+    assert (info.node_id, info.role, info.cluster_id) == ("node-7", NodeRole.MANAGER, "cluster-1")
+    assert info.serial == cert.serial_number
+    assert (info.not_before, info.not_after) == (NOW - timedelta(hours=1), NOW + EXPIRY)
+    assert base64.b64decode(info.issuer_subject) == load(ROOT.cert_pem).subject.public_bytes()
+
+
+def test_read_certificate_takes_the_certificate_before_a_key() -> None:
+    key_pem, csr_pem = new_key_and_csr()
+    pem = issue_for(NodeRole.WORKER, csr_pem, node_id="node-8")
+    assert read_certificate(pem + key_pem).node_id == "node-8"
+
+
+def test_a_certificate_without_a_swarm_role_reads_as_no_role() -> None:
+    info = read_certificate(ROOT.cert_pem)
+    assert (info.node_id, info.role, info.cluster_id) == ("swarm-ca", None, "")
+
+
+@pytest.mark.parametrize("garbage", ["", "hello", b"", b"\x30\x03\x02\x01\x00"])
+def test_read_certificate_refuses_what_is_not_a_certificate(garbage: str | bytes) -> None:
+    with pytest.raises(InvalidSpec, match="invalid certificate"):
+        read_certificate(garbage)
+
+
+# The root's digest and TLSInfo
+
+
+def test_the_digest_is_the_sha256_of_the_pem_in_50_base36_digits() -> None:
+    digest = root_digest(ROOT.cert_pem)
+    assert len(digest) == 50
+    assert set(digest) <= set("0123456789abcdefghijklmnopqrstuvwxyz")
+    expected = int.from_bytes(hashlib.sha256(ROOT.cert_pem.encode()).digest())
+    assert int(digest, 36) == expected
+
+
+def test_the_digest_changes_with_the_root() -> None:
+    assert root_digest(ROOT.cert_pem) == root_digest(ROOT.cert_pem)
+    assert root_digest(new_root(NOW).cert_pem) != root_digest(ROOT.cert_pem)
+
+
+def test_tls_info_is_the_subject_and_public_key_of_the_root() -> None:
+    root = load(ROOT.cert_pem)
+    info = tls_info(ROOT.cert_pem)
+    assert info.trust_root == ROOT.cert_pem
+    assert x509.Name.from_rfc4514_string("CN=swarm-ca").public_bytes() == base64.b64decode(
+        info.cert_issuer_subject
+    )
+    assert base64.b64decode(info.cert_issuer_subject) == root.subject.public_bytes()
+    public = serialization.load_der_public_key(base64.b64decode(info.cert_issuer_public_key))
+    assert public == root.public_key()
+
+
+def test_tls_info_matches_the_issuer_of_the_certificates_the_root_signs() -> None:
+    info = read_certificate(issue_for(NodeRole.WORKER))
+    assert info.issuer_subject == tls_info(ROOT.cert_pem).cert_issuer_subject
+
+
+def test_the_hash_of_the_signature_is_sha256() -> None:
+    cert = load(issue_for(NodeRole.WORKER))
+    assert isinstance(cert.signature_hash_algorithm, hashes.SHA256)
