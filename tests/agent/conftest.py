@@ -9,12 +9,16 @@ carries a label unique to the test, and is removed when the test ends.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
-from swarmlet.clock import FakeClock
+from swarmlet.agent.engine import Engine
+from swarmlet.agent.task_controller import TaskController
+from swarmlet.aio import cancel_and_wait
+from swarmlet.clock import Clock, FakeClock
 from swarmlet.ids import new_id
 from swarmlet.models import ContainerSpec, Task, TaskSpec, TaskState, TaskStatus
 
@@ -67,3 +71,37 @@ def pump(clock: FakeClock) -> Pump:
             await asyncio.sleep(0)
 
     return run
+
+
+class Run:
+    """A controller running in the background, and every status it reported."""
+
+    def __init__(
+        self, controller: TaskController, statuses: list[TaskStatus], job: asyncio.Task[None]
+    ) -> None:
+        self.controller = controller
+        self.statuses = statuses
+        self.job = job
+
+    @property
+    def steps(self) -> list[tuple[TaskState, str]]:
+        return [(s.state, s.message) for s in self.statuses]
+
+    @property
+    def last(self) -> TaskStatus:
+        return self.statuses[-1]
+
+
+@asynccontextmanager
+async def running(
+    task: Task, *, engine: Engine, clock: Clock, node_id: str = "node1", **options: Any
+) -> AsyncIterator[Run]:
+    """The task's controller running in the background for the block, then cancelled;
+    ``options`` are the controller's (container_labels, adopted, files...)."""
+    statuses: list[TaskStatus] = []
+    controller = TaskController(task, engine, clock, statuses.append, node_id=node_id, **options)
+    job = asyncio.create_task(controller.run())
+    try:
+        yield Run(controller, statuses, job)
+    finally:
+        await cancel_and_wait(job)

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from swarmlet.agent.dependencies import Dependencies
-from swarmlet.agent.task_controller import TaskController
 from swarmlet.agent.task_files import TaskFiles, files_dir
-from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import SystemClock
 from swarmlet.ids import new_id
 from swarmlet.models import (
@@ -20,8 +18,8 @@ from swarmlet.models import (
     SecretReference,
     SecretSpec,
     TaskState,
-    TaskStatus,
 )
+from tests.agent.conftest import running
 from tests.agent.mounts import require_root
 
 TEST_IMAGE = "swarmlet-test/busybox:latest"
@@ -68,26 +66,22 @@ async def test_a_container_reads_its_secret_from_a_tmpfs(docker, test_labels, ma
             )
         ],
     )
-    statuses: list[TaskStatus] = []
-    controller = TaskController(
-        task,
-        docker,
-        SystemClock(),
-        statuses.append,
-        node_id=node_id,
-        container_labels=test_labels,
-        files=files,
-    )
-    job = asyncio.create_task(controller.run())
     try:
-        async with asyncio.timeout(30):
-            while not (statuses and statuses[-1].state.is_terminal):  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-        assert statuses[-1].state == TaskState.COMPLETE, statuses[-1]
-        # Its files went with the task's end.
-        assert list(files.directory.iterdir()) == []
+        async with running(
+            task,
+            engine=docker,
+            clock=SystemClock(),
+            node_id=node_id,
+            container_labels=test_labels,
+            files=files,
+        ) as run:
+            async with asyncio.timeout(30):
+                while not (run.statuses and run.last.state.is_terminal):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            assert run.last.state == TaskState.COMPLETE, run.last
+            # Its files went with the task's end.
+            assert list(files.directory.iterdir()) == []
     finally:
-        await cancel_and_wait(job)
         await files.unmount()
     assert (out / "secret").read_bytes() == b"s3cr3t\x00\xff\n"
     assert (out / "config").read_bytes() == b"port = 80\n"

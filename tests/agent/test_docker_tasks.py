@@ -15,6 +15,7 @@ from swarmlet.clock import SystemClock
 from swarmlet.ids import new_id
 from swarmlet.models import SECOND_NS, Task, TaskState, TaskStatus
 from swarmlet.protocol import StatusUpdate
+from tests.agent.conftest import running
 
 S = TaskState
 TEST_IMAGE = "swarmlet-test/busybox:latest"
@@ -36,22 +37,14 @@ def node_id() -> str:
 def start(docker, test_labels, node_id):
     @asynccontextmanager
     async def start(task: Task) -> AsyncIterator[tuple[TaskController, list[TaskStatus]]]:
-        statuses: list[TaskStatus] = []
-        controller = TaskController(
-            task,
-            docker,
-            SystemClock(),
-            statuses.append,
-            node_id=node_id,
-            container_labels=test_labels,
-        )
-        job = asyncio.create_task(controller.run())
-        try:
-            yield controller, statuses
-        finally:
-            if job.done():
-                job.result()
-            await cancel_and_wait(job)
+        async with running(
+            task, engine=docker, clock=SystemClock(), node_id=node_id, container_labels=test_labels
+        ) as run:
+            try:
+                yield run.controller, run.statuses
+            finally:
+                if run.job.done():
+                    run.job.result()
 
     return start
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from functools import partial
 
 import pytest
 
 from swarmlet.agent.fake_engine import FakeEngine
-from swarmlet.agent.task_controller import Step, TaskController, next_step
-from swarmlet.aio import cancel_and_wait
+from swarmlet.agent.task_controller import Step, next_step
 from swarmlet.clock import FakeClock
 from swarmlet.errors import EngineError
 from swarmlet.models import SECOND_NS, Task, TaskState, TaskStatus
+from tests.agent.conftest import Run, running
 
 S = TaskState
 HAPPY = [
@@ -23,22 +23,6 @@ HAPPY = [
     (S.STARTING, "starting"),
     (S.RUNNING, "started"),
 ]
-
-
-class Run:
-    """A controller running in the background, and every status it reported."""
-
-    def __init__(self, controller: TaskController, statuses: list[TaskStatus]) -> None:
-        self.controller = controller
-        self.statuses = statuses
-
-    @property
-    def steps(self) -> list[tuple[TaskState, str]]:
-        return [(s.state, s.message) for s in self.statuses]
-
-    @property
-    def last(self) -> TaskStatus:
-        return self.statuses[-1]
 
 
 @pytest.fixture
@@ -52,18 +36,9 @@ def engine(clock: FakeClock) -> FakeEngine:
 
 
 @pytest.fixture
-def start(engine: FakeEngine, clock: FakeClock):
-    @asynccontextmanager
-    async def start(task: Task, **kwargs) -> AsyncIterator[Run]:
-        statuses: list[TaskStatus] = []
-        controller = TaskController(task, engine, clock, statuses.append, node_id="node1", **kwargs)
-        job = asyncio.create_task(controller.run())
-        try:
-            yield Run(controller, statuses)
-        finally:
-            await cancel_and_wait(job)
-
-    return start
+def start(engine: FakeEngine, clock: FakeClock) -> Callable[..., AbstractAsyncContextManager[Run]]:
+    """`running` on the fake engine: ``async with start(task, **options) as run``."""
+    return partial(running, engine=engine, clock=clock)
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,15 @@ task ends or leaves the node; a secret that did not arrive rejects the task."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from swarmlet.agent.dependencies import Dependencies
 from swarmlet.agent.fake_engine import FakeEngine
-from swarmlet.agent.task_controller import TaskController
 from swarmlet.agent.task_files import TaskFiles, files_dir
 from swarmlet.agent.worker import Worker
 from swarmlet.aio import cancel_and_wait
@@ -26,11 +26,10 @@ from swarmlet.models import (
     Secret,
     SecretReference,
     SecretSpec,
-    Task,
     TaskState,
-    TaskStatus,
 )
 from swarmlet.protocol import StatusUpdate
+from tests.agent.conftest import Run, running
 from tests.agent.mounts import FakeMounts
 
 S = TaskState
@@ -63,28 +62,12 @@ def files(tmp_path: Path, dependencies: Dependencies) -> TaskFiles:
     return TaskFiles(files_dir("node1", tmp_path), dependencies, FakeMounts())
 
 
-class Run:
-    """A controller running in the background, and every status it reported."""
-
-    def __init__(self, controller: TaskController, statuses: list[TaskStatus]) -> None:
-        self.controller = controller
-        self.statuses = statuses
-
-
 @pytest.fixture
-def start(engine: FakeEngine, clock: FakeClock, files: TaskFiles):
-    @asynccontextmanager
-    async def start(task: Task, **kwargs) -> AsyncIterator[Run]:
-        statuses: list[TaskStatus] = []
-        kwargs.setdefault("files", files)
-        controller = TaskController(task, engine, clock, statuses.append, node_id="node1", **kwargs)
-        job = asyncio.create_task(controller.run())
-        try:
-            yield Run(controller, statuses)
-        finally:
-            await cancel_and_wait(job)
-
-    return start
+def start(
+    engine: FakeEngine, clock: FakeClock, files: TaskFiles
+) -> Callable[..., AbstractAsyncContextManager[Run]]:
+    """`running` on the fake engine, with the task files unless ``files=`` says otherwise."""
+    return partial(running, engine=engine, clock=clock, files=files)
 
 
 async def test_the_container_gets_read_only_binds_of_its_files(

@@ -148,6 +148,23 @@ def _docker(cli: str, tmp_path: Path, *args: str, **env: str) -> subprocess.Comp
     )
 
 
+def _swarm_state_over_tls(
+    cli: str, tmp_path: Path, port: int, cert_path: Path
+) -> subprocess.CompletedProcess[str]:
+    """`docker info --format {{.Swarm.LocalNodeState}}` against the port with --tlsverify, as the
+    client whose ca.pem, cert.pem and key.pem are in cert_path."""
+    return _docker(
+        cli,
+        tmp_path,
+        "info",
+        "--format",
+        "{{.Swarm.LocalNodeState}}",
+        DOCKER_HOST=f"tcp://127.0.0.1:{port}",
+        DOCKER_TLS_VERIFY="1",
+        DOCKER_CERT_PATH=str(cert_path),
+    )
+
+
 def _ping(port: int, context: ssl.SSLContext) -> bytes:
     """GET /_ping over TLS; the whole answer."""
     with (
@@ -190,16 +207,7 @@ VERSIONS = pytest.mark.parametrize(
 def test_a_client_of_the_operators_ca_is_served(
     docker_cli: str, certs: Certs, tls_port: int, tmp_path: Path
 ) -> None:
-    result = _docker(
-        docker_cli,
-        tmp_path,
-        "info",
-        "--format",
-        "{{.Swarm.LocalNodeState}}",
-        DOCKER_HOST=f"tcp://127.0.0.1:{tls_port}",
-        DOCKER_TLS_VERIFY="1",
-        DOCKER_CERT_PATH=str(certs.client),
-    )
+    result = _swarm_state_over_tls(docker_cli, tmp_path, tls_port, certs.client)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "inactive"
 
@@ -231,16 +239,7 @@ def test_a_client_of_another_ca_is_refused(
 def test_the_docker_cli_with_another_cas_certificate_is_refused(
     docker_cli: str, certs: Certs, tls_port: int, tmp_path: Path
 ) -> None:
-    result = _docker(
-        docker_cli,
-        tmp_path,
-        "info",
-        "--format",
-        "{{.Swarm.LocalNodeState}}",
-        DOCKER_HOST=f"tcp://127.0.0.1:{tls_port}",
-        DOCKER_TLS_VERIFY="1",
-        DOCKER_CERT_PATH=str(certs.stranger),
-    )
+    result = _swarm_state_over_tls(docker_cli, tmp_path, tls_port, certs.stranger)
     assert result.returncode != 0
     assert "inactive" not in result.stdout
     assert "error during connect" in result.stderr

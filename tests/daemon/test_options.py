@@ -53,11 +53,12 @@ def server(tmp_path: Path) -> Path:
     return Authority.new("operator CA").server("localhost", "127.0.0.1").write(tmp_path / "tls")
 
 
-def tls_files(server: Path) -> list[str]:
+def tls_files(server: Path, key: Path | None = None) -> list[str]:
+    """The options naming the server's CA, certificate and key (``key`` instead, if given)."""
     return [
         "--tlscacert", str(server / "ca.pem"),
         "--tlscert", str(server / "cert.pem"),
-        "--tlskey", str(server / "key.pem"),
+        "--tlskey", str(key or server / "key.pem"),
     ]  # fmt: skip
 
 
@@ -71,6 +72,13 @@ def refused(result: Result, started: Started, tmp_path: Path) -> str:
     assert started.calls == []
     assert not (tmp_path / "state").exists()
     return result.output
+
+
+def refused_with_tlsverify(started: Started, tmp_path: Path, tls_options: list[str]) -> str:
+    """``--tlsverify`` on a TCP host with these TLS options: the usage error's text, after
+    checking that nothing started."""
+    result = swarmletd(tmp_path, "--host", "tcp://127.0.0.1:2376", "--tlsverify", *tls_options)
+    return refused(result, started, tmp_path)
 
 
 def test_tcp_without_tlsverify_or_insecure_tcp_is_refused(started: Started, tmp_path: Path) -> None:
@@ -88,17 +96,14 @@ def test_tlsverify_needs_all_three_files(
     files = tls_files(server)
     at = files.index(left_out)
     del files[at : at + 2]
-    result = swarmletd(tmp_path, "--host", "tcp://127.0.0.1:2376", "--tlsverify", *files)
-    assert f"(missing {left_out})" in refused(result, started, tmp_path)
+    assert f"(missing {left_out})" in refused_with_tlsverify(started, tmp_path, files)
 
 
 def test_tlsverify_with_a_file_that_does_not_exist_is_refused(
     started: Started, tmp_path: Path, server: Path
 ) -> None:
-    files = tls_files(server)
-    files[files.index("--tlskey") + 1] = str(tmp_path / "nowhere.pem")
-    result = swarmletd(tmp_path, "--host", "tcp://127.0.0.1:2376", "--tlsverify", *files)
-    output = refused(result, started, tmp_path)
+    files = tls_files(server, key=tmp_path / "nowhere.pem")
+    output = refused_with_tlsverify(started, tmp_path, files)
     assert "--tlskey" in output
     assert "does not exist" in output
 
@@ -107,10 +112,7 @@ def test_tlsverify_with_a_key_that_does_not_match_is_refused(
     started: Started, tmp_path: Path, server: Path
 ) -> None:
     other = Authority.new("other").client("someone").write(tmp_path / "other")
-    files = tls_files(server)
-    files[files.index("--tlskey") + 1] = str(other / "key.pem")
-    result = swarmletd(tmp_path, "--host", "tcp://127.0.0.1:2376", "--tlsverify", *files)
-    output = refused(result, started, tmp_path)
+    output = refused_with_tlsverify(started, tmp_path, tls_files(server, key=other / "key.pem"))
     assert "--tlsverify: cannot use" in output
     assert "KEY_VALUES_MISMATCH" in output
 

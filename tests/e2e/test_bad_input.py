@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import http.client
 import json
 import socket
 from typing import Any
 
+import aiohttp
 import pytest
 
+from swarmlet.pki import Credentials
+from swarmlet.pki.tls import MANAGER_NAME, client_context
+from swarmlet.protocol import JOIN_PATH, CertificateRequest
 from tests.e2e.conftest import Cli
 
 IMAGE = "swarmlet-test/busybox:latest"
@@ -121,3 +127,102 @@ def test_unknown_ids_are_404(cli: Cli) -> None:
     assert "nope" in cli.fails("node", "update", "--availability", "drain", "nope")
     assert "nope" in cli.fails("service", "rm", "nope")
     assert everything(cli) == before
+
+
+def secrets_and_configs(cli: Cli) -> Any:
+    return [api(cli, "GET", path)[1] for path in ("/secrets", "/configs", "/swarm")]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "words"),
+    [
+        # Issue 4, point 7: an oversized secret, an unknown secret, malformed PEM.
+        (
+            "POST",
+            "/v1.47/secrets/create",
+            {"Name": "big", "Data": base64.b64encode(b"x" * 600 * 1024).decode()},
+            400,
+            "secret data must be larger than 0 and less than 512000 bytes",
+        ),
+        ("GET", "/v1.47/secrets/no-such-secret", None, 404, "secret no-such-secret not found"),
+        ("DELETE", "/v1.47/secrets/no-such-secret", None, 404, "not found"),
+        (
+            "POST",
+            "/v1.47/services/create",
+            {
+                "Name": "uses-nothing",
+                "TaskTemplate": {
+                    "ContainerSpec": {
+                        "Image": IMAGE,
+                        "Secrets": [
+                            {
+                                "SecretID": "nosuchsecretid00000000000",
+                                "SecretName": "nope",
+                                "File": {"Name": "nope", "UID": "0", "GID": "0", "Mode": 292},
+                            }
+                        ],
+                    }
+                },
+            },
+            400,
+            "secret not found",
+        ),
+        (
+            "POST",
+            "/v1.47/configs/create",
+            {"Name": "bad name!", "Data": base64.b64encode(b"x").decode()},
+            400,
+            "invalid name",
+        ),
+        ("POST", "/v1.47/swarm/unlock", {"UnlockKey": "not-a-key"}, 409, "not locked"),
+    ],
+)
+def test_bad_security_input_is_refused(
+    cli: Cli, method: str, path: str, body: Any, status: int, words: str
+) -> None:
+    before = secrets_and_configs(cli), everything(cli)
+    answer_status, answer = api(cli, method, path, body)
+    assert answer_status == status, answer
+    assert words in answer["message"]
+    assert (secrets_and_configs(cli), everything(cli)) == before
+
+
+def test_malformed_pem_is_refused(cli: Cli) -> None:
+    """A junk CA certificate in the swarm's spec, and a junk CSR with a valid join token on the
+    manager's port: both a clear 400, nothing changed."""
+    before = secrets_and_configs(cli), everything(cli)
+    swarm = api(cli, "GET", "/v1.47/swarm")[1]
+    spec = swarm["Spec"]
+    spec["CAConfig"]["SigningCACert"] = (
+        "-----BEGIN CERTIFICATE-----\njunk\n-----END CERTIFICATE-----"
+    )
+    spec["CAConfig"]["ForceRotate"] = spec["CAConfig"].get("ForceRotate", 0) + 1
+    status, answer = api(
+        cli, "POST", f"/v1.47/swarm/update?version={swarm['Version']['Index']}", spec
+    )
+    assert status == 400
+    assert "--ca-cert" in answer["message"]
+
+    manager = cli.lab.host("node1")
+    root = Credentials.of(manager.state_dir).trust()
+    token = swarm["JoinTokens"]["Worker"]
+    body = CertificateRequest(csr="-----BEGIN CERTIFICATE REQUEST-----\njunk\n", token=token)
+
+    async def post() -> tuple[int, Any]:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"https://{manager.listen_addr}{JOIN_PATH}",
+                data=body.model_dump_json(),
+                ssl=client_context(root),
+                server_hostname=MANAGER_NAME,
+            ) as response,
+        ):
+            answer = (response.status, await response.json())
+        await asyncio.sleep(0.25)  # let the TLS connection close before the loop does
+        return answer
+
+    status, answer = asyncio.run(post())
+    assert status == 400
+    assert answer["message"] == "invalid certificate signing request: not a PEM CSR"
+    assert (secrets_and_configs(cli), everything(cli)) == before

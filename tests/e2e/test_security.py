@@ -7,10 +7,8 @@ renewals happen while the tests watch; the swarm is made with ``--cert-expiry 20
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from swarmlet.lab.lab import Lab, docker_cli
@@ -26,9 +23,9 @@ from swarmlet.lab.plan import LabConfig
 from swarmlet.lab.testing import lab_running
 from swarmlet.models import NodeRole
 from swarmlet.pki import Credentials, JoinToken, issue, new_key_and_csr, new_root, root_digest
-from swarmlet.pki.tls import MANAGER_NAME, client_context
-from swarmlet.protocol import SESSION_PATH
+from swarmlet.pki.tls import client_context
 from tests.e2e.conftest import eventually
+from tests.tls_probe import HANDSHAKE_FAILED, open_session_blocking
 
 SECURE_LAB = LabConfig.named(
     "swls",
@@ -36,7 +33,6 @@ SECURE_LAB = LabConfig.named(
     swarmletd=(*LabConfig().swarmletd, "--min-cert-expiry", "10s"),
 )
 CERT_EXPIRY = "20s"
-HANDSHAKE_FAILED = 0
 
 
 def docker(
@@ -135,39 +131,12 @@ def test_wrong_foreign_and_rotated_out_tokens_are_refused(swarm: Swarm) -> None:
     assert not swarm.credentials("node4").exists()
 
 
-async def _open_session(addr: str, tls: ssl.SSLContext) -> int:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
-        try:
-            url = f"https://{addr}{SESSION_PATH}"
-            async with http.ws_connect(url, ssl=tls, server_hostname=MANAGER_NAME):
-                return 101
-        except aiohttp.WSServerHandshakeError as exc:
-            return exc.status
-        except aiohttp.ClientConnectionError:
-            return HANDSHAKE_FAILED
-
-
-async def _open_session_and_settle(addr: str, tls: ssl.SSLContext) -> int:
-    try:
-        return await _open_session(addr, tls)
-    finally:
-        # TLS connections close asynchronously: give them a moment before the loop ends, or
-        # a socket is left for the garbage collector (aiohttp's advice for a closing loop).
-        await asyncio.sleep(0.25)
-
-
-def open_session(addr: str, tls: ssl.SSLContext) -> int:
-    """101 when a session websocket opened, the HTTP status when refused after the TLS
-    handshake, HANDSHAKE_FAILED when the handshake itself was refused."""
-    return asyncio.run(_open_session_and_settle(addr, tls))
-
-
 def test_the_managers_port_takes_only_certificates_of_current_nodes(
     swarm: Swarm, tmp_path: Path
 ) -> None:
     root = swarm.credentials("node1").trust()
     addr = swarm.manager_addr
-    assert open_session(addr, client_context(root)) == 403
+    assert open_session_blocking(addr, client_context(root)) == 403
 
     stranger = Credentials(tmp_path / "stranger")
     key, csr = new_key_and_csr()
@@ -182,7 +151,7 @@ def test_the_managers_port_takes_only_certificates_of_current_nodes(
         now=now,
     )
     stranger.save(trust_pem=root, cert_pem=foreign, key_pem=key)
-    assert open_session(addr, client_context(root, stranger)) == HANDSHAKE_FAILED
+    assert open_session_blocking(addr, client_context(root, stranger)) == HANDSHAKE_FAILED
 
     # node3 is removed: its certificate, still in date, opens nothing any more.
     node3 = swarm.credentials("node3")
@@ -190,9 +159,9 @@ def test_the_managers_port_takes_only_certificates_of_current_nodes(
     copy.folder.mkdir()
     copy.node_path.write_bytes(node3.node_path.read_bytes())
     copy.trust_path.write_bytes(node3.trust_path.read_bytes())
-    assert open_session(addr, client_context(root, copy)) == 101
+    assert open_session_blocking(addr, client_context(root, copy)) == 101
     ok(swarm.lab, "node1", "node", "rm", "--force", "node3")
-    assert open_session(addr, client_context(root, copy)) == 403
+    assert open_session_blocking(addr, client_context(root, copy)) == 403
     time.sleep(2)
     assert "node3" not in swarm.states()
 
@@ -233,12 +202,15 @@ def test_a_root_rotation_completes_with_every_node_staying_ready(swarm: Swarm) -
     new_token = JoinToken.parse(ok(lab, "node1", "swarm", "join-token", "-q", "worker").strip())
     assert new_token.digest == root_digest(new_root_pem)
     assert new_token.secret == JoinToken.parse(old_token).secret
-    for host in members:
-        eventually(
-            lambda host=host: swarm.credentials(host).trust() == new_root_pem,
-            what=f"{host} trusting the new root alone",
-        )
-        assert swarm.states()[host] == "Ready"
+
+    def trusting_the_new_root_alone() -> list[str]:
+        behind = [host for host in members if swarm.credentials(host).trust() != new_root_pem]
+        assert not behind, behind
+        return members
+
+    eventually(trusting_the_new_root_alone, what="every host trusting the new root alone")
+    states = swarm.states()
+    assert all(states[host] == "Ready" for host in members), states
 
 
 def test_an_autolocked_manager_stays_locked_after_a_restart_until_unlocked(swarm: Swarm) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from swarmlet.clock import FakeClock
 from swarmlet.daemon.control import NodeControl
 from swarmlet.daemon.state import NodeIdentity
@@ -11,9 +13,10 @@ from swarmlet.models import Cluster, Network, Node, NodeDescription, NodeRole
 from swarmlet.pki import Credentials, JoinToken, root_digest
 
 
-def test_swarm_init_makes_the_ingress_network_with_the_cluster(tmp_path):
+def init_swarm(state_dir: Path) -> Store:
+    """What ``swarm init`` commits on node1 (a manager at 192.168.5.1), state kept in state_dir."""
     control = NodeControl(
-        state_dir=tmp_path,
+        state_dir=state_dir,
         engine=None,  # type: ignore[arg-type]
         engine_socket="/nowhere.sock",
         hostname="node1",
@@ -29,6 +32,11 @@ def test_swarm_init_makes_the_ingress_network_with_the_cluster(tmp_path):
     )
     store = Store()
     control._found_cluster(store, identity, InitRequest(), NodeDescription())
+    return store
+
+
+def test_swarm_init_makes_the_ingress_network_with_the_cluster(tmp_path):
+    store = init_swarm(tmp_path)
     [ingress] = store.all(Network)
     assert ingress.name == "ingress"
     assert ingress.ingress
@@ -41,23 +49,7 @@ def test_swarm_init_makes_the_ingress_network_with_the_cluster(tmp_path):
 
 
 def test_swarm_init_makes_a_root_ca_and_the_first_managers_certificate(tmp_path):
-    control = NodeControl(
-        state_dir=tmp_path,
-        engine=None,  # type: ignore[arg-type]
-        engine_socket="/nowhere.sock",
-        hostname="node1",
-        clock=FakeClock(),
-        container_labels={},
-    )
-    identity = NodeIdentity(
-        node_id="node1id",
-        role=NodeRole.MANAGER,
-        advertise_addr="192.168.5.1",
-        listen_addr="0.0.0.0:2377",
-        manager_addrs=["192.168.5.1:2377"],
-    )
-    store = Store()
-    control._found_cluster(store, identity, InitRequest(), NodeDescription())
+    store = init_swarm(tmp_path)
     cluster = store.cluster()
     assert cluster is not None
     root = cluster.root_ca.ca_cert

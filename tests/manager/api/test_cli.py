@@ -2,58 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import shutil
-import tempfile
-
-import pytest
 
 from swarmlet.models import Node, Service
-from tests.manager.api.fakes import add_node, add_task, require_engine
+from tests.manager.api.fakes import add_node, add_task
 
-DOCKER = "/usr/local/bin/docker"
 IMAGE = "swarmlet-test/busybox:latest"
-
-
-@pytest.fixture
-def cli():
-    """Runs the stock CLI against a socket; needs the engine (for /info and the pass-through)."""
-    require_engine()
-    if not os.access(DOCKER, os.X_OK):
-        message = f"no docker CLI at {DOCKER}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    config = tempfile.mkdtemp(prefix="swl-cli-")
-
-    async def run(socket: str, *args: str, stdin: bytes | None = None) -> str:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": config,
-            "DOCKER_CONFIG": config,
-            "DOCKER_HOST": f"unix://{socket}",
-        }
-        process = await asyncio.create_subprocess_exec(
-            DOCKER,
-            *args,
-            env=env,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise
-        assert process.returncode == 0, f"docker {' '.join(args)}: {err.decode()}"
-        return out.decode()
-
-    yield run
-    shutil.rmtree(config, ignore_errors=True)
 
 
 async def test_service_commands_parse_our_answers(cli, served, store, control):

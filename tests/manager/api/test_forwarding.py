@@ -16,7 +16,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from swarmlet.agent import certificates
 from swarmlet.agent.certificates import CertificateRenewer
 from swarmlet.manager.api import make_app
 from swarmlet.manager.api.app import forwarded_app
@@ -36,7 +35,7 @@ from swarmlet.models import (
 from swarmlet.pki import Credentials
 from swarmlet.pki.tls import MANAGER_NAME, client_context
 from tests.manager.api.fakes import FakeControl
-from tests.manager.dispatcher.test_session import Manager, free_port
+from tests.manager.dispatcher.loopback import Manager, free_port
 
 FOLLOWER_ADDR = "127.0.0.2"
 
@@ -76,9 +75,7 @@ async def leader(tmp_path: Path, leader_control: FakeControl) -> AsyncIterator[M
 async def joined(manager: Manager, folder: Path) -> tuple[str, Credentials]:
     """A worker with its certificate, its agent's address recorded as a session would."""
     credentials = Credentials(folder)
-    node_id = await certificates.join(
-        [manager.addr], manager.cluster.join_tokens.worker, credentials
-    )
+    node_id = await manager.join_worker(credentials)
     node = manager.store.get(Node, node_id)
     status = NodeStatus(state=NodeState.READY, addr=FOLLOWER_ADDR)
     manager.store.commit([Op.update(node.replace(status=status))])

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import shutil
-import tempfile
 
 import pytest
 
@@ -20,8 +17,6 @@ from swarmlet.models import (
     TaskState,
 )
 from tests.manager.api.fakes import add_node, add_task, require_engine, service_spec
-
-DOCKER = "/usr/local/bin/docker"
 
 
 async def create(client, **body):
@@ -412,37 +407,6 @@ async def test_publish_add_of_a_port_in_use_is_refused_and_changes_nothing(clien
 
 
 # The stock CLI
-
-
-@pytest.fixture
-def docker():
-    """Runs the stock CLI against a socket; returns (exit code, stdout, stderr)."""
-    require_engine()
-    if not os.access(DOCKER, os.X_OK):
-        pytest.skip(f"no docker CLI at {DOCKER}")
-    config = tempfile.mkdtemp(prefix="swl-cli-")
-
-    async def run(socket: str, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": config,
-            "DOCKER_CONFIG": config,
-            "DOCKER_HOST": f"unix://{socket}",
-        }
-        process = await asyncio.create_subprocess_exec(
-            DOCKER,
-            *args,
-            env=env,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
-
-    yield run
-    shutil.rmtree(config, ignore_errors=True)
 
 
 async def test_the_cli_creates_lists_inspects_and_removes_an_overlay_network(docker, served, store):

@@ -2,54 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from swarmlet.models import Config, Secret, Service
-from tests.manager.api.fakes import require_engine
 
-DOCKER = "/usr/local/bin/docker"
 IMAGE = "swarmlet-test/busybox:latest"
-
-
-@pytest.fixture
-def docker() -> Iterator[object]:
-    """Runs the stock CLI against a socket; returns (exit code, stdout, stderr). It needs the
-    engine for what the app passes through (/_ping's builder version)."""
-    require_engine()
-    if not os.access(DOCKER, os.X_OK):
-        pytest.skip(f"no docker CLI at {DOCKER}")
-    config = tempfile.mkdtemp(prefix="swl-cli-")
-
-    async def run(socket: str, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": config,
-            "DOCKER_CONFIG": config,
-            "DOCKER_HOST": f"unix://{socket}",
-        }
-        process = await asyncio.create_subprocess_exec(
-            DOCKER,
-            *args,
-            env=env,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(process.communicate(stdin), timeout=60)
-        assert process.returncode is not None
-        return process.returncode, out.decode(), err.decode()
-
-    yield run
-    shutil.rmtree(config, ignore_errors=True)
 
 
 async def test_secret_create_ls_inspect_rm(docker, served, store, tmp_path: Path):

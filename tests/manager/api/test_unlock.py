@@ -10,7 +10,6 @@ from swarmlet.manager.api.common import LOCKED, LOCKED_LEAVE, NOT_IN_SWARM, WORK
 from swarmlet.manager.api.control import LocalNodeState
 from swarmlet.manager.api.system import swarm_info
 from swarmlet.manager.store import new_unlock_key
-from tests.manager.api.test_cli import cli  # noqa: F401 (the stock CLI fixture)
 
 # What a node answers whatever its state: the system endpoints, joining and leaving, the
 # unlock itself, and the networks (passed to the engine when not a manager).
@@ -210,7 +209,7 @@ async def test_the_unlock_key_is_for_managers_only(client, control):
 # The stock CLI
 
 
-async def test_cli_unlock_key_and_rotate(cli, served, control, store):  # noqa: F811
+async def test_cli_unlock_key_and_rotate(cli, served, control, store):
     with pytest.raises(AssertionError, match="no unlock key is set"):
         await cli(served, "swarm", "unlock-key", "-q")
     with pytest.raises(AssertionError, match="cannot rotate because autolock is not turned on"):
@@ -231,7 +230,7 @@ async def test_cli_unlock_key_and_rotate(cli, served, control, store):  # noqa: 
     assert store.cluster().spec.encryption_config.auto_lock_managers is False
 
 
-async def test_cli_unlock_reads_the_key_from_stdin(cli, served, control, store):  # noqa: F811
+async def test_cli_unlock_reads_the_key_from_stdin(cli, served, control, store):
     with pytest.raises(AssertionError, match="swarm is not locked"):
         await cli(served, "swarm", "unlock", stdin=b"")
     key = await locked(control)
@@ -250,7 +249,7 @@ async def test_cli_unlock_reads_the_key_from_stdin(cli, served, control, store):
     await cli(served, "service", "ls")
 
 
-async def test_cli_unlock_outside_a_swarm(cli, served, control):  # noqa: F811
+async def test_cli_unlock_outside_a_swarm(cli, served, control):
     control.state = LocalNodeState.INACTIVE
     control.store = None
     with pytest.raises(AssertionError, match="This node is not part of a swarm"):

@@ -16,13 +16,11 @@ from swarmlet.models import (
     ConfigReference,
     ConfigSpec,
     ContainerSpec,
-    FileTarget,
     Node,
     NodeDescription,
     NodeStatus,
     RuntimeTarget,
     Secret,
-    SecretReference,
     SecretSpec,
     Task,
     TaskSpec,
@@ -30,40 +28,13 @@ from swarmlet.models import (
     TaskStatus,
 )
 from swarmlet.protocol import Assignments, Message, Register
+from tests.manager.dispatcher.builders import DB, task
 
-DB = Secret(id="sdb", spec=SecretSpec(name="db", data=b"hunter2"))
 API = Secret(id="sapi", spec=SecretSpec(name="api", data=b"key"))
 NGINX = Config(id="cnginx", spec=ConfigSpec(name="nginx.conf", data=b"server {}"))
 CRED = Config(id="ccred", spec=ConfigSpec(name="cred", data=b"{}"))
 SECRETS = {s.id: s for s in (DB, API)}
 CONFIGS = {c.id: c for c in (NGINX, CRED)}
-
-
-def task(
-    task_id: str,
-    node_id: str | None,
-    secrets: tuple[Secret, ...] = (),
-    configs: tuple[Config, ...] = (),
-    state: TaskState = TaskState.ASSIGNED,
-) -> Task:
-    container = ContainerSpec(
-        image="busybox",
-        secrets=[
-            SecretReference(secret_id=s.id, secret_name=s.name, file=FileTarget(name=s.name))
-            for s in secrets
-        ],
-        configs=[
-            ConfigReference(config_id=c.id, config_name=c.name, file=FileTarget(name=c.name))
-            for c in configs
-        ],
-    )
-    return Task(
-        id=task_id,
-        service_id="s1",
-        node_id=node_id,
-        spec=TaskSpec(container_spec=container),
-        status=TaskStatus(state=state),
-    )
 
 
 # The decisions

@@ -3,170 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 
-import aiohttp
 import pytest
-from aiohttp import web
 
 from swarmlet.agent import certificates
 from swarmlet.agent.certificates import CertificateRenewer
-from swarmlet.agent.session import Session
 from swarmlet.clock import SystemClock
 from swarmlet.errors import Forbidden, InvalidSpec
-from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
-from swarmlet.manager.dispatcher import Dispatcher
-from swarmlet.manager.dispatcher.server import manager_app
-from swarmlet.manager.store import MemoryBackend, Op, Store
-from swarmlet.models import (
-    SECOND_NS,
-    Cluster,
-    Node,
-    NodeDescription,
-    NodeRole,
-    NodeSpec,
-    NodeState,
-    Task,
-    TaskState,
-    TaskStatus,
-)
+from swarmlet.manager.store import Op
+from swarmlet.models import SECOND_NS, Node, NodeRole, NodeState, Task, TaskState, TaskStatus
 from swarmlet.pki import Credentials, Issuer, JoinToken, issue, new_key_and_csr, new_root
-from swarmlet.pki.tls import MANAGER_NAME, client_context, reloading_server_context, server_context
-from swarmlet.protocol import SESSION_PATH, StatusUpdate
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Manager:
-    """A cluster's CA and dispatcher served with TLS on a loopback port; it can be stopped and
-    started again."""
-
-    def __init__(self, folder: Path) -> None:
-        self.clock = SystemClock()
-        self.store = Store(MemoryBackend(), self.clock)
-        root_ca, tokens = new_cluster_root(self.clock.now())
-        self.store.commit([Op.create(Cluster(id="c1", join_tokens=tokens, root_ca=root_ca))])
-        self.credentials = Credentials(folder / "manager")
-        key, csr = new_key_and_csr()
-        manager = Node(id="m1", spec=NodeSpec(role=NodeRole.MANAGER))
-        issued = CertificateAuthority(self.store, self.clock).create_node_certificate(manager, csr)
-        self.credentials.save(trust_pem=issued.trust, cert_pem=issued.certificate, key_pem=key)
-        self.port = free_port()
-        self.addr = f"127.0.0.1:{self.port}"
-        self._runner: web.AppRunner | None = None
-        self._loop: asyncio.Task[None] | None = None
-        # The Engine API for forwarded requests, when a test mounts one (before start()).
-        self.api: web.Application | None = None
-
-    @property
-    def cluster(self) -> Cluster:
-        cluster = self.store.cluster()
-        assert cluster is not None
-        return cluster
-
-    async def start(self) -> None:
-        dispatcher = Dispatcher(self.store, self.clock)
-        authority = CertificateAuthority(self.store, self.clock)
-        self._loop = asyncio.create_task(dispatcher.run())
-        self._runner = web.AppRunner(manager_app(dispatcher, authority, self.api))
-        await self._runner.setup()
-        tls = reloading_server_context(lambda: server_context(self.credentials))
-        site = web.TCPSite(
-            self._runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=tls
-        )
-        await site.start()
-
-    async def stop(self) -> None:
-        assert self._runner is not None
-        assert self._loop is not None
-        await self._runner.cleanup()
-        self._loop.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await self._loop
-
-
-class FakeWorker:
-    def __init__(self) -> None:
-        self.assigned: list[list[str]] = []
-        self.last: dict[str, StatusUpdate] = {}
-
-    async def assign(self, tasks: Sequence[Task]) -> None:
-        self.assigned.append([task.id for task in tasks])
-
-    def statuses(self) -> list[StatusUpdate]:
-        return list(self.last.values())
-
-
-@pytest.fixture
-async def manager(tmp_path: Path) -> AsyncIterator[Manager]:
-    manager = Manager(tmp_path)
-    await manager.start()
-    yield manager
-    await manager.stop()
-
-
-async def eventually(check: Callable[[], object], seconds: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
-def session_of(manager: Manager, credentials: Credentials, worker: FakeWorker) -> Session:
-    async def describe() -> NodeDescription:
-        return NodeDescription(hostname="n2")
-
-    return Session(
-        credentials=credentials,
-        manager_addrs=[manager.addr],
-        addr="127.0.0.1",
-        describe=describe,
-        assign=worker.assign,
-        statuses=worker.statuses,
-        clock=SystemClock(),
-    )
-
-
-HANDSHAKE_FAILED = 0
-
-
-async def open_session(manager: Manager, tls: ssl.SSLContext) -> int:
-    """Try to open a session websocket: the HTTP status of the upgrade (101 when opened), or
-    HANDSHAKE_FAILED when the TLS handshake was refused."""
-    async with aiohttp.ClientSession() as http:
-        try:
-            url = f"https://{manager.addr}{SESSION_PATH}"
-            async with http.ws_connect(url, ssl=tls, server_hostname=MANAGER_NAME):
-                return 101
-        except aiohttp.WSServerHandshakeError as exc:
-            return exc.status
-        except aiohttp.ClientConnectionError:
-            # With TLS 1.3 the server checks the client's certificate after the client has
-            # finished: the refusal shows as a closed connection rather than a TLS alert.
-            return HANDSHAKE_FAILED
-
-
-async def stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+from swarmlet.pki.tls import client_context
+from swarmlet.protocol import StatusUpdate
+from tests.manager.dispatcher.loopback import FakeWorker, Manager, eventually, joined_session, stop
+from tests.tls_probe import HANDSHAKE_FAILED, open_session
 
 
 async def test_joining_gets_a_certificate_naming_the_new_worker(
     manager: Manager, tmp_path: Path
 ) -> None:
     credentials = Credentials(tmp_path / "n2")
-    node_id = await certificates.join(
-        [manager.addr], manager.cluster.join_tokens.worker, credentials
-    )
+    node_id = await manager.join_worker(credentials)
     certificate = credentials.certificate()
     assert (certificate.node_id, certificate.role, certificate.cluster_id) == (
         node_id,
@@ -206,14 +65,8 @@ async def test_joining_refuses_bad_tokens_before_anything_is_made(
 async def test_a_session_carries_assignments_and_status_and_survives_a_restart(
     manager: Manager, tmp_path: Path
 ) -> None:
-    credentials = Credentials(tmp_path / "n2")
-    node_id = await certificates.join(
-        [manager.addr], manager.cluster.join_tokens.worker, credentials
-    )
     worker = FakeWorker()
-    session = session_of(manager, credentials, worker)
-    running = asyncio.create_task(session.run())
-    await asyncio.wait_for(session.connected.wait(), 5)
+    node_id, session, running = await joined_session(manager, Credentials(tmp_path / "n2"), worker)
     assert manager.store.get(Node, node_id).status.state == NodeState.READY
 
     assigned = TaskStatus(state=TaskState.ASSIGNED)
@@ -242,7 +95,7 @@ async def test_a_session_needs_an_in_date_certificate_of_this_swarm(
     manager: Manager, tmp_path: Path
 ) -> None:
     root = manager.cluster.root_ca.ca_cert
-    assert await open_session(manager, client_context(root)) == 403
+    assert await open_session(manager.addr, client_context(root)) == 403
 
     # A certificate from another CA fails the handshake.
     stranger = Credentials(tmp_path / "stranger")
@@ -258,7 +111,7 @@ async def test_a_session_needs_an_in_date_certificate_of_this_swarm(
         now=manager.clock.now(),
     )
     stranger.save(trust_pem=root, cert_pem=cert, key_pem=key)
-    assert await open_session(manager, client_context(root, stranger)) == HANDSHAKE_FAILED
+    assert await open_session(manager.addr, client_context(root, stranger)) == HANDSHAKE_FAILED
 
     # So does an expired one from the right CA.
     expired = Credentials(tmp_path / "expired")
@@ -275,25 +128,20 @@ async def test_a_session_needs_an_in_date_certificate_of_this_swarm(
         now=manager.clock.now() - timedelta(hours=3),
     )
     expired.save(trust_pem=root, cert_pem=cert, key_pem=key)
-    assert await open_session(manager, client_context(root, expired)) == HANDSHAKE_FAILED
-    assert await open_session(manager, client_context(root, manager.credentials)) == 101
+    assert await open_session(manager.addr, client_context(root, expired)) == HANDSHAKE_FAILED
+    assert await open_session(manager.addr, client_context(root, manager.credentials)) == 101
 
 
 async def test_a_removed_nodes_session_ends_and_its_certificate_is_refused(
     manager: Manager, tmp_path: Path
 ) -> None:
     credentials = Credentials(tmp_path / "n2")
-    node_id = await certificates.join(
-        [manager.addr], manager.cluster.join_tokens.worker, credentials
-    )
-    session = session_of(manager, credentials, FakeWorker())
-    running = asyncio.create_task(session.run())
-    await asyncio.wait_for(session.connected.wait(), 5)
+    node_id, session, running = await joined_session(manager, credentials, FakeWorker())
 
     manager.store.commit([Op.delete(manager.store.get(Node, node_id))])
     await eventually(lambda: not session.connected.is_set())
     tls = client_context(credentials.trust(), credentials)
-    assert await open_session(manager, tls) == 403
+    assert await open_session(manager.addr, tls) == 403
     renewer = CertificateRenewer(credentials, [manager.addr], SystemClock())
     with pytest.raises(Forbidden, match=f"node {node_id} is not a member of this swarm"):
         await renewer.renew()
@@ -305,12 +153,7 @@ async def test_a_renewal_gives_a_new_certificate_and_the_session_goes_on(
     manager: Manager, tmp_path: Path
 ) -> None:
     credentials = Credentials(tmp_path / "n2")
-    node_id = await certificates.join(
-        [manager.addr], manager.cluster.join_tokens.worker, credentials
-    )
-    session = session_of(manager, credentials, FakeWorker())
-    running = asyncio.create_task(session.run())
-    await asyncio.wait_for(session.connected.wait(), 5)
+    node_id, session, running = await joined_session(manager, credentials, FakeWorker())
     first = credentials.certificate()
 
     told: list[int] = []
@@ -328,7 +171,7 @@ async def test_a_renewal_gives_a_new_certificate_and_the_session_goes_on(
     assert renewed.node_id == node_id
     assert renewed.serial != first.serial
     assert session.connected.is_set()
-    assert await open_session(manager, client_context(credentials.trust(), credentials)) == 101
+    assert await open_session(manager.addr, client_context(credentials.trust(), credentials)) == 101
     await stop(running)
 
 
@@ -341,7 +184,7 @@ async def test_the_renewer_renews_before_the_certificate_expires(
     )
     manager.store.commit([Op.update(cluster.replace(spec=short))])
     credentials = Credentials(tmp_path / "n2")
-    await certificates.join([manager.addr], manager.cluster.join_tokens.worker, credentials)
+    await manager.join_worker(credentials)
     first = credentials.certificate()
     renewer = CertificateRenewer(credentials, [manager.addr], SystemClock())
     running = asyncio.create_task(renewer.run())
