@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from swarmlet.cli.lab import lab
+from swarmlet.cli.sim import sim
 
 
 @click.group()
@@ -13,6 +14,7 @@ def cli() -> None:
 
 
 cli.add_command(lab)
+cli.add_command(sim)
 
 
 def main() -> None:

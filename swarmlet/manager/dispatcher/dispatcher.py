@@ -152,6 +152,12 @@ class Dispatcher:
 
     def heartbeat(self, node_id: str) -> None:
         self._last_seen[node_id] = self._clock.monotonic()
+        node = self._store.find(Node, node_id)
+        if node is not None and node.status.state == NodeState.DOWN:
+            # Marked Down while its session stayed open (the manager stalled, a partition
+            # healed): a heartbeat on a live session is proof enough that it is back.
+            ready = node.status.replace(state=NodeState.READY, message=None)
+            self._store.commit([Op.update(node.replace(status=ready))])
 
     def update_statuses(self, node_id: str, updates: Sequence[StatusUpdate]) -> None:
         """Write the accepted updates in one transaction; stale or backward ones are dropped."""
@@ -187,7 +193,8 @@ class Dispatcher:
             nodes={node.id: node for node in store.all(Node)},
             networks={network.id: network for network in store.all(Network)},
             services={service.id: service for service in store.all(Service)},
-            tasks=store.all(Task),
+            # Filtered once here rather than once per connected node.
+            tasks=[t for t in store.all(Task) if t.networks_attachments and networks.is_present(t)],
         )
         for node_id in node_ids:
             connection = self._connections.get(node_id)

@@ -171,7 +171,14 @@ async def test_a_silent_node_is_down_after_three_heartbeats(store: Store, clock:
     assert store.get(Node, quiet).status.state == NodeState.DOWN
     assert store.get(Node, quiet).status.addr == "192.168.254.12"
     assert store.get(Node, talking).status.state == NodeState.READY
-    # Coming back makes it Ready again.
+    # A heartbeat on its still open session makes it Ready again, as a new session does.
+    dispatcher.heartbeat(quiet)
+    assert store.get(Node, quiet).status.state == NodeState.READY
+    assert store.get(Node, quiet).status.addr == "192.168.254.12"
+    for _ in range(16):
+        await clock.advance(1)
+        dispatcher.heartbeat(talking)
+    assert store.get(Node, quiet).status.state == NodeState.DOWN
     dispatcher.register(quiet, HELLO)
     assert store.get(Node, quiet).status.state == NodeState.READY
     runner.cancel()
