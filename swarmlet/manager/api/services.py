@@ -14,6 +14,7 @@ from swarmlet.manager.api.common import (
     bool_query,
     clock_of,
     forwarded,
+    json_list_response,
     json_response,
     read_json,
     store_of,
@@ -159,7 +160,7 @@ async def list_services(request: web.Request) -> web.Response:
             s.replace(service_status=service_status(s, store.tasks_of_service(s.id), nodes))
             for s in services
         ]
-    return json_response([service.to_api() for service in services])
+    return json_list_response(services)
 
 
 async def inspect_service(request: web.Request) -> web.Response:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
 from swarmlet.errors import InvalidSpec
-from swarmlet.manager.api.common import json_response, store_of
+from swarmlet.manager.api.common import json_list_response, json_response, store_of
 from swarmlet.manager.api.filters import Filters, match_labels, match_prefix, match_runtime
 from swarmlet.manager.api.lookup import node_names, resolve, service_names, task_name, task_names
 from swarmlet.manager.store import Store
@@ -46,20 +46,38 @@ def task_filter(store: Store, filters: Filters) -> Filters:
     return filters
 
 
-def task_matches(task: Task, service: Service | None, filters: Filters) -> bool:
-    states = [s.lower() for s in filters.get("desired-state") if s]
-    labels: Mapping[str, str] = {**task.labels, **(service.spec.labels if service else {})}
-    up_to_date = service is not None and task.spec_version.index == service.spec_version.index
-    return (
-        match_prefix(task_name(task), filters.get("name"))
-        and match_prefix(task.id, filters.get("id"))
-        and match_labels(labels, filters.get("label"))
-        and (not filters.contains("service") or task.service_id in filters.get("service"))
-        and (not filters.contains("node") or (task.node_id or "") in filters.get("node"))
-        and (not states or task.desired_state.value in states)
-        and (not filters.get("_up-to-date") or up_to_date)
-        and match_runtime(filters.get("runtime"))
-    )
+def task_matcher(filters: Filters) -> Callable[[Task, Service | None], bool]:
+    """The filters as one test of a task (and its service, if it still exists), each filter
+    read once per request rather than once per task."""
+    names, ids, labels = filters.get("name"), filters.get("id"), filters.get("label")
+    services = frozenset(filters.get("service")) if filters.contains("service") else None
+    nodes = frozenset(filters.get("node")) if filters.contains("node") else None
+    states = frozenset(s.lower() for s in filters.get("desired-state") if s)
+    up_to_date = bool(filters.get("_up-to-date"))
+    runtime = match_runtime(filters.get("runtime"))
+
+    def matches(task: Task, service: Service | None) -> bool:
+        if services is not None and task.service_id not in services:
+            return False
+        if nodes is not None and (task.node_id or "") not in nodes:
+            return False
+        # TaskState is a StrEnum: a state is equal to (and hashes as) its value.
+        if states and task.desired_state not in states:
+            return False
+        if up_to_date and (
+            service is None or task.spec_version.index != service.spec_version.index
+        ):
+            return False
+        if labels:
+            merged: Mapping[str, str] = {
+                **task.labels,
+                **(service.spec.labels if service else {}),
+            }
+            if not match_labels(merged, labels):
+                return False
+        return runtime and match_prefix(task.id, ids) and match_prefix(task_name(task), names)
+
+    return matches
 
 
 async def list_tasks(request: web.Request) -> web.Response:
@@ -71,12 +89,10 @@ async def list_tasks(request: web.Request) -> web.Response:
         if service_ids
         else store.all(Task)
     )
-    matching = [
-        task.to_api()
-        for task in tasks
-        if task_matches(task, store.find(Service, task.service_id), filters)
-    ]
-    return json_response(matching)
+    if filters.values:  # with none, every task matches: no need to ask each one
+        matches = task_matcher(filters)
+        tasks = [task for task in tasks if matches(task, store.find(Service, task.service_id))]
+    return json_list_response(tasks)
 
 
 async def inspect_task(request: web.Request) -> web.Response:

@@ -3,8 +3,10 @@
 - ``constraints``: placement constraints, parsed (the API validates specs with it) and matched.
 - ``filters`` and ``pipeline``: the declared pipeline of filters (ready and active, resources,
   constraints, max replicas per node), each explaining its rejections in Swarm's words.
-- ``placement.schedule``: the pure decision — filters, then spread over the least loaded nodes,
-  ties broken by randomness seeded from the task ID.
+- ``placement.schedule``: the pure decision — tasks grouped by service and spec and placed
+  group by group: filters once per group, then spread over the least loaded nodes (and, with
+  placement preferences, over the values of node labels first), ties broken by the task's
+  seed, a hash of its ID.
 - ``scheduler.Scheduler``: the control loop that feeds ``schedule`` from the store and writes
   its decisions back in one commit per pass.
 """

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from swarmlet.models import Node, Task, TaskSpec
+from swarmlet.models import Node, Task, TaskSpec, TaskState
+
+# A set lookup is cheaper than TaskState's comparisons, for every placed task of every pass.
+TERMINAL_STATES = frozenset(state for state in TaskState if state.is_terminal)
 
 
 def reservations(spec: TaskSpec) -> tuple[int, int]:
@@ -44,12 +47,15 @@ class NodeInfo:
         return self.node.id
 
     def add(self, task: Task) -> None:
-        nano_cpus, memory_bytes = reservations(task.spec)
+        self.reserve(task.service_id, *reservations(task.spec))
+
+    def reserve(self, service_id: str, nano_cpus: int, memory_bytes: int) -> None:
+        """Count one more active task of the service, holding these reservations."""
         self.free_nano_cpus -= nano_cpus
         self.free_memory_bytes -= memory_bytes
         self.active_tasks += 1
         by_service = self.active_by_service
-        by_service[task.service_id] = by_service.get(task.service_id, 0) + 1
+        by_service[service_id] = by_service.get(service_id, 0) + 1
 
     def tasks_of_service(self, service_id: str) -> int:
         return self.active_by_service.get(service_id, 0)
@@ -58,8 +64,16 @@ class NodeInfo:
 def node_infos(nodes: Iterable[Node], placed: Iterable[Task]) -> dict[str, NodeInfo]:
     """Every node's NodeInfo, by node ID, with the active tasks already placed on it."""
     infos = {node.id: NodeInfo.of(node) for node in nodes}
+    # Tasks of a service share their spec object: read its reservations once. (Keyed by id():
+    # every spec stays alive in ``placed`` for the whole loop.)
+    reserved: dict[int, tuple[int, int]] = {}
     for task in placed:
         info = infos.get(task.node_id or "")
-        if info is not None and not task.state.is_terminal:
-            info.add(task)
+        if info is None or task.status.state in TERMINAL_STATES:
+            continue
+        spec = task.spec
+        amounts = reserved.get(id(spec))
+        if amounts is None:
+            amounts = reserved[id(spec)] = reservations(spec)
+        info.reserve(task.service_id, *amounts)
     return infos

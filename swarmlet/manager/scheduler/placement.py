@@ -10,14 +10,15 @@ import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-from swarmlet.manager.scheduler.nodeinfo import NodeInfo, node_infos
+from swarmlet.manager.scheduler.nodeinfo import NodeInfo, node_infos, reservations
 from swarmlet.manager.scheduler.pipeline import (
     DEFAULT_PIPELINE,
     Pipeline,
     TaskChecks,
     no_suitable_node,
 )
-from swarmlet.manager.scheduler.spread import SpreadQueue
+from swarmlet.manager.scheduler.preferences import PreferenceTree, spread_labels
+from swarmlet.manager.scheduler.spread import SpreadQueue, seed_of
 from swarmlet.models import Node, Task, TaskSpec
 
 
@@ -47,16 +48,26 @@ def _groups(tasks: Sequence[Task]) -> list[_Group]:
     """Tasks grouped by service and spec, groups and tasks in the order they come."""
     by_version: dict[tuple[str, int], list[_Group]] = {}
     groups: list[_Group] = []
+    last: _Group | None = None
+    last_key: tuple[str, int] | None = None
     for task in tasks:
-        candidates = by_version.setdefault((task.service_id, task.spec_version.index), [])
+        spec, key = task.spec, (task.service_id, task.spec_version.index)
+        # Fast path: a service's tasks come together and share one spec object.
+        if last is not None and last.spec is spec and last_key == key:
+            last.tasks.append(task)
+            continue
+        candidates = by_version.setdefault(key, [])
         # The spec version almost always decides; comparing the specs keeps tasks written
         # without one (version 0) apart when their specs differ.
-        group = next((g for g in candidates if g.spec is task.spec or g.spec == task.spec), None)
-        if group is None:
-            group = _Group(task.service_id, task.spec)
+        for group in candidates:
+            if group.spec is spec or group.spec == spec:
+                break
+        else:
+            group = _Group(task.service_id, spec)
             candidates.append(group)
             groups.append(group)
         group.tasks.append(task)
+        last, last_key = group, key
     return groups
 
 
@@ -90,23 +101,34 @@ class _Eligible:
 def _place_group(
     group: _Group, nodes: dict[str, NodeInfo], eligible: _Eligible, pipeline: Pipeline
 ) -> list[Decision]:
-    first = group.tasks[0]
+    """Place a group as a batch: the filters that apply, the static verdicts, the
+    reservations and the candidates are worked out once; each task then costs a few heap
+    and dict operations, whatever the number of nodes."""
+    first, service_id, tasks = group.tasks[0], group.service_id, group.tasks
     checks = pipeline.checks_for(first)
     static, dynamic = checks.static(), checks.dynamic()
-    queue = SpreadQueue(group.service_id, eligible.of(first, static))
+    candidates = eligible.of(first, static)
+    labels = spread_labels(group.spec)
+    queue: SpreadQueue | PreferenceTree
+    if labels:
+        rng = random.Random(seed_of(first.id))
+        queue = PreferenceTree(service_id, labels, nodes.values(), candidates, rng)
+    else:
+        queue = SpreadQueue(service_id, candidates)
+    passes = dynamic.passes if dynamic.checks else None
+    nano_cpus, memory_bytes = reservations(group.spec)
     decisions: list[Decision] = []
-    error: str | None = None
-    for task in group.tasks:
-        if error is None:
-            node = queue.take(random.Random(task.id), dynamic)
-            if node is not None:
-                node.add(task)
-                queue.put(node)
-                decisions.append(Decision(task.id, node.id, None))
-                continue
+    append = decisions.append
+    for index, task in enumerate(tasks):
+        node = queue.take(seed_of(task.id), passes)
+        if node is None:
             # Nothing the rest of the group would do differently: explain once, for all.
             error = no_suitable_node(checks.explain(nodes.values()))
-        decisions.append(Decision(task.id, None, error))
+            decisions.extend(Decision(rest.id, None, error) for rest in tasks[index:])
+            break
+        node.reserve(service_id, nano_cpus, memory_bytes)
+        queue.put(node)
+        append(Decision(task.id, node.node.id, None))
     return decisions
 
 

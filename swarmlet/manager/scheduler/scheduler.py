@@ -25,9 +25,15 @@ CONFIRMED_MESSAGE = "scheduler confirmed task can run on preassigned node"
 PENDING_MESSAGE = "pending task scheduling"
 
 
+# Sets of states, because set lookups are cheaper than TaskState's comparisons: a pass reads
+# the state of every waiting task and of every task on a node.
+_UP_TO_RUNNING = frozenset(state for state in TaskState if state <= TaskState.RUNNING)
+_NOT_YET_ASSIGNED = frozenset(state for state in TaskState if state < TaskState.ASSIGNED)
+
+
 def waits_for_node(task: Task) -> bool:
     """A task the scheduler must place (or, with a preset node, confirm)."""
-    return task.state == TaskState.PENDING and task.desired_state <= TaskState.RUNNING
+    return task.status.state == TaskState.PENDING and task.desired_state in _UP_TO_RUNNING
 
 
 def plan_updates(tasks: dict[str, Task], decisions: list[Decision], clock: Clock) -> list[Op]:
@@ -139,7 +145,7 @@ class Scheduler:
             task
             for node in nodes
             for task in self._store.tasks_of_node(node.id)
-            if task.state >= TaskState.ASSIGNED
+            if task.status.state not in _NOT_YET_ASSIGNED
         ]
         decisions = schedule(list(tasks.values()), nodes, placed, self._pipeline)
         ops = plan_updates(tasks, decisions, self._clock)

@@ -24,6 +24,7 @@ from swarmlet.models import (
     Version,
 )
 from swarmlet.models.node import EngineDescription
+from swarmlet.models.service import PlacementPreference
 
 CPU = 1_000_000_000
 GB = 1 << 30
@@ -63,14 +64,23 @@ def spec(
     memory: int = 0,
     constraints: Sequence[str] = (),
     max_replicas: int = 0,
+    spread: Sequence[str] = (),
 ) -> TaskSpec:
     resources = None
     if cpus or memory:
         reservation = ResourceSpec(nano_cpus=cpus, memory_bytes=memory)
         resources = ResourceRequirements(reservations=reservation)
     placement = None
-    if constraints or max_replicas:
-        placement = Placement(constraints=list(constraints), max_replicas=max_replicas)
+    if constraints or max_replicas or spread:
+        placement = Placement(
+            constraints=list(constraints),
+            max_replicas=max_replicas,
+            # --placement-pref spread=<descriptor>, outermost first.
+            preferences=[
+                PlacementPreference(spread={"SpreadDescriptor": descriptor})
+                for descriptor in spread
+            ],
+        )
     return TaskSpec(resources=resources, placement=placement)
 
 

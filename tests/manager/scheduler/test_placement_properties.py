@@ -1,6 +1,8 @@
 """Properties of ``schedule`` over generated clusters (Hypothesis)."""
 
 from collections import Counter
+from collections.abc import Hashable, Mapping, Sequence
+from typing import TypeVar
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +14,7 @@ from swarmlet.models import Node, NodeAvailability, NodeState, Task, TaskState
 from tests.manager.scheduler.builders import CPU, node, spec, task
 
 SERVICES = ["web", "db", "cache"]
+K = TypeVar("K", bound=Hashable)
 
 
 @st.composite
@@ -137,3 +140,138 @@ def test_one_unconstrained_service_spreads_evenly(node_count, task_count, seed):
     counts = Counter(d.node_id for d in decisions)
     per_node = [counts.get(n.id, 0) for n in all_nodes]
     assert max(per_node) - min(per_node) <= 1
+
+
+# Batched placement (a group of identical tasks over precomputed loads) and preferences.
+
+
+def given_last_least_loaded(
+    counts: Mapping[K, int], receivers: set[K], eligible: Sequence[K]
+) -> None:
+    """Spread's guarantee for a group: a node (or branch) that was given a task ends at most
+    one above the least loaded eligible one — it was the least loaded when it got its last."""
+    if not receivers:
+        return
+    least = min(counts.get(e, 0) for e in eligible)
+    assert max(counts.get(r, 0) for r in receivers) <= least + 1
+
+
+@st.composite
+def static_workloads(draw: st.DrawFn) -> tuple[list[Node], list[Task], list[Task]]:
+    """Services whose only filters are static (no reservations, no max replicas), some of
+    their tasks already placed and running."""
+    cluster = draw(nodes())
+    specs = {
+        service: spec(
+            constraints=draw(
+                st.sampled_from([[], ["node.labels.zone==east"], ["node.labels.zone!=west"]])
+            )
+        )
+        for service in SERVICES
+    }
+    pending = [
+        task(f"p{i}", draw(st.sampled_from(SERVICES)))
+        for i in range(draw(st.integers(min_value=0, max_value=40)))
+    ]
+    pending = [t.replace(spec=specs[t.service_id]) for t in pending]
+    placed = [
+        task(
+            f"r{i}",
+            service,
+            node_id=draw(st.sampled_from([n.id for n in cluster])),
+            state=TaskState.RUNNING,
+            task_spec=specs[service],
+        )
+        for i, service in enumerate(
+            draw(st.lists(st.sampled_from(SERVICES), max_size=10)) if cluster else []
+        )
+    ]
+    return cluster, pending, placed
+
+
+@settings(max_examples=300, deadline=None)
+@given(static_workloads())
+def test_each_service_spreads_over_its_eligible_nodes_as_one_by_one(workload):
+    all_nodes, pending, placed = workload
+    decisions = schedule(pending, all_nodes, placed)
+    by_id = {t.id: t for t in pending}
+    for service in SERVICES:
+        mine = [t for t in pending if t.service_id == service]
+        if not mine:
+            continue
+        checks = DEFAULT_PIPELINE.checks_for(mine[0])
+        infos = node_infos(all_nodes, [])
+        eligible = [n.id for n in all_nodes if checks.passes(infos[n.id])]
+        mine_decided = [d for d in decisions if by_id[d.task_id].service_id == service]
+        # With only static filters, a task is left without a node only when none is eligible.
+        assert all(d.placed for d in mine_decided) == bool(eligible)
+        if not eligible:
+            continue
+        counts = Counter(t.node_id for t in placed if t.service_id == service)
+        counts.update(d.node_id for d in mine_decided)
+        receivers = {d.node_id for d in mine_decided if d.node_id is not None}
+        assert receivers <= set(eligible)
+        given_last_least_loaded(counts, receivers, eligible)
+        if not any(t.service_id == service for t in placed):
+            per_node = [counts.get(e, 0) for e in eligible]
+            assert max(per_node) - min(per_node) <= 1
+
+
+@st.composite
+def zoned_workloads(draw: st.DrawFn) -> tuple[list[Node], list[Task], list[Task]]:
+    """Ready, active nodes in zones of any size (some without a zone) and racks; one service
+    spread over zones (then racks), some of its tasks already running."""
+    count = draw(st.integers(min_value=1, max_value=10))
+    cluster = [
+        node(
+            f"n{i}",
+            labels={
+                key: value
+                for key, value in (
+                    ("zone", draw(st.sampled_from(["", "east", "west", "north"]))),
+                    ("rack", draw(st.sampled_from(["", "r1", "r2"]))),
+                )
+                if value
+            },
+        )
+        for i in range(count)
+    ]
+    spread = draw(st.sampled_from([["node.labels.zone"], ["node.labels.zone", "node.labels.rack"]]))
+    preferring = spec(spread=spread)
+    pending = [
+        task(f"p{i}", "web", task_spec=preferring)
+        for i in range(draw(st.integers(min_value=0, max_value=40)))
+    ]
+    placed = [
+        task(f"r{i}", "web", node_id=n, state=TaskState.RUNNING, task_spec=preferring)
+        for i, n in enumerate(draw(st.lists(st.sampled_from([n.id for n in cluster]), max_size=8)))
+    ]
+    return cluster, pending, placed
+
+
+@settings(max_examples=300, deadline=None)
+@given(zoned_workloads())
+def test_a_spread_preference_evens_out_the_zones_then_the_nodes_within(workload):
+    all_nodes, pending, placed = workload
+    decisions = schedule(pending, all_nodes, placed)
+    assert all(d.placed for d in decisions)
+    labels = [
+        p.spread["SpreadDescriptor"].removeprefix("node.labels.")
+        for p in (pending[0].spec.placement.preferences if pending else [])
+    ]
+    # Each node's path down the tree: its value of each label, then the node itself.
+    path = {n.id: (*(n.spec.labels.get(label, "") for label in labels), n.id) for n in all_nodes}
+    new = [d.node_id for d in decisions if d.node_id is not None]
+    old = [t.node_id for t in placed if t.node_id is not None]
+    # At every level, among the branches under one parent: zones, racks within a zone, nodes
+    # within a rack.
+    for level in range(len(labels) + 1):
+        for parent in {key[:level] for key in path.values()}:
+            under = {n: key[: level + 1] for n, key in path.items() if key[:level] == parent}
+            counts = Counter(under[n] for n in old + new if n in under)
+            receivers = {under[n] for n in new if n in under}
+            given_last_least_loaded(counts, receivers, sorted(set(under.values())))
+    if not placed and labels:
+        zones = Counter(path[n][0] for n in new)
+        per_zone = [zones.get(zone, 0) for zone in {key[0] for key in path.values()}]
+        assert max(per_zone) - min(per_zone) <= 1

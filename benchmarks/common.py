@@ -1,0 +1,267 @@
+"""What the benchmarks of issue 5 share: their lab, the engine, the machine, docs/benchmarks.md.
+
+- ``own_lab``: the benchmarks' lab ``swlb`` (the same config as ``mesh.py``'s, so that two
+  benchmarks never run side by side: they share its lock), up for a ``with`` block and torn
+  down after it whatever happens;
+- ``Api``: Engine API calls over a unix socket (swarmletd's or the engine's), for polling;
+- ``machine``, ``engine_version``, ``busy_with``: what a result is measured on, and what else
+  uses the machine;
+- ``write_section``: a benchmark's own section of docs/benchmarks.md, replaced with its earlier
+  result rows kept and every other section left as it was;
+- ``median``, ``percentile``, ``fmt_s``: figures.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from swarmlet.lab.lab import Lab  # noqa: E402
+from swarmlet.lab.plan import LabConfig  # noqa: E402
+
+# mesh.py's lab: one lab, one lock for every benchmark.
+LAB = LabConfig.named("swlb", "192.168.250")
+DOC = ROOT / "docs" / "benchmarks.md"
+IMAGE = "swarmlet-test/busybox:latest"
+ENGINE = "unix:///var/run/docker.sock"
+DOCKER = "/usr/local/bin/docker"  # the newest CLI on the machine (28.x); /usr/bin/docker else
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def docker_cli() -> str:
+    return DOCKER if os.access(DOCKER, os.X_OK) else "/usr/bin/docker"
+
+
+def docker_env(docker_host: str) -> dict[str, str]:
+    return {**os.environ, "DOCKER_HOST": docker_host}
+
+
+def docker(docker_host: str, *args: str, timeout: float = 120) -> str:
+    """The docker CLI against ``docker_host``; its stdout, or RuntimeError with its stderr."""
+    argv = [docker_cli(), *args]
+    done = subprocess.run(
+        argv,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=docker_env(docker_host),
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        message = done.stderr.strip() or done.stdout.strip()
+        raise RuntimeError(f"docker {' '.join(args)} on {docker_host}: {message}")
+    return done.stdout
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so that ``finally`` blocks (labs, the swarm) still run."""
+
+    def terminated(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, terminated)
+
+
+# --- the lab ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def own_lab(nodes: int) -> Iterator[Lab]:
+    """The benchmarks' lab, up for the block and gone after it, whatever happens (its lock
+    held throughout: a second benchmark started meanwhile exits at once)."""
+    LAB.lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with LAB.lock_file.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            sys.exit(f"another process holds {LAB.lock_file}: is a benchmark running?")
+        lab = Lab(LAB)
+        try:
+            lab.down()  # whatever a killed run of a benchmark left
+            log(f"lab {LAB.name}: up with {nodes} hosts on {LAB.subnet}.0/24")
+            lab.up(nodes, "shared")
+            yield lab
+        finally:
+            log(f"lab {LAB.name}: down")
+            lab.down()
+            left = lab.leftovers()
+            if left:
+                log(f"lab {LAB.name}: left behind: {left}")
+
+
+# --- the Engine API over a unix socket -------------------------------------------------------
+
+
+class Api:
+    """One keep-alive client session on a unix socket (``async with Api(host) as api``)."""
+
+    def __init__(self, docker_host: str) -> None:
+        self.docker_host = docker_host
+        self._path = docker_host.removeprefix("unix://")
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Api:
+        connector = aiohttp.UnixConnector(path=self._path)
+        self._session = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+        )
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def raw(self, method: str, path: str, params: dict[str, str] | None = None) -> bytes:
+        """The body of a 2xx answer; RuntimeError otherwise."""
+        assert self._session is not None, "use Api in an async with block"
+        async with self._session.request(method, f"http://api{path}", params=params) as response:
+            body = await response.read()
+            if response.status >= 300:
+                text = body.decode(errors="replace").strip()
+                raise RuntimeError(
+                    f"{method} {path} on {self.docker_host}: {response.status} {text}"
+                )
+            return body
+
+    async def get(self, path: str, params: dict[str, str] | None = None) -> Any:
+        body = await self.raw("GET", path, params)
+        return json.loads(body) if body.strip() else None
+
+
+def filters(**values: Sequence[str]) -> dict[str, str]:
+    """The ``filters`` query parameter (keys with ``_`` for ``-``)."""
+    return {"filters": json.dumps({k.replace("_", "-"): list(v) for k, v in values.items()})}
+
+
+# --- the machine -----------------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    kib = int(Path("/proc/meminfo").read_text().split()[1])
+    return (
+        f"{os.cpu_count()} vCPU {model}, {kib / 2**20:.0f} GiB, Linux {platform.release()}, "
+        f"Python {platform.python_version()}, Docker Engine {engine_version()}"
+    )
+
+
+def engine_version() -> str:
+    try:
+        out = docker(ENGINE, "version", "--format", "{{.Server.Version}}", timeout=20)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired):
+        return "?"
+    return out.strip()
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def busy_with(needles: Sequence[str]) -> list[str]:
+    """The command lines of other processes that mention any of ``needles`` (pgrep -f)."""
+    found = []
+    mine = {os.getpid(), os.getppid()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in mine:
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        line = " ".join(part.decode(errors="replace") for part in argv if part)
+        if any(needle in line for needle in needles):
+            found.append(f"{entry.name} {line[:120]}")
+    return found
+
+
+# Test and CI runs use the machine's engine: a benchmark would disturb them and be disturbed.
+TEST_RUNS = ("bash .ci/run", "pytest")
+
+
+def other_work() -> str:
+    """Test runs and other benchmarks using the machine now, for the record ("none" if none)."""
+    found = busy_with((*TEST_RUNS, "benchmarks/"))
+    mine = Path(sys.argv[0]).name
+    found = [line for line in found if mine not in line]
+    return "; ".join(line.split(" ", 1)[1][:80] for line in found) or "none"
+
+
+def refuse_if_tests_run(parser_error: Any) -> None:
+    busy = busy_with(TEST_RUNS)
+    if busy:
+        parser_error(
+            "a test or CI run uses the machine's engine; try again when it is over:\n  "
+            + "\n  ".join(busy)
+        )
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100), nearest rank."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def fmt_s(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"
+
+
+# --- docs/benchmarks.md ----------------------------------------------------------------------
+
+
+def write_section(script: str, render: Any, new_rows: Sequence[str]) -> None:
+    """Replace the section of ``script`` (between its begin/end markers) with
+    ``render(rows)``, rows being its earlier result rows (table lines starting ``| 20``) plus
+    ``new_rows``; a section not there yet is added at the end. The rest stays as it was."""
+    begin, end = markers(script)
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    rows: list[str] = []
+    if begin in text and end in text:
+        before, rest = text.split(begin, 1)
+        old, after = rest.split(end, 1)
+        rows = [line for line in old.splitlines() if line.startswith("| 20")]
+        after = after.lstrip("\n")
+    else:
+        before, after = text.rstrip("\n") + "\n\n", ""
+    rows.extend(new_rows)
+    section = f"{begin}\n{render(rows).strip()}\n{end}\n"
+    DOC.write_text(before + section + ("\n" + after if after else ""))
+    log(f"wrote {DOC.relative_to(ROOT)}")
+
+
+def markers(script: str) -> tuple[str, str]:
+    return f"<!-- benchmarks/{script}: begin -->", f"<!-- benchmarks/{script}: end -->"
