@@ -18,6 +18,7 @@ from pathlib import Path
 
 import click
 
+from swarmlet import collector
 from swarmlet.clock import Clock, SystemClock
 from swarmlet.daemon.addresses import split_addr
 from swarmlet.errors import SwarmletError
@@ -157,6 +158,7 @@ async def serve(
 
     async def announce() -> None:
         await cluster.joined.wait()
+        collector.tune_for_a_long_lived_store()  # the nodes' sessions and workers
         echo(f"{cluster.fleet.count} simulated nodes joined: {cluster.stats()}")
 
     async def report() -> None:

@@ -11,7 +11,9 @@ import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from swarmlet import collector
 from swarmlet.agent import certificates
 from swarmlet.agent.agent import Agent
 from swarmlet.agent.describe import describe_node
@@ -24,24 +26,8 @@ from swarmlet.daemon import state as identity_file
 from swarmlet.daemon.addresses import advertise_addr, split_addr
 from swarmlet.errors import InvalidSpec, Unavailable
 from swarmlet.ids import new_id
-from swarmlet.manager.allocator import ingress_network
 from swarmlet.manager.api.app import forwarded_app
 from swarmlet.manager.api.control import InitRequest, JoinRequest, LeaderRoute, LocalNodeState
-from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
-from swarmlet.manager.manager import Manager
-from swarmlet.manager.store import (
-    KEY_FILE,
-    Cipher,
-    Op,
-    SqliteBackend,
-    Store,
-    create_key_file,
-    key_file_sealed,
-    new_unlock_key,
-    parse_unlock_key,
-    read_dek,
-    rekey_key_file,
-)
 from swarmlet.models import (
     Cluster,
     ClusterSpec,
@@ -57,6 +43,13 @@ from swarmlet.net.mesh import remove_mesh
 from swarmlet.net.netlink import program_host
 from swarmlet.pki import Credentials, JoinToken, new_key_and_csr
 from swarmlet.pki.tls import client_context
+
+if TYPE_CHECKING:
+    from swarmlet.manager.store import Store
+
+# The manager's packages (store, CA, allocator, controllers) are imported where the node
+# becomes or runs a manager, not above: a worker never needs them, and they would stay in its
+# memory for nothing.
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +138,8 @@ class NodeControl:
         return self._engine_socket
 
     async def init(self, request: InitRequest) -> str:
+        from swarmlet.manager.store import create_key_file  # manager only (see above)
+
         async with self._busy:
             if self._identity:
                 raise Unavailable(ALREADY_IN_SWARM)
@@ -180,6 +175,10 @@ class NodeControl:
     ) -> None:
         """The new cluster with its root CA, the ingress network, and the first manager with
         its certificate."""
+        from swarmlet.manager.allocator import ingress_network  # manager only (see above)
+        from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
+        from swarmlet.manager.store import Op
+
         spec = ClusterSpec.model_validate(request.spec or {})
         root_ca, join_tokens = new_cluster_root(self._clock.now())
         cluster = Cluster(id=new_id(), spec=spec, join_tokens=join_tokens, root_ca=root_ca)
@@ -220,6 +219,8 @@ class NodeControl:
             self._start(None)
 
     async def unlock(self, key: str) -> None:
+        from swarmlet.manager.store import parse_unlock_key  # manager only (see above)
+
         async with self._busy:
             unlock_key = parse_unlock_key(key)
             store = self._open_store(unlock_key)  # Unauthorized for a key that does not fit
@@ -231,6 +232,9 @@ class NodeControl:
         return self._unlock_key
 
     async def set_autolock(self, enabled: bool, rotate: bool) -> str:
+        # Manager only (see above).
+        from swarmlet.manager.store import new_unlock_key, parse_unlock_key, rekey_key_file
+
         async with self._busy:
             current = parse_unlock_key(self._unlock_key) if self._unlock_key else None
             if not enabled:
@@ -273,6 +277,8 @@ class NodeControl:
             self._group = group
             identity = self._identity
             if identity is not None and identity.role == NodeRole.MANAGER:
+                from swarmlet.manager.store import key_file_sealed  # manager only (see above)
+
                 # With autolock, nothing runs until `docker swarm unlock` gives the key.
                 self._locked = key_file_sealed(self._key_file)
                 if not self._locked:
@@ -286,6 +292,10 @@ class NodeControl:
         if identity is None or self._group is None:
             raise Unavailable("the daemon is not running")
         if store is not None:
+            from swarmlet.manager.manager import Manager  # manager only (see above)
+
+            # The store is loaded: from here the heap is mostly the cluster's objects.
+            collector.tune_for_a_long_lived_store()
             self._store = store
             api = forwarded_app(self, self._clock, min_cert_expiry=self._min_cert_expiry)
             manager = Manager(
@@ -332,10 +342,14 @@ class NodeControl:
 
     @property
     def _key_file(self) -> Path:
+        from swarmlet.manager.store import KEY_FILE  # manager only (see above)
+
         return self._state_dir / KEY_FILE
 
     def _open_store(self, unlock_key: bytes | None) -> Store:
         """The manager's store, its rows sealed with the key file's DEK."""
+        from swarmlet.manager.store import Cipher, SqliteBackend, Store, read_dek  # manager only
+
         cipher = Cipher(read_dek(self._key_file, unlock_key))
         backend = SqliteBackend(self._state_dir / identity_file.STORE_FILE, cipher)
         return Store(backend, self._clock)

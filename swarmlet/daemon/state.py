@@ -9,7 +9,6 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from swarmlet.manager.store import KEY_FILE
 from swarmlet.models import NodeRole
 
 NODE_FILE = "node.json"
@@ -43,5 +42,7 @@ def save_identity(state_dir: Path, identity: NodeIdentity) -> None:
 
 def forget(state_dir: Path) -> None:
     """Leave the swarm: the identity, the store and the store's key go."""
+    from swarmlet.manager.store import KEY_FILE  # the store's package: not loaded on workers
+
     for name in (NODE_FILE, STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm", KEY_FILE):
         (state_dir / name).unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from swarmlet.manager.dispatcher.server import manager_app
 from swarmlet.manager.scheduler.scheduler import Scheduler
 from swarmlet.manager.store import Store
 from swarmlet.pki import Credentials
-from swarmlet.pki.tls import reloading_server_context, server_context
+from swarmlet.pki.tls import reloading_server_context
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Manager:
         await runner.setup()
         host, _, port = self._listen_addr.rpartition(":")
         # Read again for every handshake: a renewed certificate or a new root needs no restart.
-        tls = reloading_server_context(lambda: server_context(self._credentials))
+        tls = reloading_server_context(self._credentials)
         site = web.TCPSite(
             runner, host or "0.0.0.0", int(port), reuse_address=True, ssl_context=tls
         )

@@ -24,10 +24,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
-from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
-
 from swarmlet.errors import NameConflict, NotFound, SwarmletError, Unavailable
+from swarmlet.net.iproute import IPRoute, NetlinkError
 from swarmlet.net.overlay import (
     IP_FORWARD,
     AddAddress,

@@ -23,18 +23,16 @@ import errno
 import io
 import json
 import logging
-import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
-
 from swarmlet.agent.engine import ContainerInfo
 from swarmlet.agent.executor import container_name
 from swarmlet.errors import EngineError, InvalidSpec, NotFound, Unavailable
 from swarmlet.models import Task
+from swarmlet.net.iproute import IPRoute
 from swarmlet.net.names import (
     bridge_name,
     host_veth_name,
@@ -240,6 +238,8 @@ def plan_sandbox(
 
 def sandbox_image_tar(busybox: Path = BUSYBOX) -> bytes:
     """The sandbox image's root filesystem: ``/bin/busybox`` and nothing else."""
+    import tarfile  # once, for an engine without the image: not for every worker's memory
+
     data = busybox.read_bytes()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:

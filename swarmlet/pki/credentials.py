@@ -62,6 +62,10 @@ class Credentials:
     def trust(self) -> str:
         return self.trust_path.read_text()
 
+    def contents(self) -> tuple[bytes, bytes]:
+        """Both files as they are now (to tell whether they changed)."""
+        return self.trust_path.read_bytes(), self.node_path.read_bytes()
+
     def certificate(self) -> CertificateInfo:
         # read_certificate takes the first PEM block of the file: the certificate.
         return read_certificate(self.node_path.read_text())

@@ -9,8 +9,8 @@ that (a session needs a certificate of a node that still exists) is decided per 
 
 from __future__ import annotations
 
+import asyncio.sslproto
 import ssl
-from collections.abc import Callable
 
 from swarmlet.models import NodeRole
 from swarmlet.pki.ca import ROLE_UNITS, CertificateInfo, read_certificate
@@ -20,7 +20,21 @@ from swarmlet.pki.credentials import Credentials
 MANAGER_NAME = ROLE_UNITS[NodeRole.MANAGER]
 
 
+# Bytes asyncio keeps per TLS connection for reading (its default is 256 KiB, zero-filled, so
+# resident): a manager with 1,000 agents held 250 MB of buffers alone. Any size works (a
+# smaller buffer only means more reads); a TLS record carries at most 16 KiB of data.
+TLS_READ_BUFFER = 16 * 1024
+
+
+def use_small_tls_buffers() -> None:
+    """Make asyncio's TLS connections (from now on, in this process) read TLS_READ_BUFFER
+    bytes at a time. ``max_size`` is a class attribute every SSLProtocol sizes its buffer by."""
+    asyncio.sslproto.SSLProtocol.max_size = TLS_READ_BUFFER
+
+
 def _base(purpose: ssl.Purpose, cadata: str | None = None) -> ssl.SSLContext:
+    # Every process that speaks TLS to or as a manager makes its contexts here first.
+    use_small_tls_buffers()
     # Given ``cadata`` the context trusts those roots alone; without it a verifying context
     # also loads the host's system store.
     context = ssl.create_default_context(purpose, cadata=cadata)
@@ -36,14 +50,22 @@ def server_context(credentials: Credentials) -> ssl.SSLContext:
     return context
 
 
-def reloading_server_context(load: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-    """A server context that takes a fresh context from ``load`` for every handshake, so a
-    renewed certificate or a new root is used without restarting the listener."""
-    context = load()
+def reloading_server_context(credentials: Credentials) -> ssl.SSLContext:
+    """A server context that follows the node's credentials on disk: each handshake uses a
+    context of the files as they are then, so a renewed certificate or a new root is used
+    without restarting the listener. A context is loaded again only when the files changed:
+    one per connection, each holding its own copy of the chain and the trust store, cost a
+    manager about 100 KB per connected agent (benchmarks/scale.py)."""
+    loaded = (credentials.contents(), server_context(credentials))
 
     def swap(connection: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
-        connection.context = load()
+        nonlocal loaded
+        contents = credentials.contents()
+        if contents != loaded[0]:
+            loaded = (contents, server_context(credentials))
+        connection.context = loaded[1]
 
+    context = loaded[1]
     context.sni_callback = swap
     return context
 

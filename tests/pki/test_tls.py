@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,7 @@ from swarmlet.models import NodeRole
 from swarmlet.pki import CertificateInfo, Credentials, Issuer, new_root
 from swarmlet.pki.tls import (
     MANAGER_NAME,
+    TLS_READ_BUFFER,
     client_context,
     peer_certificate,
     reloading_server_context,
@@ -168,8 +169,7 @@ async def test_the_unverified_context_reaches_any_server(tmp_path: Path) -> None
 
 
 def reloading(credentials: Credentials) -> ssl.SSLContext:
-    load_context: Callable[[], ssl.SSLContext] = lambda: server_context(credentials)  # noqa: E731
-    return reloading_server_context(load_context)
+    return reloading_server_context(credentials)
 
 
 async def test_the_reloading_context_serves_a_renewed_certificate(tmp_path: Path) -> None:
@@ -196,3 +196,68 @@ async def test_the_reloading_context_trusts_a_root_added_later(tmp_path: Path) -
         managers.save_trust(ROOT.cert_pem + new.cert_pem)
         await connect(server, client_context(ROOT.cert_pem, rotated))
     assert [peer.node_id if peer else None for peer in server.peers] == ["node-2"]
+
+
+async def test_connections_keep_small_read_buffers_and_carry_big_messages(
+    tmp_path: Path,
+) -> None:
+    # asyncio's 256 KiB per connection would be 250 MB on a manager with 1,000 agents.
+    managers = manager(tmp_path / "manager")
+    payload = bytes(range(256)) * 4096  # 1 MiB, many times the buffer
+    received: list[bytes] = []
+
+    async def echo_size(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        received.append(await reader.readexactly(len(payload)))
+        writer.write(payload)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo_size, "127.0.0.1", 0, ssl=server_context(managers))
+    try:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_context(ROOT.cert_pem), server_hostname=MANAGER_NAME
+        )
+        ssl_protocol = writer.transport._ssl_protocol  # type: ignore[attr-defined]
+        writer.write(payload)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readexactly(len(payload)), TIMEOUT)
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert received == [payload]
+    assert answer == payload
+    assert len(ssl_protocol._ssl_buffer) == TLS_READ_BUFFER
+
+
+async def test_the_reloading_context_is_loaded_again_only_when_the_files_change(
+    tmp_path: Path,
+) -> None:
+    # A context per connection would hold a copy of the chain and trust store per agent.
+    folder = tmp_path / "manager"
+    first = manager(folder, node_id="manager-1")
+    contexts: list[ssl.SSLContext] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        contexts.append(writer.get_extra_info("ssl_object").context)
+        writer.write(b"hello")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=reloading(first))
+    port = server.sockets[0].getsockname()[1]
+    try:
+        listening = Server(port)
+        for _ in range(3):
+            await connect(listening, client_context(ROOT.cert_pem))
+        manager(folder, node_id="manager-1")  # renewed
+        for _ in range(2):
+            await connect(listening, client_context(ROOT.cert_pem))
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert len(contexts) == 5
+    assert contexts[0] is contexts[1] is contexts[2]
+    assert contexts[3] is not contexts[2]
+    assert contexts[3] is contexts[4]

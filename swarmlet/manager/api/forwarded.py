@@ -23,8 +23,6 @@ from swarmlet.manager.api.control import (
     SwarmControl,
 )
 from swarmlet.manager.api.errors import Handler
-from swarmlet.manager.ca import CertificateAuthority
-from swarmlet.manager.ca.server import peer_of
 from swarmlet.manager.store import Store
 from swarmlet.models import Node, NodeRole
 from swarmlet.pki import CertificateInfo
@@ -38,6 +36,9 @@ def admit_manager(store: Store, clock: Clock, peer: CertificateInfo | None) -> N
     has been demoted since it was issued."""
     if peer is None:
         raise Forbidden("a manager certificate is required")
+    # The CA's package, imported on the leader only: workers serve this API too (their memory).
+    from swarmlet.manager.ca import CertificateAuthority
+
     node = CertificateAuthority(store, clock).admit(peer)
     if peer.role is not NodeRole.MANAGER or node.spec.role is not NodeRole.MANAGER:
         raise Forbidden(f"node {node.id} is not a manager of this swarm")
@@ -102,6 +103,8 @@ class SeenFrom:
 @web.middleware
 async def forwarding_node(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Admit the forwarding manager, and serve the request as seen from it."""
+    from swarmlet.manager.ca.server import peer_of  # the leader's only (see admit_manager)
+
     leader = request.app[CONTROL]
     store = leader.store
     if store is None:

@@ -76,15 +76,22 @@ def service_status(
     """Running and desired task counts, as SwarmKit's ListServiceStatuses counts them: only
     tasks on nodes that exist and are not down count."""
     running = desired = 0
+    is_global = service.is_global
+    # Whether each node counts, looked up once per node rather than once per task.
+    counts: dict[str | None, bool] = {}
     for task in tasks:
-        node = nodes.get(task.node_id or "")
-        if node is None or node.status.state is NodeState.DOWN:
+        node_id = task.node_id
+        counted = counts.get(node_id)
+        if counted is None:
+            node = nodes.get(node_id or "")
+            counted = counts[node_id] = node is not None and node.status.state is not NodeState.DOWN
+        if not counted:
             continue
-        if task.state is TaskState.RUNNING:
+        if task.status.state is TaskState.RUNNING:
             running += 1
-        if service.is_global and task.desired_state is TaskState.RUNNING:
+        if is_global and task.desired_state is TaskState.RUNNING:
             desired += 1
-    if not service.is_global:
+    if not is_global:
         desired = service.replicas
     return ServiceStatus(running_tasks=running, desired_tasks=desired, completed_tasks=0)
 

@@ -22,7 +22,6 @@ from swarmlet.manager.api.common import (
     version_query,
 )
 from swarmlet.manager.api.control import InitRequest, JoinRequest, LocalNodeState
-from swarmlet.manager.ca.rotation import start_rotation
 from swarmlet.manager.store import Op
 from swarmlet.models import Cluster, ClusterSpec, Model, RootCA, Version
 from swarmlet.pki import JoinToken, tls_info
@@ -175,6 +174,10 @@ async def update(request: web.Request) -> web.Response:
     if spec.ca_config.force_rotate != cluster.spec.ca_config.force_rotate:
         if not root_ca.ca_cert:
             raise InvalidSpec("the swarm has no root CA to rotate")
+        # The CA's package and its controller, imported on a manager only: workers serve this
+        # API too (their memory).
+        from swarmlet.manager.ca.rotation import start_rotation
+
         root_ca = start_rotation(root_ca, clock_of(request).now())
     tokens = cluster.join_tokens
     if bool_query(request, "rotateWorkerToken"):

@@ -25,6 +25,29 @@ def expired_nodes(
     ]
 
 
+def next_expiry(
+    nodes: Iterable[Node], last_seen: Mapping[str, float], now: float, period: float
+) -> float:
+    """Seconds until the first node not yet Down outlives its grace (the grace if none is up)."""
+    soonest = min(
+        (last_seen.get(node.id, now) for node in nodes if node.status.state != NodeState.DOWN),
+        default=now,
+    )
+    return max(0.0, soonest + MISSED_HEARTBEATS * period - now)
+
+
+def seen_when_session_lost(last_seen: float, now: float, period: float) -> float:
+    """When a node whose session just ended counts as last seen: early enough that it is
+    Down one heartbeat period from now unless it opens a new session.
+
+    A daemon that crashes or stops has its connections closed by the kernel at once; waiting
+    the full grace for heartbeats that cannot come would leave its tasks stranded for up to
+    three periods. A period is ample for an agent that is still alive to reconnect (it retries
+    within two seconds). A host that vanishes without closing anything still gets the grace.
+    """
+    return min(last_seen, now - (MISSED_HEARTBEATS - 1) * period)
+
+
 def accept_status(task: Task, node_id: str, status: TaskStatus) -> Task | None:
     """The task with the agent's status applied, or None when the update must be ignored:
     from another node than the task's (a stale agent), or moving the task backwards."""
@@ -80,6 +103,13 @@ def dependencies(
         secrets=[secrets[i] for i in sorted(secret_ids) if i in secrets],
         configs=[configs[i] for i in sorted(config_ids) if i in configs],
     )
+
+
+def releases_dependencies(task: Task) -> bool:
+    """Whether the task, as a report left it, no longer holds secrets or configs it held:
+    its node's assignment set loses them (see ``references``)."""
+    container = task.spec.container_spec
+    return task.status.state.is_terminal and bool(container.secrets or container.configs)
 
 
 def nodes_using(object_id: str, tasks: Iterable[Task]) -> set[str]:

@@ -47,6 +47,8 @@ from swarmlet.protocol import (
 log = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_PERIOD = 5 * SECOND_NS
+# Seconds agents' status reports wait to be written together (as SwarmKit's dispatcher does).
+STATUS_BATCH_S = 0.1
 
 
 class SessionRefused(SwarmletError):
@@ -72,6 +74,11 @@ class Dispatcher:
         self._connections: dict[str, AgentConnection] = {}
         self._sent_networks: dict[str, NetworkState] = {}
         self._sent_certificates: dict[str, Certificates] = {}
+        # Revisions of the commits of agents' status reports, until the watch has seen them.
+        self._reported: set[int] = set()
+        # Status reports waiting for the next batch's commit, and its timer.
+        self._reports: list[tuple[str, Sequence[StatusUpdate]]] = []
+        self._flush: asyncio.TimerHandle | None = None
         start = clock.monotonic()
         # Every known node gets a full grace period from the manager's start to reconnect.
         self._last_seen: dict[str, float] = {node.id: start for node in store.all(Node)}
@@ -114,6 +121,10 @@ class Dispatcher:
         # Only the session that is current may detach: a reconnect may have replaced it.
         if self._connections.get(node_id) is connection:
             del self._connections[node_id]
+            now = self._clock.monotonic()
+            self._last_seen[node_id] = decide.seen_when_session_lost(
+                self._last_seen.get(node_id, now), now, self.heartbeat_period
+            )
             self._sent_networks.pop(node_id, None)
             self._sent_certificates.pop(node_id, None)
 
@@ -159,19 +170,44 @@ class Dispatcher:
             ready = node.status.replace(state=NodeState.READY, message=None)
             self._store.commit([Op.update(node.replace(status=ready))])
 
-    def update_statuses(self, node_id: str, updates: Sequence[StatusUpdate]) -> None:
-        """Write the accepted updates in one transaction; stale or backward ones are dropped."""
+    def report_statuses(self, node_id: str, updates: Sequence[StatusUpdate]) -> None:
+        """An agent's status report, written with every other report received in the next
+        STATUS_BATCH_S, in one transaction (SwarmKit batches them the same way): with a
+        thousand agents each reporting every step of its tasks, a commit per report was a
+        commit (and a wake-up of every controller) per millisecond."""
         self._last_seen[node_id] = self._clock.monotonic()
+        self._reports.append((node_id, updates))
+        if self._flush is None:
+            loop = asyncio.get_running_loop()
+            self._flush = loop.call_later(STATUS_BATCH_S, self._write_reports)
+
+    def update_statuses(self, node_id: str, updates: Sequence[StatusUpdate]) -> None:
+        """Write the accepted updates in one transaction now; stale or backward ones are
+        dropped."""
+        self._last_seen[node_id] = self._clock.monotonic()
+        self._write_statuses([(node_id, updates)])
+
+    def _write_reports(self) -> None:
+        self._flush = None
+        reports, self._reports = self._reports, []
+        try:
+            self._write_statuses(reports)
+        except SwarmletError as exc:  # the store closed under a stopping manager
+            log.info("dispatcher: %d status reports not written: %s", len(reports), exc)
+
+    def _write_statuses(self, reports: Iterable[tuple[str, Sequence[StatusUpdate]]]) -> None:
         changed: dict[str, Task] = {}
-        for update in updates:
-            task = changed.get(update.task_id) or self._store.find(Task, update.task_id)
-            if task is None:
-                continue
-            accepted = decide.accept_status(task, node_id, update.status)
-            if accepted is not None:
-                changed[task.id] = accepted
+        for node_id, updates in reports:
+            for update in updates:
+                task = changed.get(update.task_id) or self._store.find(Task, update.task_id)
+                if task is None:
+                    continue
+                accepted = decide.accept_status(task, node_id, update.status)
+                if accepted is not None:
+                    changed[task.id] = accepted
         if changed:
             self._store.commit([Op.update(task) for task in changed.values()])
+            self._reported.add(self._store.revision)
 
     def _push(self, node_id: str) -> None:
         """Send the node its tasks, with exactly the secrets and configs they use."""
@@ -210,9 +246,14 @@ class Dispatcher:
     async def run(self) -> None:
         # Subscribe before the first await, so no change made after run() starts is missed.
         watch = self._store.watch()
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._push_assignments(watch), name="dispatcher-assignments")
-            group.create_task(self._check_heartbeats(), name="dispatcher-heartbeats")
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._push_assignments(watch), name="dispatcher-assignments")
+                group.create_task(self._check_heartbeats(), name="dispatcher-heartbeats")
+        finally:
+            if self._flush is not None:  # the reports already received are not lost
+                self._flush.cancel()
+                self._write_reports()
 
     async def _push_assignments(self, watch: Watch) -> None:
         try:
@@ -221,7 +262,13 @@ class Dispatcher:
                 renewing: set[str] = set()
                 for event in batch:
                     if isinstance(event.obj, Task) and event.obj.node_id:
-                        dirty.add(event.obj.node_id)
+                        # A node's own report tells it nothing new, unless it releases secrets
+                        # or configs: sending back all its tasks for every report was most of
+                        # the agents' work with thousands of tasks.
+                        if event.revision not in self._reported or decide.releases_dependencies(
+                            event.obj
+                        ):
+                            dirty.add(event.obj.node_id)
                     elif isinstance(event.obj, Secret | Config):
                         # Sent again to the nodes it went to (only its labels can change).
                         dirty |= decide.nodes_using(event.obj.id, self._store.all(Task))
@@ -231,6 +278,9 @@ class Dispatcher:
                         renewing.add(event.obj.id)
                     elif isinstance(event.obj, Cluster):
                         renewing.update(self._connections)
+                if batch:
+                    last = batch[-1].revision
+                    self._reported = {r for r in self._reported if r > last}
                 self._push_certificates(renewing)
                 if any(_touches_networks(event.obj) for event in batch):
                     self._push_networks(list(self._connections))
@@ -242,7 +292,12 @@ class Dispatcher:
     async def _check_heartbeats(self) -> None:
         while True:
             period = self.heartbeat_period
-            await self._clock.sleep(min(1.0, period / 2))
+            # Wake when the first grace runs out (a little after, so that it has), not on a
+            # fixed tick: a tick would add up to its length to the time a node shows Down.
+            wait = decide.next_expiry(
+                self._store.all(Node), self._last_seen, self._clock.monotonic(), period
+            )
+            await self._clock.sleep(min(wait, period) + 0.01)
             now = self._clock.monotonic()
             down = decide.expired_nodes(self._store.all(Node), self._last_seen, now, period)
             if down:

@@ -110,7 +110,7 @@ def _sessions_app(dispatcher: Dispatcher, authority: CertificateAuthority) -> we
                 if isinstance(message, Heartbeat):
                     dispatcher.heartbeat(node_id)
                 elif isinstance(message, StatusUpdates):
-                    dispatcher.update_statuses(node_id, message.updates)
+                    dispatcher.report_statuses(node_id, message.updates)
                 elif isinstance(message, NodeTLS):
                     dispatcher.report_tls(node_id, message.tls_info)
         except ValidationError as exc:

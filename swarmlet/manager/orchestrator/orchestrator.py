@@ -17,13 +17,25 @@ from swarmlet.manager.orchestrator.global_ import reconcile_global
 from swarmlet.manager.orchestrator.loop import ControlLoop
 from swarmlet.manager.orchestrator.plan import Memory, Now, Plan
 from swarmlet.manager.orchestrator.replicated import reconcile_replicated
-from swarmlet.manager.store import Action, Event, Store
-from swarmlet.models import Node, Service, Task
+from swarmlet.manager.store import Action, Event, Op, Store
+from swarmlet.models import Node, Service, Task, TaskState
 
 log = logging.getLogger(__name__)
 
 # Seconds before a service whose plan could not be written is tried again.
 RETRY_DELAY = 1.0
+
+# The states between the allocator's and scheduler's work and RUNNING: a task on its way.
+_ON_THE_WAY = frozenset(
+    {
+        TaskState.PENDING,
+        TaskState.ASSIGNED,
+        TaskState.ACCEPTED,
+        TaskState.PREPARING,
+        TaskState.READY,
+        TaskState.STARTING,
+    }
+)
 
 
 class ServiceOrchestrator(ControlLoop):
@@ -35,6 +47,8 @@ class ServiceOrchestrator(ControlLoop):
         super().__init__(store, clock)
         self._dirty: set[str] = set()
         self._memory: dict[str, Memory] = {}
+        # Revisions of this controller's own commits whose events have not come back yet.
+        self._own_revisions: set[int] = set()
         # Service ID -> monotonic time its next time-based decision is due.
         self._wake: dict[str, float] = {}
 
@@ -57,6 +71,12 @@ class ServiceOrchestrator(ControlLoop):
         self._dirty = {s.id for s in self._store.all(Service) if self._owns(s)}
 
     def mark(self, event: Event) -> None:
+        if event.revision in self._own_revisions:
+            # A pass leaves its services as it wants them: its own writes (new tasks, tasks
+            # told to stop) decide nothing until something else happens to them.
+            return
+        if self._own_revisions:
+            self._own_revisions = {r for r in self._own_revisions if r > event.revision}
         obj = event.obj
         if isinstance(obj, Service):
             if event.action is Action.DELETE:
@@ -64,9 +84,29 @@ class ServiceOrchestrator(ControlLoop):
             elif self._owns(obj):
                 self._dirty.add(obj.id)
         elif isinstance(obj, Task):
-            self._dirty.add(obj.service_id)
+            if event.action is Action.DELETE or self._may_decide(obj):
+                self._dirty.add(obj.service_id)
         elif isinstance(obj, Node):
             self._dirty.update(self._services_near(obj))
+
+    def _may_decide(self, task: Task) -> bool:
+        """Whether the task as it is now may change a decision about its service.
+
+        Most task events are an agent's reports of a task on its way to RUNNING, and none of
+        those steps decides anything here: restarts, failover and a stop-first replacement wait
+        for a task's end (or its node's change), and only a rolling update in flight waits for
+        RUNNING. Passing over them spares a pass over the whole service per report, which
+        with thousands of tasks was most of the manager's work (benchmarks/scale.py).
+        """
+        if task.desired_state != TaskState.RUNNING:
+            return True
+        state = task.status.state
+        if state in _ON_THE_WAY:
+            return False
+        if state == TaskState.RUNNING:
+            memory = self._memory.get(task.service_id)
+            return memory is None or bool(memory.updating)
+        return True
 
     def _services_near(self, node: Node) -> Iterable[str]:
         """The services a change of this node may concern."""
@@ -107,17 +147,22 @@ class ServiceOrchestrator(ControlLoop):
                 log.warning("orchestrator: service %s cannot be reconciled: %s", service_id, exc)
         self._write(plans, now)
 
+    def _commit(self, ops: list[Op]) -> None:
+        if ops:
+            self._store.commit(ops)
+            self._own_revisions.add(self._store.revision)
+
     def _write(self, plans: dict[str, Plan], now: Now) -> None:
         """One commit for every plan; if it fails, each service on its own, so one stale plan
         does not hold back the others. A failed service is decided again on a later pass."""
         written = plans
         try:
-            self._store.commit([op for plan in plans.values() for op in plan.ops()])
+            self._commit([op for plan in plans.values() for op in plan.ops()])
         except SwarmletError:
             written = {}
             for service_id, plan in plans.items():
                 try:
-                    self._store.commit(plan.ops())
+                    self._commit(plan.ops())
                 except SwarmletError as exc:
                     log.info("orchestrator: service %s: %s; trying again", service_id, exc)
                     self._dirty.add(service_id)
@@ -144,6 +189,25 @@ class GlobalOrchestrator(ServiceOrchestrator):
 
     is_global = True
     reconcile = staticmethod(reconcile_global)
+
+    def _may_decide(self, task: Task) -> bool:
+        """Whether the task as it is now may change a decision about its service.
+
+        Most task events are an agent's reports of a task on its way to RUNNING, and none of
+        those steps decides anything here: restarts, failover and a stop-first replacement wait
+        for a task's end (or its node's change), and only a rolling update in flight waits for
+        RUNNING. Passing over them spares a pass over the whole service per report, which
+        with thousands of tasks was most of the manager's work (benchmarks/scale.py).
+        """
+        if task.desired_state != TaskState.RUNNING:
+            return True
+        state = task.status.state
+        if state in _ON_THE_WAY:
+            return False
+        if state == TaskState.RUNNING:
+            memory = self._memory.get(task.service_id)
+            return memory is None or bool(memory.updating)
+        return True
 
     def _services_near(self, node: Node) -> Iterable[str]:
         # Any node may join, leave or start to match a global service's constraints.

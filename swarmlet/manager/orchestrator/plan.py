@@ -128,9 +128,11 @@ class Plan:
     def is_dirty(self, task: Task) -> bool:
         # As in SwarmKit, a change of published ports makes tasks dirty too: they must join
         # (or leave) the ingress network, which only a new task can.
-        return (
-            task.spec != self.service.spec.task_template
-            or task.endpoint_spec != self.service.spec.endpoint_spec
+        spec = self.service.spec
+        # Tasks made from the spec share its objects: most comparisons end at ``is``.
+        return (task.spec is not spec.task_template and task.spec != spec.task_template) or (
+            task.endpoint_spec is not spec.endpoint_spec
+            and task.endpoint_spec != spec.endpoint_spec
         )
 
     # Changing them.

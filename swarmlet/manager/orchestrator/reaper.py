@@ -80,6 +80,10 @@ def reap(
     return doomed
 
 
+def _on_its_way(task: Task) -> bool:
+    return task.desired_state == TaskState.RUNNING and not task.status.state.is_terminal
+
+
 class TaskReaper(ControlLoop):
     def __init__(self, store: Store, clock: Clock) -> None:
         super().__init__(store, clock)
@@ -91,7 +95,10 @@ class TaskReaper(ControlLoop):
     def mark(self, event: Event) -> None:
         obj = event.obj
         if isinstance(obj, Task) and event.action is not Action.DELETE:
-            self._dirty.add(obj.service_id)
+            # A task that joins an instance may push an old one out of its history (CREATE);
+            # one meant to run that moves towards running (an agent's report) frees nothing.
+            if event.action is Action.CREATE or not _on_its_way(obj):
+                self._dirty.add(obj.service_id)
         elif isinstance(obj, Service) and event.action is Action.DELETE:
             self._dirty.add(obj.id)
         elif isinstance(obj, Node) and event.action is Action.DELETE:

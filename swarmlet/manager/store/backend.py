@@ -7,7 +7,6 @@ when it returns, and ``load`` gives back exactly what was committed, with the re
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Protocol
 from swarmlet.errors import CannotDecrypt
 from swarmlet.manager.store.encryption import Cipher
 from swarmlet.manager.store.events import Action, Event
+from swarmlet.models import StoredObject
 
 
 class Backend(Protocol):
@@ -72,6 +72,11 @@ class SqliteBackend:
             (kind, self._open(kind, object_id, data)) for kind, object_id, data in objects
         ]
 
+    def _row(self, kind: str, object_id: str, obj: StoredObject) -> str | bytes:
+        # The API's JSON (to_api's), written by pydantic without a dict between.
+        data = obj.model_dump_json(by_alias=True, exclude_none=True)
+        return self._seal(kind, object_id, data)
+
     def _seal(self, kind: str, object_id: str, data: str) -> str | bytes:
         if self._cipher is None:
             return data
@@ -93,19 +98,23 @@ class SqliteBackend:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            for event in events:
-                kind = type(event.obj).__name__
-                if event.action is Action.DELETE:
-                    db.execute(
-                        "DELETE FROM objects WHERE kind = ? AND id = ?", (kind, event.obj.id)
-                    )
-                else:
-                    data = json.dumps(event.obj.to_api(), separators=(",", ":"))
-                    db.execute(
-                        "INSERT OR REPLACE INTO objects (kind, id, revision, data)"
-                        " VALUES (?, ?, ?, ?)",
-                        (kind, event.obj.id, revision, self._seal(kind, event.obj.id, data)),
-                    )
+            # Only an object's last event counts (a commit may create and then delete it):
+            # rows then go in two statements, deletes and writes, whatever their order.
+            last = {(type(event.obj).__name__, event.obj.id): event for event in events}
+            db.executemany(
+                "DELETE FROM objects WHERE kind = ? AND id = ?",
+                [key for key, event in last.items() if event.action is Action.DELETE],
+            )
+            # Rows made one at a time as SQLite takes them: a list of 10,000 rows of JSON
+            # would stay in the heap as fragments long after the commit.
+            db.executemany(
+                "INSERT OR REPLACE INTO objects (kind, id, revision, data) VALUES (?, ?, ?, ?)",
+                (
+                    (kind, object_id, revision, self._row(kind, object_id, event.obj))
+                    for (kind, object_id), event in last.items()
+                    if event.action is not Action.DELETE
+                ),
+            )
             db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('revision', ?)", (revision,)
             )

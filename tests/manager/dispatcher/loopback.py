@@ -21,7 +21,7 @@ from swarmlet.manager.dispatcher.server import manager_app
 from swarmlet.manager.store import MemoryBackend, Op, Store
 from swarmlet.models import Cluster, Config, Node, NodeDescription, NodeRole, NodeSpec, Secret, Task
 from swarmlet.pki import Credentials, new_key_and_csr
-from swarmlet.pki.tls import reloading_server_context, server_context
+from swarmlet.pki.tls import reloading_server_context
 from swarmlet.protocol import StatusUpdate
 
 
@@ -64,7 +64,7 @@ class Manager:
         self._loop = asyncio.create_task(dispatcher.run())
         self._runner = web.AppRunner(manager_app(dispatcher, authority, self.api))
         await self._runner.setup()
-        tls = reloading_server_context(lambda: server_context(self.credentials))
+        tls = reloading_server_context(self.credentials)
         site = web.TCPSite(
             self._runner, "127.0.0.1", self.port, reuse_address=True, ssl_context=tls
         )

@@ -22,12 +22,11 @@ from swarmlet.models import (
     RuntimeTarget,
     Secret,
     SecretSpec,
-    Task,
     TaskSpec,
     TaskState,
     TaskStatus,
 )
-from swarmlet.protocol import Assignments, Message, Register
+from swarmlet.protocol import Assignments, Message, Register, StatusUpdate
 from tests.manager.dispatcher.builders import DB, task
 
 API = Secret(id="sapi", spec=SecretSpec(name="api", data=b"key"))
@@ -142,9 +141,10 @@ async def test_only_nodes_running_a_task_that_uses_a_secret_receive_it(store: St
     store.commit([Op.create(task("t3", "n3", (DB,)))])
     await asyncio.sleep(0.01)
     assert n3.received() == ([DB.id], [])
-    # t1 ends: n1 keeps the task in its set, and loses what only t1 used.
-    ended = store.get(Task, "t1").replace(status=TaskStatus(state=TaskState.COMPLETE))
-    store.commit([Op.update(ended)])
+    # t1 ends (n1's own report): n1 keeps the task in its set, and loses what only t1 used.
+    dispatcher.update_statuses(
+        "n1", [StatusUpdate(task_id="t1", status=TaskStatus(state=TaskState.COMPLETE))]
+    )
     await asyncio.sleep(0.01)
     assert [t.id for t in n1.last.tasks] == ["t1"]
     assert n1.received() == ([], [])

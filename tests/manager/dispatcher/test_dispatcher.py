@@ -8,6 +8,7 @@ import pytest
 
 from swarmlet.clock import FakeClock
 from swarmlet.manager.dispatcher import Dispatcher, SessionRefused
+from swarmlet.manager.dispatcher.dispatcher import STATUS_BATCH_S
 from swarmlet.manager.store import MemoryBackend, Op, Store
 from swarmlet.models import (
     Cluster,
@@ -130,6 +131,52 @@ async def test_agents_get_their_assigned_tasks_on_every_change(
         await runner
 
 
+async def test_a_nodes_own_reports_are_not_sent_back_to_it(store: Store, clock: FakeClock) -> None:
+    dispatcher = Dispatcher(store, clock)
+    node_id = dispatcher.register(joined(store), HELLO).node_id
+    store.commit([Op.create(assigned_task("t1", node_id))])
+    connection = FakeConnection()
+    dispatcher.attach(node_id, connection)
+    runner = asyncio.create_task(dispatcher.run())
+    await asyncio.sleep(0)
+    sent = len(connection.sent)
+    for state in (TaskState.ACCEPTED, TaskState.PREPARING, TaskState.RUNNING):
+        update = StatusUpdate(task_id="t1", status=TaskStatus(state=state))
+        dispatcher.report_statuses(node_id, [update])
+        await asyncio.sleep(STATUS_BATCH_S * 2)
+    assert store.get(Task, "t1").status.state == TaskState.RUNNING
+    assert len(connection.sent) == sent  # the agent knows what it reported
+    # A change from anywhere else is sent.
+    store.commit([Op.update(store.get(Task, "t1").replace(desired_state=TaskState.SHUTDOWN))])
+    await asyncio.sleep(0.01)
+    assert len(connection.sent) == sent + 1
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+
+
+async def test_reports_received_together_are_written_in_one_commit(
+    store: Store, clock: FakeClock
+) -> None:
+    dispatcher = Dispatcher(store, clock)
+    first = dispatcher.register(joined(store), HELLO).node_id
+    second = dispatcher.register(joined(store), HELLO).node_id
+    store.commit([Op.create(assigned_task("t1", first)), Op.create(assigned_task("t2", second))])
+    before = store.revision
+    running = TaskStatus(state=TaskState.RUNNING)
+    dispatcher.report_statuses(first, [StatusUpdate(task_id="t1", status=running)])
+    dispatcher.report_statuses(second, [StatusUpdate(task_id="t2", status=running)])
+    # t2 is not the first node's: that part of its report is dropped, as always.
+    dispatcher.report_statuses(
+        first, [StatusUpdate(task_id="t2", status=TaskStatus(state=TaskState.FAILED))]
+    )
+    assert store.revision == before  # not yet: the batch waits a moment for more
+    await asyncio.sleep(STATUS_BATCH_S * 2)
+    assert store.revision == before + 1
+    assert store.get(Task, "t1").status == running
+    assert store.get(Task, "t2").status == running
+
+
 def test_status_updates_only_move_tasks_forward(store: Store, clock: FakeClock) -> None:
     dispatcher = Dispatcher(store, clock)
     node_id = dispatcher.register(joined(store), HELLO).node_id
@@ -153,6 +200,41 @@ def test_status_updates_only_move_tasks_forward(store: Store, clock: FakeClock) 
         node_id, [StatusUpdate(task_id="t1", status=TaskStatus(state=TaskState.PREPARING))]
     )
     assert store.get(Task, "t1").status == running
+
+
+async def test_a_node_whose_session_ends_is_down_a_period_later_unless_it_comes_back(
+    store: Store, clock: FakeClock
+) -> None:
+    # A daemon that dies has its connection closed by the kernel: no need to wait for three
+    # heartbeats that cannot come. One period is left for an agent that is alive to reconnect.
+    dispatcher = Dispatcher(store, clock)
+    gone, back = joined(store), joined(store)
+    connections = {node_id: FakeConnection() for node_id in (gone, back)}
+    for node_id, connection in connections.items():
+        dispatcher.register(node_id, HELLO)
+        dispatcher.attach(node_id, connection)
+    runner = asyncio.create_task(dispatcher.run())
+    await asyncio.sleep(0)
+    await clock.advance(3)
+    for node_id, connection in connections.items():
+        dispatcher.detach(node_id, connection)
+    await clock.advance(1)
+    dispatcher.register(back, HELLO)
+    dispatcher.attach(back, FakeConnection())
+    await clock.advance(3.9)
+    assert store.get(Node, gone).status.state == NodeState.READY
+    await clock.advance(0.2)
+    assert store.get(Node, gone).status.state == NodeState.DOWN
+    assert store.get(Node, back).status.state == NodeState.READY
+    # The reconnected node (registered at 4 s) is held to heartbeats again: Down three periods
+    # after its last word.
+    await clock.advance(10.8)
+    assert store.get(Node, back).status.state == NodeState.READY
+    await clock.advance(0.2)
+    assert store.get(Node, back).status.state == NodeState.DOWN
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
 
 
 async def test_a_silent_node_is_down_after_three_heartbeats(store: Store, clock: FakeClock) -> None:

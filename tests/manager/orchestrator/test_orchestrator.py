@@ -4,19 +4,25 @@ scheduler and fake agents moving tasks along."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from itertools import pairwise
 
 from swarmlet.clock import FakeClock
 from swarmlet.errors import VersionConflict
 from swarmlet.manager.orchestrator import ReplicatedOrchestrator
 from swarmlet.manager.orchestrator.orchestrator import RETRY_DELAY
+from swarmlet.manager.orchestrator.plan import Memory, Now, Plan
+from swarmlet.manager.orchestrator.replicated import reconcile_replicated
 from swarmlet.manager.store import MemoryBackend, Op, Store
 from swarmlet.models import (
+    Node,
     NodeAvailability,
     NodeState,
     RestartCondition,
+    Service,
     StoredObject,
+    Task,
     TaskState,
     UpdateOrder,
 )
@@ -492,3 +498,59 @@ async def test_a_global_restart_does_not_land_on_a_node_paused_meanwhile(cluster
     [new] = cluster.current(svc.id)
     assert new.node_id == "n1"
     assert running(cluster, svc.id) == [new.id]
+
+
+class CountingOrchestrator(ReplicatedOrchestrator):
+    """The replicated orchestrator, counting its passes over each service."""
+
+    def __init__(self, store: Store, clock: FakeClock) -> None:
+        super().__init__(store, clock)
+        self.passes: Counter[str] = Counter()
+
+    def reconcile(
+        self,
+        service: Service,
+        tasks: Iterable[Task],
+        nodes: Mapping[str, Node],
+        now: Now,
+        memory: Memory,
+    ) -> Plan:
+        self.passes[service.id] += 1
+        return reconcile_replicated(service, tasks, nodes, now, memory)
+
+
+async def test_reports_of_a_task_on_its_way_to_running_cost_no_pass():
+    # Agents report every step of every task; none of those steps decides anything, so the
+    # orchestrator does not go over the service again for them (only for an end).
+    clock = FakeClock()
+    store = Store(MemoryBackend(), clock)
+    orchestrator = CountingOrchestrator(store, clock)
+    job = asyncio.create_task(orchestrator.run())
+    fake = FakeCluster(store, clock)
+    fake.add_node("n1")
+    svc = fake.create_service(service_spec(replicas=2, restart=restart_policy(delay=0)))
+    await fake.settle()
+    fake.schedule()
+    await fake.settle()
+    before = orchestrator.passes[svc.id]
+    for state in (
+        TaskState.ACCEPTED,
+        TaskState.PREPARING,
+        TaskState.READY,
+        TaskState.STARTING,
+        TaskState.RUNNING,
+    ):
+        for task in fake.tasks(svc.id):
+            fake.end(task.id, state)
+            await fake.settle()
+    assert orchestrator.passes[svc.id] == before
+    assert len(running(fake, svc.id)) == 2
+
+    first = fake.tasks(svc.id)[0]
+    fake.end(first.id, TaskState.FAILED)
+    await fake.settle()
+    assert orchestrator.passes[svc.id] > before
+    assert len(fake.current(svc.id)) == 2  # the failed slot has its replacement
+    assert store.get(Task, first.id).desired_state == TaskState.SHUTDOWN
+    job.cancel()
+    await asyncio.gather(job, return_exceptions=True)

@@ -20,7 +20,7 @@ from swarmlet.manager.store import (
     Store,
 )
 from swarmlet.manager.store.encryption import new_dek
-from swarmlet.models import Node, Service, ServiceSpec, Task, TaskState, TaskStatus
+from swarmlet.models import Node, Service, ServiceSpec, Task, TaskState, TaskStatus, Version
 
 
 def service(name: str, object_id: str | None = None) -> Service:
@@ -145,6 +145,11 @@ def test_sqlite_commits_survive_a_restart(tmp_path: Path, encrypted: bool) -> No
     first.commit([Op.create(service("web")), Op.create(Node(id="n1"))])
     running = TaskStatus(state=TaskState.RUNNING, message="started")
     first.commit([Op.create(Task(id="t1", service_id="id-web", node_id="n1", status=running))])
+    # Within one commit only an object's last op counts: created then deleted is not there,
+    # deleted then created again is.
+    made = Version(index=first.revision + 1)  # what the commit gives the node it creates
+    first.commit([Op.create(Node(id="n2")), Op.delete(Node(id="n2", version=made))])
+    first.commit([Op.delete(first.get(Node, "n1")), Op.create(Node(id="n1"))])
     expected = (first.revision, first.all(Service), first.all(Node), first.all(Task))
     first.close()
 

@@ -1,0 +1,64 @@
+"""What a worker's ``swarmletd`` keeps in memory: the modules its entry point imports.
+
+A worker runs the agent and serves the Engine API; the manager's controllers, CA and
+dispatcher are imported only where a node runs or becomes a manager, and none of the
+libraries' parts swarmlet does not use (pyroute2's NDB/IPDB, the unittest runner) are loaded.
+Each check runs in a fresh interpreter: the test process has imported everything already.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+# Every node serves the Engine API, so its package is loaded on a worker. Its handler modules
+# still import the store (``Op``) and the allocator at the top, for handlers that run on a
+# manager only.
+WORKER_MANAGER_PACKAGES = (
+    "swarmlet.manager.api",
+    "swarmlet.manager.store",
+    "swarmlet.manager.allocator",
+)
+
+
+def _modules_after(code: str) -> set[str]:
+    program = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60
+    )
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def _within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == package or module.startswith(package + ".") for package in packages)
+
+
+def test_the_worker_entry_point_leaves_the_manager_out() -> None:
+    modules = _modules_after("import swarmlet.daemon")
+    manager = {m for m in modules if _within(m, ("swarmlet.manager",))}
+    loaded = {m for m in manager if m != "swarmlet.manager"}
+    assert {m for m in loaded if not _within(m, WORKER_MANAGER_PACKAGES)} == set()
+    assert "swarmlet.manager.api.app" in loaded  # the API is served on every node
+
+
+def test_the_worker_entry_point_loads_no_test_framework_and_no_unused_netlink_api() -> None:
+    modules = _modules_after("import swarmlet.daemon")
+    assert "pyroute2.iproute" in modules
+    unused = ("pyroute2.ndb", "pyroute2.ipdb", "pyroute2.nftables", "unittest.case")
+    assert {m for m in modules if _within(m, unused)} == set()
+
+
+def test_a_deferred_package_still_gives_every_name() -> None:
+    checks = """
+import swarmlet.net.iproute as ours
+import pyroute2
+assert "pyroute2.ndb" not in sys.modules
+assert pyroute2.IPRoute is ours.IPRoute  # the __init__ runs on the first such name
+from pyroute2 import NDB
+assert "pyroute2.ndb" in sys.modules
+from unittest import TestCase
+assert "unittest.case" in sys.modules
+"""
+    modules = _modules_after("import sys" + checks)
+    assert "swarmlet.net.iproute" in modules
