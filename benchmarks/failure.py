@@ -1,6 +1,7 @@
 """A host stops: how long until swarmlet shows it Down, and runs its tasks elsewhere.
 
-    .venv/bin/python benchmarks/failure.py [--rounds 5] [--replicas 6] [--no-write]
+    .venv/bin/python benchmarks/failure.py [--rounds 5] [--replicas 6] [--how kill|unplug]
+                                           [--no-write]
 
 As root, with no test or CI run going on (it refuses to start while one is). On a lab of its
 own (``swlb``: 3 hosts, shared engine; never the default lab nor the tests' ``swlt``), with
@@ -10,7 +11,8 @@ the swarm's default settings (a 5 s heartbeat period), each round:
   ``swarmlet-test/busybox:latest sleep 1d``; wait until the 6 tasks run, some on node3, then
   2 to 7 s more (a crash comes at any point of the 5 s heartbeat cycle);
 - node3 stops: the lab's ``stop("node3")`` SIGKILLs its swarmletd, as in a crash (its
-  containers keep running: they are the shared engine's);
+  containers keep running: they are the shared engine's); or, with ``--how unplug``, node3's
+  link to the lab's bridge goes down (nothing is closed: a host gone from the network);
 - from just before the kill, every 100 ms, ``GET /nodes`` and ``GET /tasks`` (what
   ``docker node ls`` and ``docker service ps`` show) on node1, until node3 is ``down`` and
   the service's 6 replicas run on the other hosts (6 tasks desired running, running, on
@@ -31,6 +33,7 @@ import datetime
 import math
 import os
 import random
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -129,7 +132,10 @@ async def one_round(lab: Lab, api: Api, engine: Api, args: argparse.Namespace, n
     waited_s = low + (high - low) * (no + args.rng.random()) / args.rounds
     await asyncio.sleep(waited_s)
     t0 = time.monotonic()
-    lab.stop(VICTIM)  # SIGKILL
+    if args.how == "kill":
+        lab.stop(VICTIM)  # SIGKILL: the kernel closes its connections
+    else:
+        unplug(lab, VICTIM, up=False)  # gone from the network: nothing is closed
     down_s = moved_s = math.nan
     tick = 0
     while math.isnan(down_s) or math.isnan(moved_s):
@@ -153,7 +159,10 @@ async def one_round(lab: Lab, api: Api, engine: Api, args: argparse.Namespace, n
 
     # Back to where a round starts: no service, node3 up and ready, no container left.
     docker(lab.docker_host, "service", "rm", SERVICE)
-    await asyncio.to_thread(lab.start, VICTIM)
+    if args.how == "kill":
+        await asyncio.to_thread(lab.start, VICTIM)
+    else:
+        unplug(lab, VICTIM, up=True)
 
     async def victim_ready() -> bool:
         nodes = await api.get("/nodes")
@@ -167,6 +176,13 @@ async def one_round(lab: Lab, api: Api, engine: Api, args: argparse.Namespace, n
     await wait_for(f"the containers of {SERVICE} gone", containers_gone)
     await asyncio.sleep(SETTLE_S)
     return Round(no, on_victim, waited_s, down_s, moved_s)
+
+
+def unplug(lab: Lab, node: str, *, up: bool) -> None:
+    """Take the host's link to the lab's bridge down (or up again): the host and everything on
+    it keep running, but not a packet reaches it, and no connection is closed."""
+    veth = lab.host(node).veth
+    subprocess.run(["ip", "link", "set", veth, "up" if up else "down"], check=True, timeout=30)
 
 
 async def measure(lab: Lab, args: argparse.Namespace) -> list[Round]:
@@ -200,10 +216,15 @@ def said(f: dict[str, float], key: str, limit: float) -> str:
 
 
 def method_text(args: argparse.Namespace) -> str:
+    how = (
+        "SIGKILL node3's swarmletd"
+        if args.how == "kill"
+        else "unplug node3 (its link down: no connection closed)"
+    )
     return (
-        f"3 hosts, {args.replicas} replicas, SIGKILL node3's swarmletd, poll /nodes and /tasks "
-        f"every 100 ms, {args.rounds} rounds, each killing 2-7 s after all run (spread evenly "
-        f"over the rounds); default heartbeat (5 s)"
+        f"3 hosts, {args.replicas} replicas, {how}, poll /nodes and /tasks every 100 ms, "
+        f"{args.rounds} rounds, each 2-7 s after all run (spread evenly over the rounds); "
+        "default heartbeat (5 s)"
     )
 
 
@@ -259,14 +280,20 @@ and none of the service's containers is left. Targets: Down within {TARGET_DOWN_
 the tasks running elsewhere within {TARGET_MOVED_S:.0f} s of the kill; the table says whether
 the median met them, and whether every round did.
 
-When a node is Down depends on when it crashes: the manager marks it Down 3 heartbeat periods
-(15 s) after its last word (a heartbeat, every 5 s, or a task status report), looking once a
-second — so 10 to 16 s after a crash, depending on where in the heartbeat cycle it comes.
-Swarm's rule is the same (3 periods from the last heartbeat, with some jitter). Killing right
+With `--how unplug` the host is not killed but cut off: its link to the lab's bridge goes down
+(its swarmletd and containers keep running, no connection is closed), and comes back up after
+the round.
+
+When a node is Down depends on how it goes. A daemon that crashes has its connections closed
+by the kernel at once: the manager gives it one heartbeat period (5 s) to open a new session,
+then marks it Down. A host that vanishes without a word is Down 3 heartbeat periods (15 s)
+after its last word (a heartbeat, every 5 s, or a task status report), checked when that grace
+runs out — so 10 to 15 s after it vanished, depending on where in the heartbeat cycle that
+falls; Swarm's rule for both (3 periods from the last heartbeat, with some jitter). Going right
 after the replicas report running would always be the worst case, so each round waits a
 random {PHASE_S[0]:.0f} to {PHASE_S[1]:.0f} s (seeded: `--seed`) between the replicas running and
-the kill, the rounds' waits spread evenly over that range (round *i* of *n* at a random point
-of its *i*-th *n*th).
+the kill or unplug, the rounds' waits spread evenly over that range (round *i* of *n* at a
+random point of its *i*-th *n*th).
 
 ### Results
 
@@ -289,6 +316,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds (1..20)")
     parser.add_argument("--replicas", type=int, default=6, help="replicas (3..30)")
     parser.add_argument("--seed", type=int, default=5, help="of the waits before the kills")
+    parser.add_argument(
+        "--how",
+        choices=["kill", "unplug"],
+        default="kill",
+        help="SIGKILL node3's swarmletd, or take its network link down",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update the doc")
     args = parser.parse_args()
     args.rng = random.Random(args.seed)

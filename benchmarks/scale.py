@@ -364,10 +364,12 @@ batched status reports; tasks RUNNING on a simulated engine after 50 ms ± 50 %,
 docs/simulation.md). For each variant — plain, a constraint met by 200 nodes, a placement
 preference over 5 zones — the time from `docker service create --replicas 10000` to 10,000
 RUNNING tasks as `docker service ls` shows them (polled every 200 ms), and the manager's
-resident memory then. The agent's figure is a real swarmletd worker on the machine's engine,
-idle and with {AGENT_TASKS} containers. Targets: all RUNNING ≤ {TARGET_RUNNING_S:.0f} s, manager
+resident memory then. The variants run one after another on the same manager, each once
+the previous one's tasks are gone, so a later row's memory includes what the earlier ones left
+in its heap. The agent's figure is a real swarmletd worker on the machine's engine, idle and
+with {AGENT_TASKS} containers. Targets: all RUNNING ≤ {TARGET_RUNNING_S:.0f} s, manager
 ≤ {TARGET_MANAGER_MIB:.0f} MB at 10,000 tasks, agent ≤ {TARGET_AGENT_MIB:.0f} MB. The
-scheduler's own placements per second are in the scheduling section below.
+scheduler's own placements per second are in the section of `benchmarks/scheduler.py`.
 
 ### Results
 

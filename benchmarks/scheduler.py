@@ -30,8 +30,9 @@ A last table gives schedule()'s time per task for the plain single-service workl
 
 Every run is checked: every task placed on a node that passes its constraints, and each
 service's tasks spread evenly over the nodes it may use (most and fewest per node differ by at
-most one; with the preference, per zone too). Figures go to stdout; they are recorded by hand
-in ``docs/benchmarks.md``.
+most one; with the preference, per zone too). Figures go to stdout and, for a full run (no
+``--only``, no ``--no-write``), into this script's section of ``docs/benchmarks.md`` (earlier
+result rows kept, other sections untouched).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import datetime
 import gc
 import os
 import platform
@@ -56,6 +58,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import write_section  # noqa: E402
 from swarmlet.clock import SystemClock  # noqa: E402
 from swarmlet.manager.scheduler import Scheduler, schedule  # noqa: E402
 from swarmlet.manager.store import Op, Store  # noqa: E402
@@ -81,6 +84,7 @@ GIB = 1 << 30
 ZONES = 10
 TARGET = 5_000  # placements/s (issue 5)
 SCALING_NODES = (250, 1000, 4000)
+SCRIPT = "scheduler.py"
 SEED = 5  # the IDs, hence the scheduler's seeded choices: every run places the same way
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -313,33 +317,89 @@ def report(
     results: list[tuple[str, float, float]],
     scaling: list[tuple[int, float]],
     load: str,
-) -> None:
-    print()
-    print(f"machine: {machine()}")
-    print(
-        f"method:  {args.tasks:,} PENDING tasks, {args.nodes:,} Ready/Active nodes; wall clock "
-        f"(perf_counter), best of {args.runs} runs after a warm-up, gc.collect() before each; "
-        "controller: from the commits of the PENDING tasks to every task seen ASSIGNED"
-    )
-    print(f"load average {load}")
-    print()
-    print("| variant | schedule() ms | placements/s | controller ms | placements/s |")
-    print("|---|---:|---:|---:|---:|")
+) -> str:
+    """The figures as markdown (printed, and written into the doc)."""
+    lines = [
+        f"Machine: {machine()}. Load average {load}.",
+        "",
+        "| variant | schedule() ms | placements/s | controller ms | placements/s |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for name, pure, loop in results:
-        print(
+        lines.append(
             f"| {name} | {pure * 1000:.0f} | {args.tasks / pure:,.0f} | "
             f"{loop * 1000:.0f} | {args.tasks / loop:,.0f} |"
         )
     if scaling:
-        print()
-        print("| schedule(), 1 service, no constraints | ms | µs per task |")
-        print("|---|---:|---:|")
+        lines += [
+            "",
+            "| schedule(), 1 service, no constraints | ms | µs per task |",
+            "|---|---:|---:|",
+        ]
         for count, best in scaling:
-            print(f"| over {count:,} nodes | {best * 1000:.0f} | {best / args.tasks * 1e6:.1f} |")
+            lines.append(
+                f"| over {count:,} nodes | {best * 1000:.0f} | {best / args.tasks * 1e6:.1f} |"
+            )
     if results:
-        slowest = min(args.tasks / loop for _, _, loop in results)
-        verdict = "met" if slowest >= TARGET else "NOT met"
-        print(f"\nslowest controller: {slowest:,.0f} placements/s: target ≥ {TARGET:,} {verdict}")
+        lines += ["", verdict(args, results)]
+    return "\n".join(lines)
+
+
+def verdict(args: argparse.Namespace, results: list[tuple[str, float, float]]) -> str:
+    slowest = min(args.tasks / loop for _, _, loop in results)
+    met = "met" if slowest >= TARGET else "NOT met"
+    return f"Slowest controller: {slowest:,.0f} placements/s: target ≥ {TARGET:,} {met}."
+
+
+TABLE_HEAD = (
+    "| date (UTC) | nodes | tasks | slowest `schedule()` placements/s | slowest controller "
+    "placements/s |\n|---|---:|---:|---:|---:|"
+)
+
+
+def row(date: str, args: argparse.Namespace, results: list[tuple[str, float, float]]) -> str:
+    pure = min(args.tasks / p for _, p, _ in results)
+    loop = min(args.tasks / c for _, _, c in results)
+    return f"| {date} | {args.nodes:,} | {args.tasks:,} | {pure:,.0f} | {loop:,.0f} |"
+
+
+def render(args: argparse.Namespace, date: str, text: str) -> Callable[[list[str]], str]:
+    def section(rows: list[str]) -> str:
+        return f"""
+## Scheduler: 10,000 tasks over 1,000 nodes (issue 5, point 2)
+
+`benchmarks/scheduler.py` (one command: `.venv/bin/python benchmarks/scheduler.py`; no lab, no
+root) runs the real scheduler in one process on {args.nodes:,} `Node` objects, Ready and
+Active, 4 CPUs and 8 GiB each, labelled `group=a|b` (alternating) and `zone=z0…z9` (round
+robin), with {args.tasks:,} PENDING tasks in two workloads (10 services; 1 service) and three
+variants each: **plain** (no constraints), **constraint** (`node.labels.group==a`, half the
+nodes), **preference** (`--placement-pref spread=node.labels.zone`, 10 zones). Two figures
+per variant, each the best of {args.runs} runs (wall clock, `time.perf_counter`) after a
+warm-up, `gc.collect()` before each run:
+
+- **`schedule()`**: the pure decision alone, `schedule(pending, nodes, placed=[])`;
+- **controller**: `Scheduler(store, SystemClock()).run()` on the in-memory `Store`: the PENDING
+  tasks are committed (one commit per service), then the clock runs from before the scheduler
+  has seen them until a watch of the store has seen all of them ASSIGNED — the scheduler's
+  event handling, its pass (reading the store, deciding, planning the updates) and the store's
+  commit of its updates.
+
+Each run is checked: every task placed on a node it may use; per service, most and fewest
+tasks per usable node differ by at most one (with the preference, per zone too). Target:
+≥ {TARGET:,} placements/s. The same tasks to RUNNING on 1,000 simulated nodes, end to end,
+are in the section of `benchmarks/scale.py`.
+
+### Results
+
+{TABLE_HEAD}
+{chr(10).join(rows)}
+
+### Latest run ({date} UTC)
+
+{text}
+"""
+
+    return section
 
 
 def main() -> int:
@@ -349,6 +409,7 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=10_000, help="pending tasks (÷ 10)")
     parser.add_argument("--only", help="run only the variants whose name contains this")
     parser.add_argument("--profile", help="cProfile one schedule() of the first matching variant")
+    parser.add_argument("--no-write", action="store_true", help="do not update the doc")
     args = parser.parse_args()
     if not (1 <= args.runs <= 20 and args.nodes >= ZONES * 2 and args.tasks % 10 == 0):
         parser.error("runs must be 1..20, nodes ≥ 20, tasks a multiple of 10")
@@ -363,7 +424,12 @@ def main() -> int:
     results = measure(chosen, nodes, args, rng)
     scaling = measure_scaling(args, rng) if args.only is None else []
     load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    report(args, results, scaling, f"before {load_before}, after {load_after}")
+    text = report(args, results, scaling, f"before {load_before}, after {load_after}")
+    print()
+    print(text)
+    if not args.no_write and args.only is None:
+        date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
+        write_section(SCRIPT, render(args, date, text), [row(date, args, results)])
     return 0
 
 
