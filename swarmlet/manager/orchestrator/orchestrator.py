@@ -190,25 +190,6 @@ class GlobalOrchestrator(ServiceOrchestrator):
     is_global = True
     reconcile = staticmethod(reconcile_global)
 
-    def _may_decide(self, task: Task) -> bool:
-        """Whether the task as it is now may change a decision about its service.
-
-        Most task events are an agent's reports of a task on its way to RUNNING, and none of
-        those steps decides anything here: restarts, failover and a stop-first replacement wait
-        for a task's end (or its node's change), and only a rolling update in flight waits for
-        RUNNING. Passing over them spares a pass over the whole service per report, which
-        with thousands of tasks was most of the manager's work (benchmarks/scale.py).
-        """
-        if task.desired_state != TaskState.RUNNING:
-            return True
-        state = task.status.state
-        if state in _ON_THE_WAY:
-            return False
-        if state == TaskState.RUNNING:
-            memory = self._memory.get(task.service_id)
-            return memory is None or bool(memory.updating)
-        return True
-
     def _services_near(self, node: Node) -> Iterable[str]:
         # Any node may join, leave or start to match a global service's constraints.
         return {s.id for s in self._store.all(Service) if s.is_global}
