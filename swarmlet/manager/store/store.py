@@ -187,13 +187,7 @@ class Store:
             if op.action is Action.CREATE:
                 if current is not None:
                     raise NameConflict(f"{kind.__name__.lower()} {obj.id} already exists")
-                written = obj.model_copy(
-                    update={
-                        "version": version,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
+                written = obj.replace(version=version, created_at=now, updated_at=now)
             else:
                 if current is None:
                     raise NotFound(f"{kind.__name__.lower()} {obj.id} not found")
@@ -205,12 +199,8 @@ class Store:
                 if op.action is Action.DELETE:
                     written = current
                 else:
-                    written = obj.model_copy(
-                        update={
-                            "version": version,
-                            "created_at": current.created_at,
-                            "updated_at": now,
-                        }
+                    written = obj.replace(
+                        version=version, created_at=current.created_at, updated_at=now
                     )
             pending[key] = None if op.action is Action.DELETE else written
             events.append(Event(op.action, written, revision))
