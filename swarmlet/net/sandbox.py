@@ -128,6 +128,12 @@ async def detach_task(task: Task) -> None:
     await asyncio.to_thread(_delete_links, names)
 
 
+# ``bridge fdb replace ... master static``: an entry in the bridge's table (not the port's
+# own), that does not age.
+NTF_MASTER = 0x04
+NUD_NOARP = 0x40
+
+
 def _attach(plan: TaskNetPlan, pid: int) -> None:
     with netlink_errors("opening netlink"), IPRoute() as ipr:
         for interface in plan.interfaces:
@@ -154,7 +160,16 @@ def _make_veth(ipr: Any, interface: TaskInterface, pid: int) -> None:
         if interface.mac:
             peer["address"] = interface.mac
         ipr.link("add", ifname=interface.host_name, kind="veth", mtu=interface.mtu, peer=peer)
-        ipr.link("set", index=index_of(ipr, interface.host_name), master=bridge, state="up")
+        veth = index_of(ipr, interface.host_name)
+        ipr.link("set", index=veth, master=bridge, state="up")
+        if interface.mac:
+            # The task's MAC is its address's: a task that had the address before, on another
+            # host, left the bridge believing that MAC lives behind the VXLAN port, and it
+            # would keep believing so (for minutes) until the new task sent a frame — which
+            # it never does if nothing reaches it. Pin the MAC to its port.
+            ipr.fdb(
+                "replace", ifindex=veth, lladdr=interface.mac, flags=NTF_MASTER, state=NUD_NOARP
+            )
 
 
 def _configure_inside(plan: TaskNetPlan) -> None:

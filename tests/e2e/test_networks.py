@@ -279,7 +279,7 @@ def test_scaling_draining_and_killing_update_dns_vips_and_the_mesh(
         assert all(r["Node"] != drained["Node"] for r in cli.tasks("webui", running_only=True))
         # The replacement is RUNNING as soon as its agent says so; the other hosts' data planes
         # take it in when its network state reaches them: within the same 2 s, every
-        # connection is answered, and none by the drained task.
+        # connection is answered, and in no attempt by the drained task.
         attempts: list[Counter[str]] = []
 
         def all_answered() -> bool:
@@ -287,6 +287,6 @@ def test_scaling_draining_and_killing_update_dns_vips_and_the_mesh(
             return "" not in attempts[-1]
 
         eventually(all_answered, timeout=2, what="every connection answered")
-        assert all(name not in seen for seen in attempts)  # in no attempt, not just the last
+        assert all(name not in seen for seen in attempts)
     finally:
         cli.ok("node", "update", "--availability", "active", drained["Node"])

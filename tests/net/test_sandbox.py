@@ -29,6 +29,7 @@ from swarmlet.models import (
     Task,
     TaskSpec,
 )
+from swarmlet.net.names import bridge_name, host_veth_name, mac_for, vxlan_name
 from swarmlet.net.sandbox import (
     SANDBOX_IMAGE,
     SANDBOX_LABEL,
@@ -195,6 +196,11 @@ async def test_a_task_joining_the_sandbox_has_its_network(docker, test_labels, h
     except NotFound:
         fail_or_skip(f"no image {TEST_IMAGE} (scripts/bootstrap.sh makes it)")
     the_task = task((BACKEND, "10.0.1.9/24")).replace(id=new_id())
+    # A task that had 10.0.1.9 on another host left the bridge sure that its MAC lives behind
+    # the VXLAN port (learned; here, static so that it does not age during the test).
+    mac, bridge = mac_for("10.0.1.9"), bridge_name(BACKEND.vni)
+    in_host = ("nsenter", f"--net=/run/netns/{host_netns}")
+    sh(*in_host, "bridge", "fdb", "add", mac, "dev", vxlan_name(BACKEND.vni), "master", "static")
     sandbox = await start_sandbox(docker, the_task, test_labels, nameserver="10.0.1.2")
     args = {
         "task": the_task.model_dump(mode="json", by_alias=True),
@@ -210,6 +216,9 @@ async def test_a_task_joining_the_sandbox_has_its_network(docker, test_labels, h
         json.dumps(args),
     )
     assert links_of(sandbox.pid) == ["eth0", "lo"]
+    # The new task's port has its MAC now, whatever the bridge believed.
+    entries = sh(*in_host, "bridge", "fdb", "show", "br", bridge).stdout.splitlines()
+    assert [e.split()[2] for e in entries if e.startswith(mac)] == [host_veth_name(the_task.id, 0)]
 
     # The task's container: in the sandbox's namespace, it reaches the host over eth0.
     command = "ip -o -4 addr show eth0 && ping -c 1 -W 2 10.0.1.2"
