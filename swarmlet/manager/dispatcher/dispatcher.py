@@ -18,7 +18,7 @@ from swarmlet.clock import Clock
 from swarmlet.errors import SwarmletError
 from swarmlet.manager.ca.rotation import certificate_update
 from swarmlet.manager.dispatcher import decide, networks
-from swarmlet.manager.store import Action, Op, Store, Watch
+from swarmlet.manager.store import Action, Op, OwnCommits, Store, Watch
 from swarmlet.models import (
     SECOND_NS,
     Cluster,
@@ -74,8 +74,8 @@ class Dispatcher:
         self._connections: dict[str, AgentConnection] = {}
         self._sent_networks: dict[str, NetworkState] = {}
         self._sent_certificates: dict[str, Certificates] = {}
-        # Revisions of the commits of agents' status reports, until the watch has seen them.
-        self._reported: set[int] = set()
+        # The commits of agents' status reports.
+        self._reported = OwnCommits()
         # Status reports waiting for the next batch's commit, and its timer.
         self._reports: list[tuple[str, Sequence[StatusUpdate]]] = []
         self._flush: asyncio.TimerHandle | None = None
@@ -265,7 +265,7 @@ class Dispatcher:
                         # A node's own report tells it nothing new, unless it releases secrets
                         # or configs: sending back all its tasks for every report was most of
                         # the agents' work with thousands of tasks.
-                        if event.revision not in self._reported or decide.releases_dependencies(
+                        if not self._reported.made(event.revision) or decide.releases_dependencies(
                             event.obj
                         ):
                             dirty.add(event.obj.node_id)
@@ -278,9 +278,6 @@ class Dispatcher:
                         renewing.add(event.obj.id)
                     elif isinstance(event.obj, Cluster):
                         renewing.update(self._connections)
-                if batch:
-                    last = batch[-1].revision
-                    self._reported = {r for r in self._reported if r > last}
                 self._push_certificates(renewing)
                 if any(_touches_networks(event.obj) for event in batch):
                     self._push_networks(list(self._connections))

@@ -17,7 +17,7 @@ from swarmlet.manager.orchestrator.global_ import reconcile_global
 from swarmlet.manager.orchestrator.loop import ControlLoop
 from swarmlet.manager.orchestrator.plan import Memory, Now, Plan
 from swarmlet.manager.orchestrator.replicated import reconcile_replicated
-from swarmlet.manager.store import Action, Event, Op, Store
+from swarmlet.manager.store import Action, Event, Op, OwnCommits, Store
 from swarmlet.models import Node, Service, Task, TaskState
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,7 @@ class ServiceOrchestrator(ControlLoop):
         super().__init__(store, clock)
         self._dirty: set[str] = set()
         self._memory: dict[str, Memory] = {}
-        # Revisions of this controller's own commits whose events have not come back yet.
-        self._own_revisions: set[int] = set()
+        self._own = OwnCommits()
         # Service ID -> monotonic time its next time-based decision is due.
         self._wake: dict[str, float] = {}
 
@@ -71,12 +70,10 @@ class ServiceOrchestrator(ControlLoop):
         self._dirty = {s.id for s in self._store.all(Service) if self._owns(s)}
 
     def mark(self, event: Event) -> None:
-        if event.revision in self._own_revisions:
+        if self._own.made(event.revision):
             # A pass leaves its services as it wants them: its own writes (new tasks, tasks
             # told to stop) decide nothing until something else happens to them.
             return
-        if self._own_revisions:
-            self._own_revisions = {r for r in self._own_revisions if r > event.revision}
         obj = event.obj
         if isinstance(obj, Service):
             if event.action is Action.DELETE:
@@ -150,7 +147,7 @@ class ServiceOrchestrator(ControlLoop):
     def _commit(self, ops: list[Op]) -> None:
         if ops:
             self._store.commit(ops)
-            self._own_revisions.add(self._store.revision)
+            self._own.add(self._store.revision)
 
     def _write(self, plans: dict[str, Plan], now: Now) -> None:
         """One commit for every plan; if it fails, each service on its own, so one stale plan

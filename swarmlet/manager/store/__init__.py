@@ -13,7 +13,7 @@ from swarmlet.manager.store.encryption import (
     rekey_key_file,
     write_key_file,
 )
-from swarmlet.manager.store.events import Action, Event, Op
+from swarmlet.manager.store.events import Action, Event, Op, OwnCommits
 from swarmlet.manager.store.store import Compacted, Snapshot, Store, Watch
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "Event",
     "MemoryBackend",
     "Op",
+    "OwnCommits",
     "Snapshot",
     "SqliteBackend",
     "Store",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -42,3 +43,27 @@ class Event:
     action: Action
     obj: StoredObject
     revision: int
+
+
+class OwnCommits:
+    """The revisions of the commits a component made itself, until its watch has passed them:
+    to tell its own writes coming back as events from everyone else's.
+
+    Commits are numbered in the order they are made and a watch yields events in revision
+    order, so the revisions wait in a queue and each is dropped once an event beyond it has
+    been seen.
+    """
+
+    def __init__(self) -> None:
+        self._pending: deque[int] = deque()
+
+    def add(self, revision: int) -> None:
+        """Note a commit just made (``store.revision`` right after it)."""
+        self._pending.append(revision)
+
+    def made(self, revision: int) -> bool:
+        """Whether an event of this revision is one of those commits' own."""
+        pending = self._pending
+        while pending and pending[0] < revision:
+            pending.popleft()
+        return bool(pending) and pending[0] == revision

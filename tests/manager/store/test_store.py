@@ -16,6 +16,7 @@ from swarmlet.manager.store import (
     Compacted,
     MemoryBackend,
     Op,
+    OwnCommits,
     SqliteBackend,
     Store,
 )
@@ -157,3 +158,14 @@ def test_sqlite_commits_survive_a_restart(tmp_path: Path, encrypted: bool) -> No
     assert (again.revision, again.all(Service), again.all(Node), again.all(Task)) == expected
     assert again.tasks_of_node("n1")[0].status.state == TaskState.RUNNING
     again.close()
+
+
+def test_own_commits_are_told_from_the_others_as_their_events_pass() -> None:
+    own = OwnCommits()
+    own.add(3)
+    own.add(5)
+    seen = [(revision, own.made(revision)) for revision in (1, 3, 3, 4, 5, 6)]
+    assert seen == [(1, False), (3, True), (3, True), (4, False), (5, True), (6, False)]
+    own.add(8)
+    assert not own.made(7)
+    assert own.made(8)
