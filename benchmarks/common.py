@@ -1,6 +1,6 @@
 """What the benchmarks of issue 5 share: their lab, the engine, the machine, docs/benchmarks.md.
 
-- ``own_lab``: the benchmarks' lab ``swlb`` (the same config as ``mesh.py``'s, so that two
+- ``own_lab``: the benchmarks' lab ``swlb`` (mesh.py's too, so that two
   benchmarks never run side by side: they share its lock), up for a ``with`` block and torn
   down after it whatever happens;
 - ``Api``: Engine API calls over a unix socket (swarmletd's or the engine's), for polling;
@@ -37,7 +37,7 @@ if str(ROOT) not in sys.path:
 from swarmlet.lab.lab import Lab  # noqa: E402
 from swarmlet.lab.plan import LabConfig  # noqa: E402
 
-# mesh.py's lab: one lab, one lock for every benchmark.
+# The benchmarks' lab: one lab, one lock for every benchmark.
 LAB = LabConfig.named("swlb", "192.168.250")
 DOC = ROOT / "docs" / "benchmarks.md"
 IMAGE = "swarmlet-test/busybox:latest"
@@ -157,17 +157,20 @@ def filters(**values: Sequence[str]) -> dict[str, str]:
 # --- the machine -----------------------------------------------------------------------------
 
 
-def machine() -> str:
+def machine(engine: bool = True) -> str:
+    """The machine a figure was measured on (and the engine's version, for the benchmarks that
+    use it)."""
     model = "?"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
     kib = int(Path("/proc/meminfo").read_text().split()[1])
-    return (
+    described = (
         f"{os.cpu_count()} vCPU {model}, {kib / 2**20:.0f} GiB, Linux {platform.release()}, "
-        f"Python {platform.python_version()}, Docker Engine {engine_version()}"
+        f"Python {platform.python_version()}"
     )
+    return f"{described}, Docker Engine {engine_version()}" if engine else described
 
 
 def engine_version() -> str:

@@ -33,7 +33,6 @@ import datetime
 import fcntl
 import json
 import os
-import platform
 import shlex
 import signal
 import statistics
@@ -49,10 +48,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import LAB, log, machine  # noqa: E402
 from swarmlet.lab.lab import Lab  # noqa: E402
-from swarmlet.lab.plan import LabConfig  # noqa: E402
 
-CONFIG = LabConfig.named("swlb", "192.168.250")
+CONFIG = LAB  # every benchmark's lab: one lab, one lock
 LOADGEN = ROOT / "benchmarks" / "loadgen.py"
 DOC = ROOT / "docs" / "benchmarks.md"
 IMAGE = "swarmlet-test/busybox:latest"
@@ -62,10 +61,6 @@ TARGET_RATIO = 0.9
 READY_S = 120
 BEGIN = "<!-- benchmarks/mesh.py: begin -->"
 END = "<!-- benchmarks/mesh.py: end -->"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 @dataclass(frozen=True)
@@ -222,19 +217,6 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, float]:
 # --- reporting -------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    model = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    kib = int(Path("/proc/meminfo").read_text().split()[1])
-    return (
-        f"{os.cpu_count()} vCPU {model}, {kib / 2**20:.0f} GiB, "
-        f"Linux {platform.release()}, Python {platform.python_version()}"
-    )
-
-
 def other_labs() -> list[str]:
     """Lab namespaces on the machine that are not ours: other work sharing the CPUs."""
     argv = ["ip", "netns", "list"]
@@ -265,7 +247,8 @@ def row(
 ) -> str:
     met = "yes" if ratio >= TARGET_RATIO else "**no**"
     return (
-        f"| {date} | {machine()} | {method(args)} | {mesh['rps']:.0f} | {direct['rps']:.0f} | "
+        f"| {date} | {machine(engine=False)} | {method(args)} | {mesh['rps']:.0f} | "
+        f"{direct['rps']:.0f} | "
         f"**{ratio:.2f}** (paired {paired:.2f}) | {met} | "
         f"{fmt_ms(mesh['p50_ms'])} / {fmt_ms(mesh['p99_ms'])} | "
         f"{fmt_ms(direct['p50_ms'])} / {fmt_ms(direct['p99_ms'])} |"
@@ -416,7 +399,7 @@ def main() -> int:
     load_after = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
     print()
-    print(f"machine: {machine()}")
+    print(f"machine: {machine(engine=False)}")
     print(f"method:  {method(args)}")
     for name in ("mesh", "direct"):
         s = sums[name]

@@ -43,8 +43,6 @@ import contextlib
 import cProfile
 import datetime
 import gc
-import os
-import platform
 import pstats
 import random
 import sys
@@ -58,7 +56,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import write_section  # noqa: E402
+from benchmarks.common import log, machine, write_section  # noqa: E402
 from swarmlet.clock import SystemClock  # noqa: E402
 from swarmlet.manager.scheduler import Scheduler, schedule  # noqa: E402
 from swarmlet.manager.store import Op, Store  # noqa: E402
@@ -87,10 +85,6 @@ SCALING_NODES = (250, 1000, 4000)
 SCRIPT = "scheduler.py"
 SEED = 5  # the IDs, hence the scheduler's seeded choices: every run places the same way
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def swarm_id(rng: random.Random) -> str:
@@ -259,19 +253,6 @@ def best_of(runs: int, measure: Callable[[], float]) -> tuple[float, list[float]
 # --- reporting -------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    model = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    kib = int(Path("/proc/meminfo").read_text().split()[1])
-    return (
-        f"{os.cpu_count()} vCPU {model}, {kib / 2**20:.0f} GiB, "
-        f"Linux {platform.release()}, Python {platform.python_version()}"
-    )
-
-
 def profile(variant: Variant, nodes: list[Node], tasks: int, rng: random.Random) -> None:
     pending = make_tasks(variant, tasks, rng)
     schedule(pending, nodes, [])
@@ -320,7 +301,7 @@ def report(
 ) -> str:
     """The figures as markdown (printed, and written into the doc)."""
     lines = [
-        f"Machine: {machine()}. Load average {load}.",
+        f"Machine: {machine(engine=False)}. Load average {load}.",
         "",
         "| variant | schedule() ms | placements/s | controller ms | placements/s |",
         "|---|---:|---:|---:|---:|",
