@@ -21,7 +21,8 @@ import aiohttp
 
 from swarmlet.clock import Clock
 from swarmlet.errors import Forbidden, InvalidSpec, Unavailable
-from swarmlet.pki import CertificateInfo, Credentials, JoinToken, new_key_and_csr, root_digest
+from swarmlet.pki import CertificateInfo, Credentials, JoinToken, root_digest
+from swarmlet.pki.keygen import KeyMaker, new_key_and_csr_apart
 from swarmlet.pki.tls import MANAGER_NAME, client_context, unverified_context
 from swarmlet.protocol import (
     CA_PATH,
@@ -77,7 +78,12 @@ async def _request(
     raise Unavailable(message)
 
 
-async def join(addrs: Sequence[str], token: str, credentials: Credentials) -> str:
+async def join(
+    addrs: Sequence[str],
+    token: str,
+    credentials: Credentials,
+    new_key_and_csr: KeyMaker = new_key_and_csr_apart,
+) -> str:
     """Get the node's first certificate from one of the managers; returns the node's ID.
 
     Raises InvalidSpec for a token the manager refuses or whose digest does not name the
@@ -89,7 +95,7 @@ async def join(addrs: Sequence[str], token: str, credentials: Credentials) -> st
         try:
             async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
                 root = await _fetch_root(http, addr, digest)
-                key, csr = new_key_and_csr()
+                key, csr = await new_key_and_csr()
                 body = CertificateRequest(csr=csr, token=token)
                 issued = await _request(http, _url(addr, JOIN_PATH), body, client_context(root))
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -120,8 +126,10 @@ class CertificateRenewer:
         clock: Clock,
         rng: random.Random | None = None,
         renewed: Callable[[], Awaitable[None]] | None = None,
+        new_key_and_csr: KeyMaker = new_key_and_csr_apart,
     ) -> None:
         self._credentials = credentials
+        self._new_key_and_csr = new_key_and_csr
         self._on_renewed = renewed
         self._managers = list(manager_addrs)
         self._clock = clock
@@ -160,8 +168,8 @@ class CertificateRenewer:
     async def renew(self) -> None:
         """Raises Unavailable when no manager renews it."""
         errors = []
+        key, csr = await self._new_key_and_csr()
         for addr in self._managers:
-            key, csr = new_key_and_csr()
             tls = client_context(self._credentials.trust(), self._credentials)
             try:
                 async with aiohttp.ClientSession(timeout=TIMEOUT) as http:

@@ -41,7 +41,7 @@ from swarmlet.models import (
 )
 from swarmlet.net.mesh import remove_mesh
 from swarmlet.net.netlink import program_host
-from swarmlet.pki import Credentials, JoinToken, new_key_and_csr
+from swarmlet.pki import Credentials, JoinToken
 from swarmlet.pki.tls import client_context
 
 if TYPE_CHECKING:
@@ -138,7 +138,7 @@ class NodeControl:
         return self._engine_socket
 
     async def init(self, request: InitRequest) -> str:
-        from swarmlet.manager.store import create_key_file  # manager only (see above)
+        from swarmlet.manager.store.encryption import create_key_file  # manager only (see above)
 
         async with self._busy:
             if self._identity:
@@ -178,6 +178,7 @@ class NodeControl:
         from swarmlet.manager.allocator import ingress_network  # manager only (see above)
         from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
         from swarmlet.manager.store import Op
+        from swarmlet.pki.ca import new_key_and_csr
 
         spec = ClusterSpec.model_validate(request.spec or {})
         root_ca, join_tokens = new_cluster_root(self._clock.now())
@@ -219,7 +220,7 @@ class NodeControl:
             self._start(None)
 
     async def unlock(self, key: str) -> None:
-        from swarmlet.manager.store import parse_unlock_key  # manager only (see above)
+        from swarmlet.manager.store.encryption import parse_unlock_key  # manager only (above)
 
         async with self._busy:
             unlock_key = parse_unlock_key(key)
@@ -233,7 +234,11 @@ class NodeControl:
 
     async def set_autolock(self, enabled: bool, rotate: bool) -> str:
         # Manager only (see above).
-        from swarmlet.manager.store import new_unlock_key, parse_unlock_key, rekey_key_file
+        from swarmlet.manager.store.encryption import (
+            new_unlock_key,
+            parse_unlock_key,
+            rekey_key_file,
+        )
 
         async with self._busy:
             current = parse_unlock_key(self._unlock_key) if self._unlock_key else None
@@ -277,7 +282,7 @@ class NodeControl:
             self._group = group
             identity = self._identity
             if identity is not None and identity.role == NodeRole.MANAGER:
-                from swarmlet.manager.store import key_file_sealed  # manager only (see above)
+                from swarmlet.manager.store.encryption import key_file_sealed  # manager only
 
                 # With autolock, nothing runs until `docker swarm unlock` gives the key.
                 self._locked = key_file_sealed(self._key_file)
@@ -342,13 +347,14 @@ class NodeControl:
 
     @property
     def _key_file(self) -> Path:
-        from swarmlet.manager.store import KEY_FILE  # manager only (see above)
-
-        return self._state_dir / KEY_FILE
+        return self._state_dir / identity_file.KEY_FILE
 
     def _open_store(self, unlock_key: bytes | None) -> Store:
         """The manager's store, its rows sealed with the key file's DEK."""
-        from swarmlet.manager.store import Cipher, SqliteBackend, Store, read_dek  # manager only
+        # Manager only (see above).
+        from swarmlet.manager.store import Store
+        from swarmlet.manager.store.encryption import Cipher, read_dek
+        from swarmlet.manager.store.sqlite import SqliteBackend
 
         cipher = Cipher(read_dek(self._key_file, unlock_key))
         backend = SqliteBackend(self._state_dir / identity_file.STORE_FILE, cipher)

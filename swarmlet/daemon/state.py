@@ -13,6 +13,8 @@ from swarmlet.models import NodeRole
 
 NODE_FILE = "node.json"
 STORE_FILE = "store.db"
+# The store's data encryption key, sealed under the unlock key with autolock.
+KEY_FILE = "store.key"
 
 
 class NodeIdentity(BaseModel):
@@ -42,7 +44,5 @@ def save_identity(state_dir: Path, identity: NodeIdentity) -> None:
 
 def forget(state_dir: Path) -> None:
     """Leave the swarm: the identity, the store and the store's key go."""
-    from swarmlet.manager.store import KEY_FILE  # the store's package: not loaded on workers
-
     for name in (NODE_FILE, STORE_FILE, STORE_FILE + "-wal", STORE_FILE + "-shm", KEY_FILE):
         (state_dir / name).unlink(missing_ok=True)

@@ -1,13 +1,14 @@
-"""The cluster's PKI: its root CA, node certificates, join tokens, and the TLS contexts built
-from them. Pure functions over PEM text; nothing here touches the store or the network."""
+"""The cluster's PKI: what a certificate says, join tokens, a node's credentials on disk, and
+the TLS contexts built from them. Pure functions over PEM text; nothing here touches the store
+or the network.
 
-from swarmlet.pki.ca import (
+The CA itself (a root, issuing, cross-signing, a new key and CSR) is ``swarmlet.pki.ca``,
+imported only where a certificate is made: it loads ``cryptography``, which a worker does not
+keep in memory (docs/security.md).
+"""
+
+from swarmlet.pki.certificate import (
     CertificateInfo,
-    Issuer,
-    cross_sign,
-    issue,
-    new_key_and_csr,
-    new_root,
     node_tls_info,
     read_certificate,
     root_digest,
@@ -19,12 +20,7 @@ from swarmlet.pki.tokens import JoinToken
 __all__ = [
     "CertificateInfo",
     "Credentials",
-    "Issuer",
     "JoinToken",
-    "cross_sign",
-    "issue",
-    "new_key_and_csr",
-    "new_root",
     "node_tls_info",
     "read_certificate",
     "root_digest",

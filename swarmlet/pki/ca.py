@@ -1,4 +1,7 @@
-"""The root CA and the certificates it issues, in Swarm's shapes.
+"""The root CA and the certificates it issues, in Swarm's shapes, made with ``cryptography``.
+
+Only a manager (and a process asking for a certificate, see ``swarmlet.pki.keygen``) imports
+this module: what every node reads of a certificate is in ``swarmlet.pki.certificate``.
 
 A node certificate names the node ID (CN), its role (OU ``swarm-manager`` or ``swarm-worker``)
 and the cluster (O), and carries the role as a DNS name so that an agent can check it is talking
@@ -8,9 +11,6 @@ contributes its public key.
 
 from __future__ import annotations
 
-import base64
-import functools
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,15 +21,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from swarmlet.errors import InvalidSpec
-from swarmlet.models import NodeRole, TLSInfo
+from swarmlet.models import NodeRole
+from swarmlet.pki.certificate import ROLE_UNITS
 
 ROOT_NAME = "swarm-ca"
 ROOT_EXPIRY = timedelta(days=20 * 365)
-ROLE_UNITS = {NodeRole.MANAGER: "swarm-manager", NodeRole.WORKER: "swarm-worker"}
 # Issued certificates start an hour back, so that a node whose clock is a little behind the
 # manager's accepts them at once (Swarm does the same).
 BACKDATE = timedelta(hours=1)
-_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _MIN_RSA_BITS = 2048
 
 
@@ -39,33 +38,6 @@ class Issuer:
 
     cert_pem: str
     key_pem: str
-
-
-@dataclass(frozen=True)
-class CertificateInfo:
-    """What a certificate says about its holder and its issuer."""
-
-    node_id: str
-    role: NodeRole | None
-    cluster_id: str
-    serial: int
-    not_before: datetime
-    not_after: datetime
-    # The issuer's subject, DER in base64 (the API's TLSInfo.CertIssuerSubject).
-    issuer_subject: str
-
-
-def base36(number: int, width: int) -> str:
-    digits = []
-    while number:
-        number, rest = divmod(number, 36)
-        digits.append(_BASE36[rest])
-    return "".join(reversed(digits)).rjust(width, "0")
-
-
-def root_digest(cert_pem: str) -> str:
-    """Swarm's digest of a root CA: SHA-256 of its PEM, in base 36, 50 characters."""
-    return base36(int.from_bytes(hashlib.sha256(cert_pem.encode()).digest()), 50)
 
 
 def _name(common_name: str, unit: str = "", organization: str = "") -> x509.Name:
@@ -197,41 +169,6 @@ def issue(
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
-    values = name.get_attributes_for_oid(oid)
-    return str(values[0].value) if values else ""
-
-
-def _der_b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def read_certificate(cert: str | bytes) -> CertificateInfo:
-    """The holder and issuer of a certificate, PEM text or DER bytes.
-
-    Raises InvalidSpec for something that is not a certificate.
-    """
-    try:
-        parsed = (
-            x509.load_pem_x509_certificate(cert.encode())
-            if isinstance(cert, str)
-            else x509.load_der_x509_certificate(cert)
-        )
-    except ValueError as exc:
-        raise InvalidSpec("invalid certificate: not a PEM or DER X.509 certificate") from exc
-    unit = _attribute(parsed.subject, NameOID.ORGANIZATIONAL_UNIT_NAME)
-    roles = {value: role for role, value in ROLE_UNITS.items()}
-    return CertificateInfo(
-        node_id=_attribute(parsed.subject, NameOID.COMMON_NAME),
-        role=roles.get(unit),
-        cluster_id=_attribute(parsed.subject, NameOID.ORGANIZATION_NAME),
-        serial=parsed.serial_number,
-        not_before=parsed.not_valid_before_utc,
-        not_after=parsed.not_valid_after_utc,
-        issuer_subject=_der_b64(parsed.issuer.public_bytes()),
-    )
-
-
 def cross_sign(old: Issuer, new: Issuer, now: datetime) -> str:
     """The new root's name and key signed by the old root: an intermediate that lets a node
     trusting only the old root verify certificates the new root issues (Swarm's way through
@@ -260,40 +197,3 @@ def cross_sign(old: Issuer, new: Issuer, now: datetime) -> str:
         .sign(old_key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def node_tls_info(node_pem: str, trust_pem: str) -> TLSInfo:
-    """What a node trusts and who issued its certificate: the certificate in ``node_pem``
-    (followed by any intermediates) is checked against each of them and each trusted root,
-    and the one that signed it is the issuer. Empty issuer fields when none did."""
-    certificates = x509.load_pem_x509_certificates(node_pem.encode())
-    leaf, candidates = certificates[0], certificates[1:]
-    candidates += x509.load_pem_x509_certificates(trust_pem.encode())
-    for candidate in candidates:
-        try:
-            leaf.verify_directly_issued_by(candidate)
-        except (ValueError, TypeError, InvalidSignature):
-            continue
-        key = candidate.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return TLSInfo(
-            trust_root=trust_pem,
-            cert_issuer_subject=_der_b64(candidate.subject.public_bytes()),
-            cert_issuer_public_key=_der_b64(key),
-        )
-    return TLSInfo(trust_root=trust_pem)
-
-
-@functools.lru_cache(maxsize=8)
-def tls_info(root_pem: str) -> TLSInfo:
-    """The TLSInfo of certificates issued by the root ``root_pem``."""
-    root = x509.load_pem_x509_certificate(root_pem.encode())
-    key = root.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return TLSInfo(
-        trust_root=root_pem,
-        cert_issuer_subject=_der_b64(root.subject.public_bytes()),
-        cert_issuer_public_key=_der_b64(key),
-    )

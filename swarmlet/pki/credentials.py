@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from swarmlet.pki.ca import CertificateInfo, read_certificate
+from swarmlet.pki.certificate import CertificateInfo, read_certificate
 
 FOLDER = "certificates"
 

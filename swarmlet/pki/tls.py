@@ -13,7 +13,7 @@ import asyncio.sslproto
 import ssl
 
 from swarmlet.models import NodeRole
-from swarmlet.pki.ca import ROLE_UNITS, CertificateInfo, read_certificate
+from swarmlet.pki.certificate import ROLE_UNITS, CertificateInfo, read_certificate
 from swarmlet.pki.credentials import Credentials
 
 # The name an agent expects in the manager's certificate.

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 
 from swarmlet.errors import InvalidSpec
-from swarmlet.pki.ca import base36
+from swarmlet.pki.certificate import base36
 
 PREFIX = "SWMTKN-1"
 _FORMAT = re.compile(r"SWMTKN-1-([0-9a-z]{50})-([0-9a-z]{25})")

@@ -36,7 +36,8 @@ from swarmlet.models import (
     NodeState,
     NodeStatus,
 )
-from swarmlet.pki import Credentials, new_key_and_csr
+from swarmlet.pki import Credentials
+from swarmlet.pki.ca import new_key_and_csr
 
 HOST = "127.0.0.1"
 REFUSED = "the simulated manager's swarm is made once, at its start"

@@ -32,6 +32,7 @@ from swarmlet.clock import Clock, SystemClock
 from swarmlet.errors import InvalidSpec, Unavailable
 from swarmlet.models import NodeDescription, TLSInfo
 from swarmlet.pki import Credentials, JoinToken, node_tls_info, root_digest
+from swarmlet.pki.keygen import new_key_and_csr_here
 from swarmlet.protocol import Certificates, NodeTLS, StatusUpdate
 from swarmlet.sim.engine import Behaviour, SimulatedEngine
 
@@ -101,7 +102,11 @@ class SimulatedNode:
         # No networking and no task files: nothing here touches the host.
         self.worker = Worker(engine, node_id, self._report, clock)
         self.certificates = CertificateRenewer(
-            credentials, manager_addrs, clock, renewed=self._report_tls
+            credentials,
+            manager_addrs,
+            clock,
+            renewed=self._report_tls,
+            new_key_and_csr=new_key_and_csr_here,
         )
         self.session = Session(
             credentials=credentials,
@@ -248,7 +253,9 @@ class SimulatedCluster:
         while True:
             try:
                 async with self._joining:
-                    return await certificates.join(self._managers, self._token, credentials)
+                    return await certificates.join(
+                        self._managers, self._token, credentials, new_key_and_csr_here
+                    )
             except Unavailable as exc:
                 if attempt >= JOIN_ATTEMPTS:
                     raise

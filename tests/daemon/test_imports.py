@@ -42,6 +42,20 @@ def test_the_worker_entry_point_leaves_the_manager_out() -> None:
     assert "swarmlet.manager.api.app" in loaded  # the API is served on every node
 
 
+def test_the_worker_entry_point_loads_neither_the_ca_nor_the_durable_store() -> None:
+    # cryptography's bindings and SQLite: a manager's, some 11 MiB of a worker's memory.
+    modules = _modules_after("import swarmlet.daemon")
+    assert "swarmlet.pki.certificate" in modules  # certificates are read on every node
+    heavy = (
+        "cryptography",
+        "sqlite3",
+        "_sqlite3",
+        "swarmlet.pki.ca",
+        "swarmlet.manager.store.sqlite",
+    )
+    assert {m for m in modules if _within(m, heavy)} == set()
+
+
 def test_the_worker_entry_point_loads_no_test_framework_and_no_unused_netlink_api() -> None:
     modules = _modules_after("import swarmlet.daemon")
     assert "pyroute2.iproute" in modules

@@ -15,7 +15,8 @@ from swarmlet.ids import new_id
 from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
 from swarmlet.manager.store import Op, Store
 from swarmlet.models import Cluster, Node, NodeRole, NodeSpec
-from swarmlet.pki import Credentials, new_key_and_csr
+from swarmlet.pki import Credentials
+from swarmlet.pki.ca import new_key_and_csr
 
 LEADER = "192.168.5.1:2377"
 

@@ -22,7 +22,8 @@ from swarmlet.lab.lab import Lab, docker_cli
 from swarmlet.lab.plan import LabConfig
 from swarmlet.lab.testing import lab_running
 from swarmlet.models import NodeRole
-from swarmlet.pki import Credentials, JoinToken, issue, new_key_and_csr, new_root, root_digest
+from swarmlet.pki import Credentials, JoinToken, root_digest
+from swarmlet.pki.ca import issue, new_key_and_csr, new_root
 from swarmlet.pki.tls import client_context
 from tests.e2e.conftest import eventually
 from tests.tls_probe import HANDSHAKE_FAILED, open_session_blocking
@@ -182,6 +183,12 @@ def test_certificates_are_renewed_before_they_expire_and_sessions_go_on(swarm: S
     eventually(renewed_twice, timeout=60, what="two renewals of node2's certificate")
     assert swarm.states()["node2"] == "Ready"
     assert log_file.read_text().count("session open to") == sessions_before
+    # Its keys and CSRs were made by child processes: the worker, which joined and renewed,
+    # never loaded cryptography's bindings (swarmlet.pki.keygen).
+    pid = int(swarm.lab.host("node2").pid_file.read_text().split()[0])
+    mapped = Path(f"/proc/{pid}/maps").read_text()
+    assert "cryptography" not in mapped
+    assert "_pydantic_core" in mapped  # the check reads the right process
 
 
 def test_a_root_rotation_completes_with_every_node_staying_ready(swarm: Swarm) -> None:

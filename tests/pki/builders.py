@@ -12,7 +12,8 @@ from cryptography.x509.oid import NameOID
 
 from swarmlet.ids import new_id
 from swarmlet.models import NodeRole
-from swarmlet.pki import Credentials, Issuer, issue, new_key_and_csr
+from swarmlet.pki import Credentials
+from swarmlet.pki.ca import Issuer, issue, new_key_and_csr
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)

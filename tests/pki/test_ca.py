@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from datetime import timedelta
 
 import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from swarmlet.errors import InvalidSpec
 from swarmlet.models import NodeRole
-from swarmlet.pki import issue, new_key_and_csr, new_root, read_certificate, root_digest, tls_info
+from swarmlet.pki.ca import issue, new_key_and_csr, new_root
 from tests.pki.builders import (
     NOW,
     csr_of,
@@ -179,70 +177,6 @@ def _p192_csr() -> str:
 def test_a_bad_csr_is_refused(make_csr, reason: str) -> None:
     with pytest.raises(InvalidSpec, match=f"invalid certificate signing request: .*{reason}"):
         issue_for(NodeRole.WORKER, make_csr())
-
-
-# Reading certificates
-
-
-def test_read_certificate_reads_pem_and_der_alike() -> None:
-    pem = issue_for(NodeRole.MANAGER, node_id="node-7")
-    cert = load(pem)
-    info = read_certificate(pem)
-    assert read_certificate(cert.public_bytes(serialization.Encoding.DER)) == info
-    assert (info.node_id, info.role, info.cluster_id) == ("node-7", NodeRole.MANAGER, "cluster-1")
-    assert info.serial == cert.serial_number
-    assert (info.not_before, info.not_after) == (NOW - timedelta(hours=1), NOW + EXPIRY)
-    assert base64.b64decode(info.issuer_subject) == load(ROOT.cert_pem).subject.public_bytes()
-
-
-def test_read_certificate_takes_the_certificate_before_a_key() -> None:
-    key_pem, csr_pem = new_key_and_csr()
-    pem = issue_for(NodeRole.WORKER, csr_pem, node_id="node-8")
-    assert read_certificate(pem + key_pem).node_id == "node-8"
-
-
-def test_a_certificate_without_a_swarm_role_reads_as_no_role() -> None:
-    info = read_certificate(ROOT.cert_pem)
-    assert (info.node_id, info.role, info.cluster_id) == ("swarm-ca", None, "")
-
-
-@pytest.mark.parametrize("garbage", ["", "hello", b"", b"\x30\x03\x02\x01\x00"])
-def test_read_certificate_refuses_what_is_not_a_certificate(garbage: str | bytes) -> None:
-    with pytest.raises(InvalidSpec, match="invalid certificate"):
-        read_certificate(garbage)
-
-
-# The root's digest and TLSInfo
-
-
-def test_the_digest_is_the_sha256_of_the_pem_in_50_base36_digits() -> None:
-    digest = root_digest(ROOT.cert_pem)
-    assert len(digest) == 50
-    assert set(digest) <= set("0123456789abcdefghijklmnopqrstuvwxyz")
-    expected = int.from_bytes(hashlib.sha256(ROOT.cert_pem.encode()).digest())
-    assert int(digest, 36) == expected
-
-
-def test_the_digest_changes_with_the_root() -> None:
-    assert root_digest(ROOT.cert_pem) == root_digest(ROOT.cert_pem)
-    assert root_digest(new_root(NOW).cert_pem) != root_digest(ROOT.cert_pem)
-
-
-def test_tls_info_is_the_subject_and_public_key_of_the_root() -> None:
-    root = load(ROOT.cert_pem)
-    info = tls_info(ROOT.cert_pem)
-    assert info.trust_root == ROOT.cert_pem
-    assert x509.Name.from_rfc4514_string("CN=swarm-ca").public_bytes() == base64.b64decode(
-        info.cert_issuer_subject
-    )
-    assert base64.b64decode(info.cert_issuer_subject) == root.subject.public_bytes()
-    public = serialization.load_der_public_key(base64.b64decode(info.cert_issuer_public_key))
-    assert public == root.public_key()
-
-
-def test_tls_info_matches_the_issuer_of_the_certificates_the_root_signs() -> None:
-    info = read_certificate(issue_for(NodeRole.WORKER))
-    assert info.issuer_subject == tls_info(ROOT.cert_pem).cert_issuer_subject
 
 
 def test_the_hash_of_the_signature_is_sha256() -> None:

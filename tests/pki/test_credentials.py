@@ -12,7 +12,8 @@ import pytest
 from cryptography import x509
 
 from swarmlet.models import NodeRole
-from swarmlet.pki import Credentials, Issuer, issue, new_key_and_csr, new_root
+from swarmlet.pki import Credentials
+from swarmlet.pki.ca import Issuer, issue, new_key_and_csr, new_root
 from tests.pki.builders import NOW, load, load_key, spki
 
 ROOT = new_root(NOW)

@@ -13,7 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from swarmlet.models import NodeRole
-from swarmlet.pki import CertificateInfo, Credentials, Issuer, new_root
+from swarmlet.pki import CertificateInfo, Credentials
+from swarmlet.pki.ca import Issuer, new_root
 from swarmlet.pki.tls import (
     MANAGER_NAME,
     TLS_READ_BUFFER,

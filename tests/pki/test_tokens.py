@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from swarmlet.errors import InvalidSpec
-from swarmlet.pki import JoinToken, new_root, root_digest
-from swarmlet.pki.ca import base36
+from swarmlet.pki import JoinToken, root_digest
+from swarmlet.pki.ca import new_root
+from swarmlet.pki.certificate import base36
 from tests.pki.builders import NOW
 
 BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"

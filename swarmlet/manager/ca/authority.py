@@ -31,15 +31,8 @@ from swarmlet.models import (
     NodeStatus,
     RootCA,
 )
-from swarmlet.pki import (
-    CertificateInfo,
-    Issuer,
-    JoinToken,
-    issue,
-    new_root,
-    read_certificate,
-    root_digest,
-)
+from swarmlet.pki import CertificateInfo, JoinToken, read_certificate, root_digest
+from swarmlet.pki.ca import Issuer, issue, new_root
 
 INVALID_TOKEN = "A valid join token is necessary to join this cluster"
 NOT_A_SWARM = "This node is not part of a swarm"

@@ -19,7 +19,8 @@ from swarmlet.manager.ca.authority import trust_of
 from swarmlet.manager.orchestrator.loop import ControlLoop
 from swarmlet.manager.store import Event, Op, Store
 from swarmlet.models import Cluster, JoinTokens, Node, RootCA
-from swarmlet.pki import Issuer, JoinToken, cross_sign, new_root, root_digest, tls_info
+from swarmlet.pki import JoinToken, root_digest, tls_info
+from swarmlet.pki.ca import Issuer, cross_sign, new_root
 from swarmlet.protocol import Certificates
 
 log = logging.getLogger(__name__)

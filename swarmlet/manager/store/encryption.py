@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from swarmlet.errors import CannotDecrypt, Conflict, InvalidSpec, Locked, NotFound, Unauthorized
 
-KEY_FILE = "store.key"
 KEY_SIZE = 32
 NONCE_SIZE = 12
 UNLOCK_KEY_PREFIX = "SWMKEY-1-"

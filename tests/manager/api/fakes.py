@@ -10,13 +10,8 @@ from swarmlet.errors import InvalidSpec, Unauthorized, Unavailable
 from swarmlet.ids import new_id
 from swarmlet.manager.allocator import ingress_network
 from swarmlet.manager.api.control import InitRequest, JoinRequest, LeaderRoute, LocalNodeState
-from swarmlet.manager.store import (
-    INVALID_UNLOCK_KEY,
-    Op,
-    Store,
-    new_unlock_key,
-    parse_unlock_key,
-)
+from swarmlet.manager.store import Op, Store
+from swarmlet.manager.store.encryption import INVALID_UNLOCK_KEY, new_unlock_key, parse_unlock_key
 from swarmlet.models import (
     Cluster,
     JoinTokens,

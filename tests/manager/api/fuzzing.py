@@ -32,7 +32,8 @@ from swarmlet.clock import FakeClock
 from swarmlet.manager.allocator import ingress_network
 from swarmlet.manager.api import make_app
 from swarmlet.manager.api.control import LocalNodeState
-from swarmlet.manager.store import Op, Store, new_unlock_key
+from swarmlet.manager.store import Op, Store
+from swarmlet.manager.store.encryption import new_unlock_key
 from swarmlet.models import (
     Cluster,
     Config,
@@ -59,7 +60,7 @@ from swarmlet.models import (
     TaskStatus,
     Version,
 )
-from swarmlet.pki import new_root
+from swarmlet.pki.ca import new_root
 from tests.manager.api.fakes import FakeControl, token
 
 SLOW = 3.0  # seconds: the most one request may take (a backtracking regex blocks the loop)

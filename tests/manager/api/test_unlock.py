@@ -9,7 +9,7 @@ from swarmlet.manager.api.app import ROUTES
 from swarmlet.manager.api.common import LOCKED, LOCKED_LEAVE, NOT_IN_SWARM, WORKER
 from swarmlet.manager.api.control import LocalNodeState
 from swarmlet.manager.api.system import swarm_info
-from swarmlet.manager.store import new_unlock_key
+from swarmlet.manager.store.encryption import new_unlock_key
 
 # What a node answers whatever its state: the system endpoints, joining and leaving, the
 # unlock itself, and the networks (passed to the engine when not a manager).

@@ -28,15 +28,8 @@ from swarmlet.models import (
     NodeState,
 )
 from swarmlet.models.cluster import CAConfig
-from swarmlet.pki import (
-    CertificateInfo,
-    JoinToken,
-    new_key_and_csr,
-    new_root,
-    read_certificate,
-    root_digest,
-    tls_info,
-)
+from swarmlet.pki import CertificateInfo, JoinToken, read_certificate, root_digest, tls_info
+from swarmlet.pki.ca import new_key_and_csr, new_root
 from tests.pki.builders import dns_names, load, load_key, spki, subject
 
 NINETY_DAYS = timedelta(days=90)

@@ -18,7 +18,8 @@ from swarmlet.models import (
     NodeState,
     NodeStatus,
 )
-from swarmlet.pki import new_key_and_csr, read_certificate
+from swarmlet.pki import read_certificate
+from swarmlet.pki.ca import new_key_and_csr
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from swarmlet.manager.dispatcher import Dispatcher
 from swarmlet.manager.dispatcher.server import manager_app
 from swarmlet.manager.store import MemoryBackend, Op, Store
 from swarmlet.models import Cluster, Config, Node, NodeDescription, NodeRole, NodeSpec, Secret, Task
-from swarmlet.pki import Credentials, new_key_and_csr
+from swarmlet.pki import Credentials
+from swarmlet.pki.ca import new_key_and_csr
 from swarmlet.pki.tls import reloading_server_context
 from swarmlet.protocol import StatusUpdate
 

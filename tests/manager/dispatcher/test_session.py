@@ -14,7 +14,8 @@ from swarmlet.clock import SystemClock
 from swarmlet.errors import Forbidden, InvalidSpec
 from swarmlet.manager.store import Op
 from swarmlet.models import SECOND_NS, Node, NodeRole, NodeState, Task, TaskState, TaskStatus
-from swarmlet.pki import Credentials, Issuer, JoinToken, issue, new_key_and_csr, new_root
+from swarmlet.pki import Credentials, JoinToken
+from swarmlet.pki.ca import Issuer, issue, new_key_and_csr, new_root
 from swarmlet.pki.tls import client_context
 from swarmlet.protocol import StatusUpdate
 from tests.manager.dispatcher.loopback import FakeWorker, Manager, eventually, joined_session, stop

@@ -12,21 +12,20 @@ import pytest
 
 from swarmlet.clock import FakeClock
 from swarmlet.errors import CannotDecrypt, Conflict, InvalidSpec, Locked, NotFound, Unauthorized
-from swarmlet.manager.store import (
+from swarmlet.manager.store import Op, Store
+from swarmlet.manager.store.encryption import (
     INVALID_UNLOCK_KEY,
     Cipher,
-    Op,
-    SqliteBackend,
-    Store,
     create_key_file,
     key_file_sealed,
+    new_dek,
     new_unlock_key,
     parse_unlock_key,
     read_dek,
     rekey_key_file,
     write_key_file,
 )
-from swarmlet.manager.store.encryption import new_dek
+from swarmlet.manager.store.sqlite import SqliteBackend
 from swarmlet.models import Service, ServiceSpec
 
 MARKER = "plaintext-marker-7f3a9c"

@@ -9,18 +9,9 @@ import pytest
 
 from swarmlet.clock import FakeClock
 from swarmlet.errors import NameConflict, NotFound, VersionConflict
-from swarmlet.manager.store import (
-    Action,
-    Backend,
-    Cipher,
-    Compacted,
-    MemoryBackend,
-    Op,
-    OwnCommits,
-    SqliteBackend,
-    Store,
-)
-from swarmlet.manager.store.encryption import new_dek
+from swarmlet.manager.store import Action, Backend, Compacted, MemoryBackend, Op, OwnCommits, Store
+from swarmlet.manager.store.encryption import Cipher, new_dek
+from swarmlet.manager.store.sqlite import SqliteBackend
 from swarmlet.models import Node, Service, ServiceSpec, Task, TaskState, TaskStatus, Version
 
 
