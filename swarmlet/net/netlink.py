@@ -1,5 +1,6 @@
 """The thin driver of the overlay plans: reads a host's overlay state from the kernel and carries
-out ``swarmlet.net.overlay`` operations, with pyroute2's ``IPRoute`` and ``/proc/sys``.
+out ``swarmlet.net.overlay`` operations, with rtnetlink (``swarmlet.net.rtnetlink``) and
+``/proc/sys``.
 
 Everything here is blocking and works in the network namespace of the calling thread (the
 daemon's own, which is the host's); the async entry points run it on a worker thread. Code that
@@ -22,10 +23,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from swarmlet.errors import NameConflict, NotFound, SwarmletError, Unavailable
-from swarmlet.net.iproute import IPRoute, NetlinkError
 from swarmlet.net.overlay import (
     IP_FORWARD,
     AddAddress,
@@ -45,12 +45,23 @@ from swarmlet.net.overlay import (
     plan_host,
     rp_filter_key,
 )
+from swarmlet.net.rtnetlink import (
+    AF_BRIDGE,
+    IFF_UP,
+    NTF_SELF,
+    NUD_NOARP,
+    NUD_PERMANENT,
+    LinkMessage,
+    Rtnetlink,
+    Vxlan,
+)
 from swarmlet.protocol import NetworkView
 
 T = TypeVar("T")
 
-IFF_UP = 0x1
-NUD_PERMANENT = 0x80
+# A VXLAN device's forwarding entries are its own ("self", not its bridge's), never aged out.
+FDB_STATE = NUD_NOARP | NUD_PERMANENT
+FDB_FLAGS = NTF_SELF
 CLONE_NEWNET = 0x40000000
 SYSCTL_ROOT = Path("/proc/sys")
 
@@ -62,7 +73,7 @@ _NOT_FOUND = {errno.ENOENT, errno.ENODEV, errno.ESRCH, errno.EADDRNOTAVAIL}
 
 def translate(exc: Exception, what: str) -> SwarmletError:
     """The swarmlet error for a netlink or OS error met while doing ``what``."""
-    code = _errno(exc)
+    code = getattr(exc, "errno", None)
     reason = os.strerror(code) if code else str(exc)
     message = f"{what}: {reason}"
     if code in _NOT_FOUND:
@@ -76,14 +87,8 @@ def translate(exc: Exception, what: str) -> SwarmletError:
 def netlink_errors(what: str) -> Iterator[None]:
     try:
         yield
-    except (NetlinkError, OSError) as exc:
+    except OSError as exc:  # NetlinkError among them
         raise translate(exc, what) from exc
-
-
-def _errno(exc: BaseException) -> int | None:
-    if isinstance(exc, NetlinkError):
-        return int(exc.code)
-    return getattr(exc, "errno", None)
 
 
 @contextmanager
@@ -91,8 +96,8 @@ def tolerating(*codes: int) -> Iterator[None]:
     """Ignore these errno values: an add that finds the thing there, a delete that does not."""
     try:
         yield
-    except (NetlinkError, OSError) as exc:
-        if _errno(exc) not in codes:
+    except OSError as exc:
+        if exc.errno not in codes:
             raise
 
 
@@ -127,11 +132,11 @@ def in_netns(path: str, work: Callable[[], T]) -> T:
     return outcome[0]
 
 
-def index_of(ipr: Any, name: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
+def index_of(rtnl: Rtnetlink, name: str) -> int:
+    index = rtnl.link_index(name)
+    if index is None:
         raise NotFound(f"no link {name}")
-    return int(found[0])
+    return index
 
 
 # -- sysctls --------------------------------------------------------------------------------
@@ -151,36 +156,31 @@ def write_sysctl(key: str, value: str) -> None:
 # -- reading --------------------------------------------------------------------------------
 
 
-def read_state(ipr: Any) -> HostNetState:
+def read_state(rtnl: Rtnetlink) -> HostNetState:
     """The overlay links of the calling thread's namespace and what hangs off them."""
-    names = {int(msg["index"]): str(msg.get("IFLA_IFNAME")) for msg in ipr.get_links()}
+    every = rtnl.links()
+    names = {message.index: message.name for message in every}
     ours = {index: name for index, name in names.items() if is_overlay_link(name)}
-    links: dict[str, Link] = {}
-    for msg in ipr.get_links():
-        if int(msg["index"]) in ours:
-            link = _link(msg, names)
-            links[link.name] = link
+    links = {message.name: _link(message, names) for message in every if message.index in ours}
     addresses: dict[str, set[str]] = {name: set() for name in links}
-    for msg in ipr.get_addr(family=socket.AF_INET):
-        name = ours.get(int(msg["index"]))
+    for address in rtnl.addresses():
+        name = ours.get(address.index)
         if name is not None:
-            addresses[name].add(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
+            addresses[name].add(f"{address.address}/{address.prefixlen}")
     fdb: dict[str, set[tuple[str, str]]] = {
         name: set() for name, link in links.items() if link.kind == "vxlan"
     }
-    for msg in ipr.fdb("dump"):
-        name = ours.get(int(msg["ifindex"]))
-        dst = msg.get("NDA_DST")
-        if name in fdb and dst is not None:
-            fdb[name].add((str(msg.get("NDA_LLADDR")).lower(), str(dst)))
+    for entry in rtnl.neighbours(AF_BRIDGE):
+        name = ours.get(entry.ifindex)
+        if name in fdb and entry.dst is not None and entry.lladdr is not None:
+            fdb[name].add((entry.lladdr, entry.dst))
     neighbours: dict[str, dict[str, str]] = {
         name: {} for name, link in links.items() if link.kind == "bridge"
     }
-    for msg in ipr.neigh("dump", family=socket.AF_INET):
-        name = ours.get(int(msg["ifindex"]))
-        lladdr = msg.get("NDA_LLADDR")
-        if name in neighbours and msg["state"] & NUD_PERMANENT and lladdr:
-            neighbours[name][str(msg.get("NDA_DST"))] = str(lladdr).lower()
+    for entry in rtnl.neighbours(socket.AF_INET):
+        name = ours.get(entry.ifindex)
+        if name in neighbours and entry.state & NUD_PERMANENT and entry.lladdr and entry.dst:
+            neighbours[name][entry.dst] = entry.lladdr
     sysctls: dict[str, str] = {}
     for key in [IP_FORWARD, *(rp_filter_key(name) for name in neighbours)]:
         value = read_sysctl(key)
@@ -195,27 +195,19 @@ def read_state(ipr: Any) -> HostNetState:
     )
 
 
-def _link(msg: Any, names: dict[int, str]) -> Link:
-    info = msg.get("IFLA_LINKINFO")
-    kind = str(info.get("IFLA_INFO_KIND")) if info is not None else ""
-    master = msg.get("IFLA_MASTER")
-    address = msg.get("IFLA_ADDRESS")
+def _link(message: LinkMessage, names: dict[int, str]) -> Link:
     link = Link(
-        name=str(msg.get("IFLA_IFNAME")),
-        kind=kind,
-        mtu=int(msg.get("IFLA_MTU")),
-        up=bool(msg["flags"] & IFF_UP),
-        master=names.get(int(master)) if master else None,
-        mac=str(address).lower() if address else None,
+        name=message.name,
+        kind=message.kind,
+        mtu=message.mtu or 0,
+        up=bool(message.flags & IFF_UP),
+        master=names.get(message.master) if message.master else None,
+        mac=message.mac,
     )
-    data = info.get("IFLA_INFO_DATA") if info is not None else None
-    if kind == "vxlan" and data is not None:
+    if message.vxlan is not None:
+        vxlan = message.vxlan
         return replace(
-            link,
-            vni=data.get("IFLA_VXLAN_ID"),
-            local=data.get("IFLA_VXLAN_LOCAL"),
-            port=data.get("IFLA_VXLAN_PORT"),
-            learning=bool(data.get("IFLA_VXLAN_LEARNING")),
+            link, vni=vxlan.vni, local=vxlan.local, port=vxlan.port, learning=vxlan.learning
         )
     return link
 
@@ -223,12 +215,12 @@ def _link(msg: Any, names: dict[int, str]) -> Link:
 # -- executing ------------------------------------------------------------------------------
 
 
-def execute(ipr: Any, ops: Sequence[Op]) -> None:
+def execute(rtnl: Rtnetlink, ops: Sequence[Op]) -> None:
     """Carry out ``ops`` in order; the first that fails raises (translated), and the next
     plan, made from what the kernel then holds, picks up from there."""
     for op in ops:
         with netlink_errors(_describe(op)):
-            _execute(ipr, op)
+            _execute(rtnl, op)
 
 
 def _describe(op: Op) -> str:
@@ -236,65 +228,52 @@ def _describe(op: Op) -> str:
     return f"{type(op).__name__}({fields})"
 
 
-def _execute(ipr: Any, op: Op) -> None:
+def _execute(rtnl: Rtnetlink, op: Op) -> None:
     match op:
         case CreateLink(link=link):
-            ipr.link("add", **_create_args(link))
+            vxlan = None
+            if link.kind == "vxlan":
+                vxlan = Vxlan(link.vni, link.local, link.port, bool(link.learning))
+            rtnl.add_link(link.name, link.kind, mtu=link.mtu, mac=link.mac, vxlan=vxlan)
         case DeleteLink(name=name):
             with tolerating(errno.ENODEV):
-                ipr.link("del", index=index_of(ipr, name))
+                rtnl.delete_link(index_of(rtnl, name))
         case SetLink():
-            _set_link(ipr, op)
+            master = index_of(rtnl, op.master) if op.master is not None else None
+            index = index_of(rtnl, op.name)
+            rtnl.set_link(index, mtu=op.mtu, mac=op.mac, master=master, up=op.up)
         case AddAddress(link=link, cidr=cidr):
             address, _, prefix = cidr.partition("/")
             with tolerating(errno.EEXIST):
-                ipr.addr("add", index=index_of(ipr, link), address=address, prefixlen=int(prefix))
+                rtnl.add_address(index_of(rtnl, link), address, int(prefix))
         case DeleteAddress(link=link, cidr=cidr):
             address, _, prefix = cidr.partition("/")
             with tolerating(errno.EADDRNOTAVAIL, errno.ENOENT):
-                ipr.addr("del", index=index_of(ipr, link), address=address, prefixlen=int(prefix))
+                rtnl.delete_address(index_of(rtnl, link), address, int(prefix))
         case AddFdb(link=link, mac=mac, dst=dst):
             with tolerating(errno.EEXIST):
-                ipr.fdb("append", ifindex=index_of(ipr, link), lladdr=mac, dst=dst)
+                rtnl.set_neighbour(
+                    AF_BRIDGE,
+                    index_of(rtnl, link),
+                    lladdr=mac,
+                    dst=dst,
+                    state=FDB_STATE,
+                    flags=FDB_FLAGS,
+                    append=True,
+                )
         case DeleteFdb(link=link, mac=mac, dst=dst):
             with tolerating(errno.ENOENT):
-                ipr.fdb("del", ifindex=index_of(ipr, link), lladdr=mac, dst=dst)
+                index = index_of(rtnl, link)
+                rtnl.delete_neighbour(
+                    AF_BRIDGE, index, lladdr=mac, dst=dst, state=FDB_STATE, flags=FDB_FLAGS
+                )
         case SetNeighbour(link=link, ip=ip, mac=mac):
-            ipr.neigh(
-                "replace", ifindex=index_of(ipr, link), dst=ip, lladdr=mac, state=NUD_PERMANENT
-            )
+            rtnl.set_neighbour(socket.AF_INET, index_of(rtnl, link), lladdr=mac, dst=ip)
         case DeleteNeighbour(link=link, ip=ip):
             with tolerating(errno.ENOENT):
-                ipr.neigh("del", ifindex=index_of(ipr, link), dst=ip)
+                rtnl.delete_neighbour(socket.AF_INET, index_of(rtnl, link), dst=ip)
         case SetSysctl(key=key, value=value):
             write_sysctl(key, value)
-
-
-def _create_args(link: Link) -> dict[str, Any]:
-    args: dict[str, Any] = {"ifname": link.name, "kind": link.kind, "mtu": link.mtu}
-    if link.mac is not None:
-        args["address"] = link.mac
-    if link.kind == "vxlan":
-        args.update(
-            vxlan_id=link.vni,
-            vxlan_local=link.local,
-            vxlan_port=link.port,
-            vxlan_learning=int(bool(link.learning)),
-        )
-    return args
-
-
-def _set_link(ipr: Any, op: SetLink) -> None:
-    args: dict[str, Any] = {"index": index_of(ipr, op.name)}
-    if op.mtu is not None:
-        args["mtu"] = op.mtu
-    if op.mac is not None:
-        args["address"] = op.mac
-    if op.master is not None:
-        args["master"] = index_of(ipr, op.master)
-    if op.up is not None:
-        args["state"] = "up" if op.up else "down"
-    ipr.link("set", **args)
 
 
 # -- the entry points -----------------------------------------------------------------------
@@ -302,11 +281,11 @@ def _set_link(ipr: Any, op: SetLink) -> None:
 
 def sync_host(views: Sequence[NetworkView], host_addr: str) -> list[Op]:
     """Read, plan, execute (blocking); returns the operations carried out."""
-    with netlink_errors("opening netlink"), IPRoute() as ipr:
+    with netlink_errors("opening netlink"), Rtnetlink() as rtnl:
         with netlink_errors("reading the overlay state"):
-            current = read_state(ipr)
+            current = read_state(rtnl)
         ops = plan_host(views, host_addr, current)
-        execute(ipr, ops)
+        execute(rtnl, ops)
     return ops
 
 
@@ -319,7 +298,7 @@ async def program_host(views: Sequence[NetworkView], host_addr: str) -> list[Op]
 
 async def read_host_state() -> HostNetState:
     def read() -> HostNetState:
-        with netlink_errors("reading the overlay state"), IPRoute() as ipr:
-            return read_state(ipr)
+        with netlink_errors("reading the overlay state"), Rtnetlink() as rtnl:
+            return read_state(rtnl)
 
     return await asyncio.to_thread(read)

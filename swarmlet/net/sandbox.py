@@ -32,7 +32,6 @@ from swarmlet.agent.engine import ContainerInfo
 from swarmlet.agent.executor import container_name
 from swarmlet.errors import EngineError, InvalidSpec, NotFound, Unavailable
 from swarmlet.models import Task
-from swarmlet.net.iproute import IPRoute
 from swarmlet.net.names import (
     bridge_name,
     host_veth_name,
@@ -42,6 +41,7 @@ from swarmlet.net.names import (
 )
 from swarmlet.net.netlink import in_netns, index_of, netlink_errors, tolerating
 from swarmlet.net.overlay import OVERLAY_MTU
+from swarmlet.net.rtnetlink import AF_BRIDGE, NTF_MASTER, NUD_NOARP, Rtnetlink, VethPeer
 
 log = logging.getLogger(__name__)
 
@@ -128,70 +128,63 @@ async def detach_task(task: Task) -> None:
     await asyncio.to_thread(_delete_links, names)
 
 
-# ``bridge fdb replace ... master static``: an entry in the bridge's table (not the port's
-# own), that does not age.
-NTF_MASTER = 0x04
-NUD_NOARP = 0x40
-
-
 def _attach(plan: TaskNetPlan, pid: int) -> None:
-    with netlink_errors("opening netlink"), IPRoute() as ipr:
+    with netlink_errors("opening netlink"), Rtnetlink() as rtnl:
         for interface in plan.interfaces:
-            _make_veth(ipr, interface, pid)
+            _make_veth(rtnl, interface, pid)
     with netlink_errors(f"configuring the namespace of process {pid}"):
         in_netns(f"/proc/{pid}/ns/net", lambda: _configure_inside(plan))
 
 
-def _make_veth(ipr: Any, interface: TaskInterface, pid: int) -> None:
+def _make_veth(rtnl: Rtnetlink, interface: TaskInterface, pid: int) -> None:
     try:
-        bridge = index_of(ipr, interface.bridge)
+        bridge = index_of(rtnl, interface.bridge)
     except NotFound:
         raise Unavailable(f"the bridge {interface.bridge} is not on this host yet") from None
     what = f"making {interface.host_name} for {interface.name} of process {pid}"
     with netlink_errors(what):
-        with tolerating(errno.ENODEV):
-            for index in ipr.link_lookup(ifname=interface.host_name):
-                ipr.link("del", index=index)
-        peer: dict[str, Any] = {
-            "ifname": interface.name,
-            "net_ns_pid": pid,
-            "mtu": interface.mtu,
-        }
-        if interface.mac:
-            peer["address"] = interface.mac
-        ipr.link("add", ifname=interface.host_name, kind="veth", mtu=interface.mtu, peer=peer)
-        veth = index_of(ipr, interface.host_name)
-        ipr.link("set", index=veth, master=bridge, state="up")
+        _delete_link(rtnl, interface.host_name)
+        peer = VethPeer(interface.name, pid, interface.mtu, interface.mac or None)
+        rtnl.add_link(interface.host_name, "veth", mtu=interface.mtu, mac=None, peer=peer)
+        veth = index_of(rtnl, interface.host_name)
+        rtnl.set_link(veth, master=bridge, up=True)
         if interface.mac:
             # The task's MAC is its address's: a task that had the address before, on another
             # host, left the bridge believing that MAC lives behind the VXLAN port, and it
             # would keep believing so (for minutes) until the new task sent a frame — which
-            # it never does if nothing reaches it. Pin the MAC to its port.
-            ipr.fdb(
-                "replace", ifindex=veth, lladdr=interface.mac, flags=NTF_MASTER, state=NUD_NOARP
+            # it never does if nothing reaches it. Pin the MAC to its port:
+            # ``bridge fdb replace ... master static``, an entry in the bridge's table (not
+            # the port's own) that does not age.
+            rtnl.set_neighbour(
+                AF_BRIDGE, veth, lladdr=interface.mac, state=NUD_NOARP, flags=NTF_MASTER
             )
 
 
 def _configure_inside(plan: TaskNetPlan) -> None:
     """In the task's namespace (see ``in_netns``)."""
-    with IPRoute() as ipr:
-        ipr.link("set", index=index_of(ipr, "lo"), state="up")
+    with Rtnetlink() as rtnl:
+        rtnl.set_link(index_of(rtnl, "lo"), up=True)
         for interface in plan.interfaces:
-            index = index_of(ipr, interface.name)
+            index = index_of(rtnl, interface.name)
             if interface.address:
                 address, _, prefix = interface.address.partition("/")
                 with tolerating(errno.EEXIST):
-                    ipr.addr("add", index=index, address=address, prefixlen=int(prefix or 32))
-            ipr.link("set", index=index, state="up")
-        ipr.route("replace", dst="0.0.0.0/0", gateway=plan.gateway)
+                    rtnl.add_address(index, address, int(prefix or 32))
+            rtnl.set_link(index, up=True)
+        rtnl.replace_default_route(plan.gateway)
+
+
+def _delete_link(rtnl: Rtnetlink, name: str) -> None:
+    with tolerating(errno.ENODEV):
+        index = rtnl.link_index(name)
+        if index is not None:
+            rtnl.delete_link(index)
 
 
 def _delete_links(names: Sequence[str]) -> None:
-    with netlink_errors("removing a task's interfaces"), IPRoute() as ipr:
+    with netlink_errors("removing a task's interfaces"), Rtnetlink() as rtnl:
         for name in names:
-            with tolerating(errno.ENODEV):
-                for index in ipr.link_lookup(ifname=name):
-                    ipr.link("del", index=index)
+            _delete_link(rtnl, name)
 
 
 # -- the sandbox container ------------------------------------------------------------------

@@ -17,10 +17,9 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 from typing import Any
-
-from pyroute2 import IPRoute  # type: ignore[import-untyped]
 
 from swarmlet.models import Task
 from swarmlet.net.netlink import program_host
@@ -37,9 +36,9 @@ def thread_namespaces() -> list[str]:
 
 
 def links() -> list[str]:
-    # A blocking IPRoute cannot be made on a thread whose event loop runs.
-    with IPRoute() as ipr:
-        return [str(link.get("IFLA_IFNAME")) for link in ipr.get_links()]
+    # Read by iproute2, not by the code under test.
+    shown = subprocess.run(["ip", "-j", "link"], capture_output=True, text=True, check=True)
+    return [str(link["ifname"]) for link in json.loads(shown.stdout)]
 
 
 async def main(command: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -10,10 +10,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
 from swarmlet.errors import NameConflict, NotFound, Unavailable
 from swarmlet.net.netlink import in_netns, netlink_errors, tolerating, translate
+from swarmlet.net.rtnetlink import NetlinkError
 from tests.net.dataplane_lab import PREFIX, require_kernel, sh
 
 
