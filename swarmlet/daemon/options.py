@@ -1,21 +1,25 @@
-"""swarmletd's command-line values, read and checked before anything starts.
+"""swarmletd's command line, read and checked before anything starts.
 
-A bad value stops the daemon at once with click's usage error (exit status 2), before a socket
-is opened or the state directory is touched.
+A bad value stops the daemon at once with a usage error (exit status 2), before a socket is
+opened or the state directory is touched. The parser is the standard library's: swarmletd's
+flags are dockerd's kind (no subcommands), and click, which the ``swarmlet`` CLI uses, would
+stay in the memory of a daemon that reads its command line once (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import argparse
+import socket
 import ssl
 from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
-import click
-
 from swarmlet.daemon.duration import parse_duration
 from swarmlet.daemon.listen import Host, TcpHost, parse_host
 from swarmlet.daemon.tls import api_server_context
+
+DEFAULT_SOCKET = "unix:///var/run/swarmlet.sock"
 
 PLAIN_TCP_REFUSED = (
     "refusing to serve the Engine API on {hosts} in plain text: whoever reaches it is root on "
@@ -24,27 +28,134 @@ PLAIN_TCP_REFUSED = (
 )
 
 
-# Callbacks rather than ParamType subclasses: ParamType is generic in newer click releases
-# and not in older ones that pyproject.toml still allows (click>=8.1).
-def hosts_option(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> tuple[Host, ...]:
-    """``--host`` values: ``unix:///path`` or ``tcp://ip:port``."""
+class UsageError(Exception):
+    """A combination of options swarmletd refuses."""
+
+
+def host_value(value: str) -> Host:
+    """A ``--host`` value: ``unix:///path`` or ``tcp://ip:port``."""
     try:
-        return tuple(parse_host(value) for value in values)
+        return parse_host(value)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def duration_option(ctx: click.Context, param: click.Parameter, value: str) -> timedelta:
+def duration_value(value: str) -> timedelta:
     """A positive Go-style duration: ``1h``, ``90s``, ``1h30m``, ``500ms``."""
     try:
         duration = parse_duration(value)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
+        raise argparse.ArgumentTypeError(str(exc)) from None
     if duration <= timedelta(0):
-        raise click.BadParameter(f"{value!r} is not a positive duration", ctx, param)
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive duration")
     return duration
+
+
+def existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"file {value!r} does not exist")
+    return path
+
+
+def label_value(value: str) -> tuple[str, str]:
+    key, sep, label = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
+    return key, label
+
+
+def parser() -> argparse.ArgumentParser:
+    command = argparse.ArgumentParser(
+        prog="swarmletd",
+        description="Run swarmlet on this host.",
+        allow_abbrev=False,  # a flag is spelt out, as dockerd's are
+    )
+    add = command.add_argument
+    add(
+        "--state-dir",
+        type=Path,
+        default=Path("/var/lib/swarmlet"),
+        metavar="DIR",
+        help="Where the node keeps its identity and, on a manager, the store (default:"
+        " %(default)s).",
+    )
+    add(
+        "--host",
+        dest="hosts",
+        action="append",
+        type=host_value,
+        metavar="URL",
+        help=f"Where to serve the Engine API: unix:///path or tcp://ip:port (repeatable;"
+        f" {DEFAULT_SOCKET} when none is given). TCP needs --tlsverify or --insecure-tcp; its"
+        " default port is 2376 with TLS, 2375 without.",
+    )
+    add(
+        "--tlsverify",
+        action="store_true",
+        help="Serve the API's TCP sockets with TLS and require a client certificate signed by"
+        " --tlscacert (dockerd's --tlsverify).",
+    )
+    # dockerd defaults these to ~/.docker/{ca,cert,key}.pem. Not here: swarmletd runs as root,
+    # and ~/.docker is the docker CLI's directory, where cert.pem and key.pem are a *client's*
+    # identity; a default would quietly serve with a client's key, or fail on a file the
+    # operator never named. The CA that may drive every host is the operator's choice, so it
+    # is named.
+    add(
+        "--tlscacert",
+        type=existing_file,
+        metavar="FILE",
+        help="With --tlsverify: the CA whose client certificates are accepted (and no other).",
+    )
+    add(
+        "--tlscert",
+        type=existing_file,
+        metavar="FILE",
+        help="With --tlsverify: the API's server certificate (PEM).",
+    )
+    add(
+        "--tlskey",
+        type=existing_file,
+        metavar="FILE",
+        help="With --tlsverify: the server certificate's private key (PEM).",
+    )
+    add(
+        "--insecure-tcp",
+        action="store_true",
+        help="Serve the API's TCP sockets in plain text, without TLS: whoever reaches them is"
+        " root on this host. For a trusted, isolated network only.",
+    )
+    add(
+        "--docker-host",
+        default="unix:///var/run/docker.sock",
+        metavar="URL",
+        help="The engine that runs this node's tasks (default: %(default)s).",
+    )
+    add(
+        "--hostname",
+        default=socket.gethostname(),
+        help="The node's hostname (default: this host's, %(default)s).",
+    )
+    add(
+        "--container-label",
+        dest="container_labels",
+        action="append",
+        type=label_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="KEY=VALUE put on every task container this node starts (repeatable).",
+    )
+    add(
+        "--min-cert-expiry",
+        type=duration_value,
+        default="1h",
+        metavar="DURATION",
+        help="The shortest node certificate expiry a swarm may be given (Go duration: 1h, 90s,"
+        " 10m; default: %(default)s). Swarm's minimum is 1h; a shorter one exists so that"
+        " tests can use short-lived certificates.",
+    )
+    add("--debug", action="store_true", help="Log at debug level.")
+    return command
 
 
 def api_tls(
@@ -58,28 +169,28 @@ def api_tls(
 ) -> ssl.SSLContext | None:
     """The TLS context of the API's TCP sockets, None to serve them in plain text.
 
-    Raises click.UsageError for any combination that is not either a complete ``--tlsverify``
+    Raises UsageError for any combination that is not either a complete ``--tlsverify``
     or an explicit ``--insecure-tcp``.
     """
     if tlsverify and insecure_tcp:
-        raise click.UsageError("--tlsverify and --insecure-tcp contradict each other: pick one")
+        raise UsageError("--tlsverify and --insecure-tcp contradict each other: pick one")
     files = {"--tlscacert": cacert, "--tlscert": cert, "--tlskey": key}
     if not tlsverify:
         given = [name for name, path in files.items() if path is not None]
         if given:
-            raise click.UsageError(f"{', '.join(given)}: used only with --tlsverify")
+            raise UsageError(f"{', '.join(given)}: used only with --tlsverify")
         tcp = [host.url for host in hosts if isinstance(host, TcpHost)]
         if tcp and not insecure_tcp:
-            raise click.UsageError(PLAIN_TCP_REFUSED.format(hosts=", ".join(tcp)))
+            raise UsageError(PLAIN_TCP_REFUSED.format(hosts=", ".join(tcp)))
         return None
     if cacert is None or cert is None or key is None:
         missing = ", ".join(name for name, path in files.items() if path is None)
-        raise click.UsageError(
+        raise UsageError(
             f"--tlsverify needs --tlscacert, --tlscert and --tlskey (missing {missing})"
         )
     try:
         return api_server_context(cacert, cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise click.UsageError(
+        raise UsageError(
             f"--tlsverify: cannot use --tlscacert {cacert}, --tlscert {cert}, --tlskey {key}: {exc}"
         ) from exc

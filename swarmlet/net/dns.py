@@ -22,9 +22,8 @@ import random
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import dns.asyncquery
 import dns.exception
 import dns.flags
 import dns.message
@@ -33,6 +32,9 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+
+if TYPE_CHECKING:
+    import dns.asyncquery
 
 from swarmlet.errors import Unavailable
 from swarmlet.net.resolve import resolve, scope
@@ -70,6 +72,11 @@ class EmbeddedDNS:
         self._port = port
         self._ttl = ttl
         self._upstreams = [_split_host_port(upstream) for upstream in upstreams]
+        if self._upstreams:
+            # dnspython's client (and its resolver, TLS and QUIC parts) serves forwarding
+            # alone: a server without upstreams, as every host's is by default, does without
+            # it in memory.
+            import dns.asyncquery  # noqa: F401 (used by _forward)
         self._upstream_timeout = upstream_timeout
         self._tcp_idle_timeout = tcp_idle_timeout
         self._rng = rng or random.Random()

@@ -63,3 +63,11 @@ def test_the_worker_entry_point_loads_no_test_framework_and_no_netlink_library()
     assert "swarmlet.net.rtnetlink" in modules
     unused = ("pyroute2", "unittest", "multiprocessing")
     assert {m for m in modules if _within(m, unused)} == set()
+
+
+def test_the_worker_entry_point_loads_no_cli_library_and_no_dns_client() -> None:
+    # swarmletd reads its command line with argparse (aiohttp imports it anyway); dnspython's
+    # client is loaded by an embedded DNS that forwards upstream, which none does by default.
+    modules = _modules_after("import swarmlet.daemon")
+    assert "dns.message" in modules  # the embedded DNS server's
+    assert {m for m in modules if _within(m, ("click", "rich", "dns.asyncquery"))} == set()

@@ -1,17 +1,18 @@
-"""swarmletd's options, through its click command: a bad combination stops it before anything
-starts. The daemon's body (``_main``) is replaced by a recorder, so that an accepted command
-line shows what it would have been given instead of starting a daemon in the test process."""
+"""swarmletd's options, through its entry point: a bad combination stops it (exit status 2)
+before anything starts. The daemon's body (``_main``) is replaced by a recorder, so that an
+accepted command line shows what it would have been given instead of starting a daemon in the
+test process."""
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
 import swarmlet.daemon
 from swarmlet.daemon import main
@@ -33,7 +34,14 @@ class Started:
         container_labels: dict[str, str],
         min_cert_expiry: timedelta,
     ) -> None:
-        self.calls.append({"hosts": hosts, "tls": tls, "min_cert_expiry": min_cert_expiry})
+        self.calls.append(
+            {
+                "hosts": hosts,
+                "tls": tls,
+                "min_cert_expiry": min_cert_expiry,
+                "container_labels": container_labels,
+            }
+        )
 
     @property
     def only(self) -> dict[str, Any]:
@@ -62,8 +70,26 @@ def tls_files(server: Path, key: Path | None = None) -> list[str]:
     ]  # fmt: skip
 
 
-def swarmletd(tmp_path: Path, *args: str) -> Result:
-    return CliRunner().invoke(main, ["--state-dir", str(tmp_path / "state"), *args])
+@dataclass(frozen=True)
+class Result:
+    exit_code: int
+    output: str  # what it printed, on either stream
+
+
+@pytest.fixture
+def swarmletd(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Callable[..., Result]:
+    """``swarmletd --state-dir <tmp>/state ARGS...``, run in this process."""
+
+    def run(*args: str) -> Result:
+        try:
+            main(["--state-dir", str(tmp_path / "state"), *args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Result(code, captured.out + captured.err)
+
+    return run
 
 
 def refused(result: Result, started: Started, tmp_path: Path) -> str:
@@ -74,15 +100,19 @@ def refused(result: Result, started: Started, tmp_path: Path) -> str:
     return result.output
 
 
-def refused_with_tlsverify(started: Started, tmp_path: Path, tls_options: list[str]) -> str:
+def refused_with_tlsverify(
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path, tls_options: list[str]
+) -> str:
     """``--tlsverify`` on a TCP host with these TLS options: the usage error's text, after
     checking that nothing started."""
-    result = swarmletd(tmp_path, "--host", "tcp://127.0.0.1:2376", "--tlsverify", *tls_options)
+    result = swarmletd("--host", "tcp://127.0.0.1:2376", "--tlsverify", *tls_options)
     return refused(result, started, tmp_path)
 
 
-def test_tcp_without_tlsverify_or_insecure_tcp_is_refused(started: Started, tmp_path: Path) -> None:
-    result = swarmletd(tmp_path, "--host", "unix:///run/x.sock", "--host", "tcp://0.0.0.0:2375")
+def test_tcp_without_tlsverify_or_insecure_tcp_is_refused(
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path
+) -> None:
+    result = swarmletd("--host", "unix:///run/x.sock", "--host", "tcp://0.0.0.0:2375")
     output = refused(result, started, tmp_path)
     assert "tcp://0.0.0.0:2375" in output
     assert "--tlsverify" in output
@@ -91,46 +121,48 @@ def test_tcp_without_tlsverify_or_insecure_tcp_is_refused(started: Started, tmp_
 
 @pytest.mark.parametrize("left_out", ["--tlscacert", "--tlscert", "--tlskey"])
 def test_tlsverify_needs_all_three_files(
-    started: Started, tmp_path: Path, server: Path, left_out: str
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path, server: Path, left_out: str
 ) -> None:
     files = tls_files(server)
     at = files.index(left_out)
     del files[at : at + 2]
-    assert f"(missing {left_out})" in refused_with_tlsverify(started, tmp_path, files)
+    assert f"(missing {left_out})" in refused_with_tlsverify(swarmletd, started, tmp_path, files)
 
 
 def test_tlsverify_with_a_file_that_does_not_exist_is_refused(
-    started: Started, tmp_path: Path, server: Path
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path, server: Path
 ) -> None:
     files = tls_files(server, key=tmp_path / "nowhere.pem")
-    output = refused_with_tlsverify(started, tmp_path, files)
+    output = refused_with_tlsverify(swarmletd, started, tmp_path, files)
     assert "--tlskey" in output
     assert "does not exist" in output
 
 
 def test_tlsverify_with_a_key_that_does_not_match_is_refused(
-    started: Started, tmp_path: Path, server: Path
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path, server: Path
 ) -> None:
     other = Authority.new("other").client("someone").write(tmp_path / "other")
-    output = refused_with_tlsverify(started, tmp_path, tls_files(server, key=other / "key.pem"))
+    output = refused_with_tlsverify(
+        swarmletd, started, tmp_path, tls_files(server, key=other / "key.pem")
+    )
     assert "--tlsverify: cannot use" in output
     assert "KEY_VALUES_MISMATCH" in output
 
 
 def test_tlsverify_and_insecure_tcp_together_are_refused(
-    started: Started, tmp_path: Path, server: Path
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path, server: Path
 ) -> None:
     result = swarmletd(
-        tmp_path, "--host", "tcp://127.0.0.1:2376", "--tlsverify", "--insecure-tcp",
+        "--host", "tcp://127.0.0.1:2376", "--tlsverify", "--insecure-tcp",
         *tls_files(server),
     )  # fmt: skip
     assert "contradict" in refused(result, started, tmp_path)
 
 
 def test_tls_files_without_tlsverify_are_refused(
-    started: Started, tmp_path: Path, server: Path
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path, server: Path
 ) -> None:
-    result = swarmletd(tmp_path, "--host", "tcp://127.0.0.1:2375", "--insecure-tcp",
+    result = swarmletd("--host", "tcp://127.0.0.1:2375", "--insecure-tcp",
                        *tls_files(server))  # fmt: skip
     output = refused(result, started, tmp_path)
     assert "--tlscacert, --tlscert, --tlskey: used only with --tlsverify" in output
@@ -140,38 +172,42 @@ def test_tls_files_without_tlsverify_are_refused(
     "host", ["ftp://example", "unix://", "tcp://127.0.0.1:http", "tcp://127.0.0.1:2375/api"]
 )
 def test_a_host_that_is_neither_unix_nor_tcp_is_refused(
-    started: Started, tmp_path: Path, host: str
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path, host: str
 ) -> None:
-    output = refused(swarmletd(tmp_path, "--host", host, "--insecure-tcp"), started, tmp_path)
-    assert "Invalid value for '--host'" in output
+    output = refused(swarmletd("--host", host, "--insecure-tcp"), started, tmp_path)
+    assert "argument --host: " in output
 
 
 @pytest.mark.parametrize("value", ["1d", "0", "0s", "-1h", "soon", "60"])
 def test_a_min_cert_expiry_that_is_not_a_positive_duration_is_refused(
-    started: Started, tmp_path: Path, value: str
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path, value: str
 ) -> None:
-    output = refused(swarmletd(tmp_path, "--min-cert-expiry", value), started, tmp_path)
-    assert "Invalid value for '--min-cert-expiry'" in output
+    output = refused(swarmletd("--min-cert-expiry", value), started, tmp_path)
+    assert "argument --min-cert-expiry: " in output
 
 
-def test_the_unix_socket_alone_needs_neither_flag(started: Started, tmp_path: Path) -> None:
-    result = swarmletd(tmp_path, "--host", "unix:///run/x.sock")
+def test_the_unix_socket_alone_needs_neither_flag(
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path
+) -> None:
+    result = swarmletd("--host", "unix:///run/x.sock")
     assert result.exit_code == 0, result.output
     assert started.only["hosts"] == [UnixHost("unix:///run/x.sock", Path("/run/x.sock"))]
     assert started.only["tls"] is None
 
 
-def test_insecure_tcp_serves_tcp_without_tls(started: Started, tmp_path: Path) -> None:
-    result = swarmletd(tmp_path, "--host", "tcp://127.0.0.1:2375", "--insecure-tcp")
+def test_insecure_tcp_serves_tcp_without_tls(
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path
+) -> None:
+    result = swarmletd("--host", "tcp://127.0.0.1:2375", "--insecure-tcp")
     assert result.exit_code == 0, result.output
     assert started.only["hosts"] == [TcpHost("tcp://127.0.0.1:2375", "127.0.0.1", 2375)]
     assert started.only["tls"] is None
 
 
 def test_tlsverify_gives_tcp_a_context_that_requires_client_certificates(
-    started: Started, tmp_path: Path, server: Path
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path, server: Path
 ) -> None:
-    result = swarmletd(tmp_path, "--host", "tcp://:2376", "--tlsverify", *tls_files(server))
+    result = swarmletd("--host", "tcp://:2376", "--tlsverify", *tls_files(server))
     assert result.exit_code == 0, result.output
     assert started.only["hosts"] == [TcpHost("tcp://:2376", None, 2376)]
     assert started.only["tls"].verify_mode is ssl.CERT_REQUIRED
@@ -182,8 +218,37 @@ def test_tlsverify_gives_tcp_a_context_that_requires_client_certificates(
     [([], timedelta(hours=1)), (["--min-cert-expiry", "90s"], timedelta(seconds=90))],
 )
 def test_min_cert_expiry_is_given_to_the_daemon(
-    started: Started, tmp_path: Path, args: list[str], expected: timedelta
+    swarmletd: Callable[..., Result],
+    started: Started,
+    tmp_path: Path,
+    args: list[str],
+    expected: timedelta,
 ) -> None:
-    result = swarmletd(tmp_path, "--host", "unix:///run/x.sock", *args)
+    result = swarmletd("--host", "unix:///run/x.sock", *args)
     assert result.exit_code == 0, result.output
     assert started.only["min_cert_expiry"] == expected
+
+
+def test_container_labels_are_key_value_pairs(
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path
+) -> None:
+    output = refused(swarmletd("--container-label", "novalue"), started, tmp_path)
+    assert "argument --container-label: expected KEY=VALUE, got 'novalue'" in output
+
+
+def test_an_abbreviated_flag_is_refused(
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path
+) -> None:
+    output = refused(swarmletd("--insecure", "--host", "tcp://127.0.0.1:2375"), started, tmp_path)
+    assert "unrecognized arguments: --insecure" in output
+
+
+def test_container_labels_reach_the_daemon(
+    swarmletd: Callable[..., Result], started: Started
+) -> None:
+    result = swarmletd("--container-label", "lab=swl", "--container-label", "note=a=b")
+    assert result.exit_code == 0, result.output
+    assert started.only["container_labels"] == {"lab": "swl", "note": "a=b"}
+    assert started.only["hosts"] == [
+        UnixHost("unix:///var/run/swarmlet.sock", Path("/var/run/swarmlet.sock"))
+    ]
