@@ -304,10 +304,10 @@ class Rtnetlink:
             for reply_kind, reply_sequence, payload in self._receive():
                 if reply_sequence != sequence:
                     continue  # a late answer to an earlier request
-                if reply_kind == NLMSG_DONE:
-                    return replies
-                if reply_kind == NLMSG_ERROR:
-                    (error,) = _ERROR.unpack_from(payload)
+                if reply_kind in (NLMSG_DONE, NLMSG_ERROR):
+                    # An acknowledgement, or the end of a dump: both carry an error, 0 if
+                    # none (a dump's may be absent).
+                    (error,) = _ERROR.unpack_from(payload) if len(payload) >= 4 else (0,)
                     if error:
                         raise NetlinkError(-error)
                     return replies

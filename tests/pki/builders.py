@@ -17,6 +17,7 @@ from swarmlet.pki.ca import Issuer, issue, new_key_and_csr
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
+EXPIRY = timedelta(days=90)
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -97,3 +98,19 @@ def node_credentials(
     credentials = Credentials(folder)
     credentials.save(trust_pem=trust_pem or issuer.cert_pem, cert_pem=cert_pem, key_pem=key_pem)
     return credentials
+
+
+def issued(
+    issuer: Issuer, role: NodeRole, csr_pem: str | None = None, node_id: str = "node-1"
+) -> str:
+    """A certificate ``issuer`` makes for the node ``node_id`` of cluster-1, issued at NOW for
+    EXPIRY, for ``csr_pem`` (a new key's, by default)."""
+    return issue(
+        issuer,
+        new_key_and_csr()[1] if csr_pem is None else csr_pem,
+        node_id=node_id,
+        role=role,
+        cluster_id="cluster-1",
+        expiry=EXPIRY,
+        now=NOW,
+    )

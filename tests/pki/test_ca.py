@@ -13,11 +13,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from swarmlet.errors import InvalidSpec
 from swarmlet.models import NodeRole
-from swarmlet.pki.ca import issue, new_key_and_csr, new_root
+from swarmlet.pki.ca import new_key_and_csr, new_root
 from tests.pki.builders import (
+    EXPIRY,
     NOW,
     csr_of,
     dns_names,
+    issued,
     load,
     load_key,
     rsa_csr,
@@ -27,19 +29,10 @@ from tests.pki.builders import (
 )
 
 ROOT = new_root(NOW)
-EXPIRY = timedelta(days=90)
 
 
 def issue_for(role: NodeRole, csr_pem: str | None = None, node_id: str = "node-1") -> str:
-    return issue(
-        ROOT,
-        new_key_and_csr()[1] if csr_pem is None else csr_pem,
-        node_id=node_id,
-        role=role,
-        cluster_id="cluster-1",
-        expiry=EXPIRY,
-        now=NOW,
-    )
+    return issued(ROOT, role, csr_pem, node_id)
 
 
 # The root

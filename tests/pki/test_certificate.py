@@ -20,26 +20,17 @@ from hypothesis import strategies as st
 from swarmlet.errors import InvalidSpec
 from swarmlet.models import NodeRole, TLSInfo
 from swarmlet.pki import node_tls_info, read_certificate, root_digest, tls_info
-from swarmlet.pki.ca import Issuer, cross_sign, issue, new_key_and_csr, new_root
-from tests.pki.builders import NOW, load
+from swarmlet.pki.ca import Issuer, cross_sign, new_key_and_csr, new_root
+from tests.pki.builders import EXPIRY, NOW, issued, load
 
 ROOT = new_root(NOW)
-EXPIRY = timedelta(days=90)
 KEY = ec.generate_private_key(ec.SECP256R1())
 
 
 def issue_for(
     role: NodeRole, csr_pem: str | None = None, node_id: str = "node-1", issuer: Issuer = ROOT
 ) -> str:
-    return issue(
-        issuer,
-        new_key_and_csr()[1] if csr_pem is None else csr_pem,
-        node_id=node_id,
-        role=role,
-        cluster_id="cluster-1",
-        expiry=EXPIRY,
-        now=NOW,
-    )
+    return issued(issuer, role, csr_pem, node_id)
 
 
 def signed_by(leaf_pem: str, candidate_pem: str) -> bool:
