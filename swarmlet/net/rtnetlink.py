@@ -387,7 +387,8 @@ class Rtnetlink:
         replies = self._ask(RTM_GETADDR, 0, body, dump=True)
         return [_address(body) for kind, body in replies if kind == RTM_NEWADDR]
 
-    def _address_request(self, index: int, address: str, prefixlen: int) -> bytes:
+    @staticmethod
+    def _address_request(index: int, address: str, prefixlen: int) -> bytes:
         # As `ip address add` sends it: the local address, and the same as the peer's.
         packed = _ipv4(address)
         header = _IFADDR.pack(socket.AF_INET, prefixlen, 0, RT_SCOPE_UNIVERSE, index)

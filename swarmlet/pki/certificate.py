@@ -22,6 +22,7 @@ from swarmlet.pki import der
 ROLE_UNITS = {NodeRole.MANAGER: "swarm-manager", NodeRole.WORKER: "swarm-worker"}
 _ROLES = {unit: role for role, unit in ROLE_UNITS.items()}
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+NOT_A_CERTIFICATE = "invalid certificate: not a PEM or DER X.509 certificate"
 
 # Object identifiers, as the content bytes of their DER.
 _COMMON_NAME = bytes([0x55, 0x04, 0x03])  # 2.5.4.3
@@ -155,9 +156,6 @@ def _parse(certificate: bytes) -> _Parsed:
         key_id=key_id,
         authority_key_id=authority_key_id,
     )
-
-
-NOT_A_CERTIFICATE = "invalid certificate: not a PEM or DER X.509 certificate"
 
 
 def _parse_all(pem: str) -> list[_Parsed]:
