@@ -33,12 +33,12 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-if TYPE_CHECKING:
-    import dns.asyncquery
-
 from swarmlet.errors import Unavailable
 from swarmlet.net.resolve import resolve, scope
 from swarmlet.protocol import NetworkView
+
+if TYPE_CHECKING:
+    import dns.asyncquery  # imported for real by a server with upstreams (see __init__)
 
 log = logging.getLogger(__name__)
 

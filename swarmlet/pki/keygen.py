@@ -41,8 +41,11 @@ async def new_key_and_csr_apart() -> tuple[str, str]:
     if child.returncode != 0:
         reason = err.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
         raise Unavailable(f"cannot make a key and CSR: exit {child.returncode}: {reason[0]}")
-    made = json.loads(out)
-    return str(made["key"]), str(made["csr"])
+    try:
+        made = json.loads(out)
+        return str(made["key"]), str(made["csr"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise Unavailable(f"cannot make a key and CSR: the child printed {out[:80]!r}") from exc
 
 
 async def new_key_and_csr_here() -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import timedelta
 
@@ -48,6 +49,10 @@ async def test_a_child_that_fails_is_unavailable(monkeypatch) -> None:
     # An interpreter that cannot run the module: the failure says why, and no key is made.
     monkeypatch.setattr(sys, "executable", "/bin/false")
     with pytest.raises(Unavailable, match="cannot make a key and CSR: exit 1"):
+        await new_key_and_csr_apart()
+    monkeypatch.setattr(sys, "executable", "/bin/echo")  # exits 0, prints no key
+    printed = re.escape("the child printed b'-I -m swarmlet.pki.keygen")
+    with pytest.raises(Unavailable, match=printed):
         await new_key_and_csr_apart()
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
     with pytest.raises(Unavailable, match=r"cannot make a key and CSR: .*nonexistent"):
