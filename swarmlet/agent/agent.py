@@ -17,6 +17,7 @@ from swarmlet.agent.task_files import DEFAULT_ROOT, TaskFiles, files_dir
 from swarmlet.agent.worker import Worker
 from swarmlet.clock import Clock
 from swarmlet.models import NodeDescription, Task, TLSInfo
+from swarmlet.net.host import HostChanges
 from swarmlet.pki import Credentials, node_tls_info
 from swarmlet.protocol import Certificates, NodeTLS, StatusUpdate
 
@@ -34,6 +35,7 @@ class Agent:
         clock: Clock,
         container_labels: Mapping[str, str],
         files_root: Path = DEFAULT_ROOT,
+        host: HostChanges,
         renewed: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
@@ -45,7 +47,12 @@ class Agent:
         self.files = TaskFiles(files_dir(node_id, files_root), self.dependencies)
         self._hostname = hostname
         self.network = NetworkAgent(
-            engine, host_addr=addr, node_id=node_id, clock=clock, sandbox_labels=container_labels
+            engine,
+            host_addr=addr,
+            node_id=node_id,
+            clock=clock,
+            sandbox_labels=container_labels,
+            host=host,
         )
         self.worker = Worker(
             engine,

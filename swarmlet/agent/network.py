@@ -20,7 +20,8 @@ from swarmlet.errors import NotFound, SwarmletError, Unavailable
 from swarmlet.models import Task, TaskState
 from swarmlet.net import nft
 from swarmlet.net.dns import EmbeddedDNS
-from swarmlet.net.mesh import MESH_SYSCTLS, mesh_for
+from swarmlet.net.host import HostChanges
+from swarmlet.net.mesh import mesh_for
 from swarmlet.net.names import ip_of
 from swarmlet.net.netlink import program_host
 from swarmlet.net.sandbox import (
@@ -52,8 +53,10 @@ class NetworkAgent:
         node_id: str,
         clock: Clock,
         sandbox_labels: Mapping[str, str],
+        host: HostChanges,
     ) -> None:
         self._engine = engine
+        self._host = host
         self._host_addr = host_addr
         self._clock = clock
         self._labels = {**sandbox_labels, NODE_LABEL: node_id}
@@ -65,7 +68,6 @@ class NetworkAgent:
         # The local tasks whose namespaces this agent holds: task → its sandbox's pid.
         self._tasks: dict[str, Task] = {}
         self._pids: dict[str, int] = {}
-        self._sysctls_set = False
 
     async def run(self) -> None:
         try:
@@ -78,10 +80,10 @@ class NetworkAgent:
     async def apply(self, state: NetworkState) -> None:
         async with self._programming:
             self._state = state
+            # First, so that what the host had before the swarm is remembered before anything
+            # changes it; each time, since a restarted dockerd may have put its rules first.
+            await asyncio.to_thread(self._host.apply)
             await program_host(state.networks, self._host_addr)
-            if not self._sysctls_set:
-                await asyncio.to_thread(nft.set_sysctls, MESH_SYSCTLS)
-                self._sysctls_set = True
             await nft.apply(mesh_for(state))
             self._update_dns()
             await self._listen()

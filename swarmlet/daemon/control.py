@@ -39,6 +39,7 @@ from swarmlet.models import (
     NodeState,
     NodeStatus,
 )
+from swarmlet.net.host import HostChanges
 from swarmlet.net.mesh import remove_mesh
 from swarmlet.net.netlink import program_host
 from swarmlet.pki import Credentials, JoinToken
@@ -267,6 +268,7 @@ class NodeControl:
             # Nothing of the swarm's networks stays on the host: bridges, tunnels, rules.
             await program_host([], identity.advertise_addr)
             await remove_mesh()
+            await asyncio.to_thread(HostChanges(self._state_dir).restore)
             identity_file.forget(self._state_dir)
             self._credentials.forget()
             self._identity = None
@@ -317,6 +319,7 @@ class NodeControl:
             hostname=self._hostname,
             clock=self._clock,
             container_labels=self._container_labels,
+            host=HostChanges(self._state_dir),
             renewed=self._read_role,
         )
         self._running.append(self._group.create_task(agent.run(), name="agent"))
