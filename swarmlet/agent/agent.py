@@ -12,11 +12,13 @@ from swarmlet.agent.dependencies import Dependencies
 from swarmlet.agent.describe import describe_node
 from swarmlet.agent.engine import EngineClient
 from swarmlet.agent.network import NetworkAgent
+from swarmlet.agent.plugin_server import PluginServer
 from swarmlet.agent.session import Session, SessionClosed
 from swarmlet.agent.task_files import DEFAULT_ROOT, TaskFiles, files_dir
 from swarmlet.agent.worker import Worker
 from swarmlet.clock import Clock
 from swarmlet.models import NodeDescription, Task, TLSInfo
+from swarmlet.net.driver import NetworkPlugin
 from swarmlet.net.host import HostChanges
 from swarmlet.pki import Credentials, node_tls_info
 from swarmlet.protocol import Certificates, NodeTLS, StatusUpdate
@@ -36,6 +38,8 @@ class Agent:
         container_labels: Mapping[str, str],
         files_root: Path = DEFAULT_ROOT,
         host: HostChanges,
+        plugin: str,
+        network_suffix: str = "",
         renewed: Callable[[], None] | None = None,
     ) -> None:
         self._engine = engine
@@ -49,11 +53,14 @@ class Agent:
         self.network = NetworkAgent(
             engine,
             host_addr=addr,
-            node_id=node_id,
             clock=clock,
-            sandbox_labels=container_labels,
             host=host,
+            plugin=plugin,
+            network_suffix=network_suffix,
         )
+        # The engine's network and IPAM driver, through which tasks' containers join the
+        # overlay networks.
+        self.plugin = PluginServer(NetworkPlugin(self.network), plugin)
         self.worker = Worker(
             engine,
             node_id,
@@ -121,6 +128,13 @@ class Agent:
         await self.files.unmount()
 
     async def run(self) -> None:
+        await self.plugin.start()
+        try:
+            await self._run()
+        finally:
+            await self.plugin.stop()
+
+    async def _run(self) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self.worker.run(), name="worker")
             group.create_task(self.session.run(), name="session")

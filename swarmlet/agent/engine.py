@@ -44,6 +44,8 @@ class ContainerInfo:
     pid: int = 0
     exit_code: int = 0
     error: str = ""
+    # The path of its network namespace, while it runs (NetworkSettings.SandboxKey).
+    sandbox_key: str = ""
 
     @property
     def running(self) -> bool:
@@ -129,6 +131,7 @@ def _container_info(data: Mapping[str, Any]) -> ContainerInfo:
         pid=state.get("Pid") or 0,
         exit_code=state.get("ExitCode") or 0,
         error=state.get("Error") or "",
+        sandbox_key=(data.get("NetworkSettings") or {}).get("SandboxKey") or "",
     )
 
 
@@ -263,6 +266,25 @@ class EngineClient:
             )
             for row in rows
         ]
+
+    # -- the engine's networks (swarmlet.agent.local_networks) -------------------------------
+
+    async def list_networks(self, filters: Mapping[str, list[str]]) -> list[dict[str, Any]]:
+        params = {"filters": json.dumps(dict(filters))}
+        return await self._json("GET", "/networks", params=params)  # type: ignore[no-any-return]
+
+    async def create_network(self, body: Mapping[str, Any]) -> str:
+        created = await self._json("POST", "/networks/create", body=dict(body))
+        return str(created["Id"])
+
+    async def remove_network(self, network_id: str) -> None:
+        await self._json("DELETE", f"/networks/{network_id}")
+
+    async def connect_network(
+        self, network_id: str, container_id: str, endpoint: Mapping[str, Any]
+    ) -> None:
+        body = {"Container": container_id, "EndpointConfig": dict(endpoint)}
+        await self._json("POST", f"/networks/{network_id}/connect", body=body)
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -1,47 +1,52 @@
 """The host's side of the overlay networks: programs the kernel from the manager's network
-state, answers DNS for the local tasks, and prepares each task's namespace before its process
-starts (``TaskNetworking``).
+state, answers DNS for the local tasks, and is the engine's network plugin, through which each
+task's container is plumbed before its process starts (``TaskNetworking``).
 
-Every change of the network state is applied in one pass, in order: bridges, VXLAN devices and
-forwarding entries; the routing mesh's rules; the DNS's view and listening addresses; the VIP
-rules inside every local task's namespace.
+Every change of the network state is applied in one pass, in order: the host's own settings;
+bridges, VXLAN devices and forwarding entries; the routing mesh's rules; the engine's copies
+of the networks; the DNS's view and listening addresses; the VIP rules inside every local
+task's namespace.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from swarmlet.agent.engine import EngineClient
+from swarmlet.agent.executor import container_name
+from swarmlet.agent.local_networks import LocalNetworks
+from swarmlet.agent.networking import ContainerNetworking
 from swarmlet.clock import Clock
-from swarmlet.errors import NotFound, SwarmletError, Unavailable
+from swarmlet.errors import EngineError, InvalidSpec, NotFound, SwarmletError, Unavailable
 from swarmlet.models import Task, TaskState
 from swarmlet.net import nft
 from swarmlet.net.dns import EmbeddedDNS
+from swarmlet.net.driver import Endpoint, Joined, container_side, host_side
+from swarmlet.net.endpoint import Veth, delete_veths, make_veth
 from swarmlet.net.host import HostChanges
 from swarmlet.net.mesh import mesh_for
-from swarmlet.net.names import ip_of
+from swarmlet.net.names import bridge_name, ip_of
 from swarmlet.net.netlink import program_host
-from swarmlet.net.sandbox import (
-    attach_task,
-    detach_task,
-    host_address_on_first_network,
-    remove_sandbox,
-    sandbox_name,
-    start_sandbox,
-)
 from swarmlet.net.vip import vip_ruleset
-from swarmlet.protocol import NetworkState, ServiceEntry
+from swarmlet.protocol import NetworkState, NetworkView, ServiceEntry
 
 log = logging.getLogger(__name__)
 
-SANDBOX_TASK_LABEL = "com.swarmlet.task.id"
-NODE_LABEL = "com.swarmlet.node.id"
 # How long a task may wait for the manager to give this host its address on the task's
-# networks (the allocator does it as soon as the network is in use).
+# networks (the allocator does it as soon as the network is in use), and for the engine's
+# copies of them.
 ATTACH_WAIT = 60.0
+
+
+@dataclass(frozen=True)
+class _Expected:
+    """An address of a local task: which task, and which of its networks (0: its first)."""
+
+    task_id: str
+    index: int
 
 
 class NetworkAgent:
@@ -50,24 +55,25 @@ class NetworkAgent:
         engine: EngineClient,
         *,
         host_addr: str,
-        node_id: str,
         clock: Clock,
-        sandbox_labels: Mapping[str, str],
         host: HostChanges,
+        plugin: str,
+        network_suffix: str = "",
     ) -> None:
         self._engine = engine
-        self._host = host
         self._host_addr = host_addr
         self._clock = clock
-        self._labels = {**sandbox_labels, NODE_LABEL: node_id}
-        self._node_id = node_id
+        self._host = host
+        self.local_networks = LocalNetworks(engine, plugin, network_suffix)
         self._state = NetworkState()
         self._applied = asyncio.Condition()
         self._programming = asyncio.Lock()
         self._dns = EmbeddedDNS()
-        # The local tasks whose namespaces this agent holds: task → its sandbox's pid.
+        # The local tasks on networks, and each one's namespace once its container joined
+        # (the engine's SandboxKey), where its VIP rules live.
         self._tasks: dict[str, Task] = {}
-        self._pids: dict[str, int] = {}
+        self._netns: dict[str, str] = {}
+        self._expected: dict[str, _Expected] = {}
 
     async def run(self) -> None:
         try:
@@ -85,90 +91,159 @@ class NetworkAgent:
             await asyncio.to_thread(self._host.apply)
             await program_host(state.networks, self._host_addr)
             await nft.apply(mesh_for(state))
+            await self.local_networks.sync(state.networks)
             self._update_dns()
             await self._listen()
-            for task_id, pid in list(self._pids.items()):
-                await self._program_vips(self._tasks[task_id], pid)
+            for task_id, netns in list(self._netns.items()):
+                await self._program_vips(self._tasks[task_id], netns)
         async with self._applied:
             self._applied.notify_all()
 
     async def adopt(self, tasks: Sequence[Task]) -> None:
         """Called with every assignment set: learn the namespaces of local tasks an earlier
         agent attached (after a restart), so their VIP rules and DNS scope follow changes
-        again; and remove the sandboxes of tasks no longer assigned."""
-        await self._sweep({task.id for task in tasks})
+        again."""
         for task in tasks:
             if (
-                task.id in self._pids
+                task.id in self._netns
                 or not task.networks_attachments
                 or not TaskState.STARTING <= task.state <= TaskState.RUNNING
             ):
                 continue
             try:
-                info = await self._engine.inspect_container(sandbox_name(task))
+                info = await self._engine.inspect_container(container_name(task))
             except NotFound:
                 continue
-            if info.running and info.pid > 0:
-                self._tasks[task.id] = task
-                self._pids[task.id] = info.pid
+            if info.running and info.sandbox_key:
+                self._remember(task)
+                self._netns[task.id] = info.sandbox_key
         self._update_dns()
-
-    async def _sweep(self, assigned: set[str]) -> None:
-        try:
-            found = await self._engine.list_containers({NODE_LABEL: self._node_id})
-        except SwarmletError as exc:
-            log.warning("listing this node's sandboxes: %s", exc.message)
-            return
-        for summary in found:
-            task_id = summary.labels.get(SANDBOX_TASK_LABEL)
-            if task_id is not None and task_id not in assigned:
-                try:
-                    await self._engine.remove_container(summary.id, force=True)
-                except SwarmletError as exc:
-                    log.warning("removing sandbox %s: %s", summary.name, exc.message)
 
     # TaskNetworking
 
-    async def attach(self, task: Task) -> dict[str, Any]:
-        local = await self._wait_for_addresses(task)
-        sandbox = await start_sandbox(
-            self._engine,
-            task,
-            {**self._labels, SANDBOX_TASK_LABEL: task.id},
-            nameserver=ip_of(host_address_on_first_network(task, local)),
+    async def attach(self, task: Task) -> ContainerNetworking:
+        configs = await self._wait_for_networks(task)
+        self._remember(task)
+        (first, first_config), *_ = configs
+        gateway = self._host_address(task.networks_attachments[0].network.id)
+        return ContainerNetworking(
+            host_config={"NetworkMode": first, "Dns": [gateway]},
+            networking_config={"EndpointsConfig": {first: first_config}},
         )
-        await attach_task(task, sandbox.pid, local)
-        self._tasks[task.id] = task
-        self._pids[task.id] = sandbox.pid
-        await self._program_vips(task, sandbox.pid)
-        self._update_dns()
-        return {"NetworkMode": f"container:{sandbox.id}"}
+
+    async def connect(self, task: Task, container_id: str) -> None:
+        configs = await self._wait_for_networks(task)
+        for network, config in configs[1:]:
+            try:
+                await self._engine.connect_network(network, container_id, config)
+            except EngineError as exc:
+                # An earlier attempt's container, connected already.
+                if "already exists" not in exc.message:
+                    raise
 
     async def detach(self, task: Task) -> None:
-        self._tasks.pop(task.id, None)
-        self._pids.pop(task.id, None)
+        self._forget(task.id)
         self._update_dns()
-        await detach_task(task)
-        await remove_sandbox(self._engine, task)
+
+    # DriverHost: what the engine's calls to the plugin need
+
+    async def swarm_network(self, engine_network_id: str) -> str:
+        return await self.local_networks.swarm_network(engine_network_id)
+
+    async def make_endpoint(self, endpoint: Endpoint, engine_pid: int) -> None:
+        view = self._view(endpoint.network_id)
+        if engine_pid <= 0:
+            raise Unavailable("the engine's process is unknown: cannot make the interface")
+        veth = Veth(
+            host_name=host_side(endpoint.id),
+            bridge=bridge_name(view.vni),
+            name=container_side(endpoint.id),
+            mac=endpoint.mac,
+        )
+        await make_veth(veth, engine_pid)
+
+    async def join(self, endpoint: Endpoint, sandbox_key: str) -> Joined:
+        expected = self._expected.get(endpoint.ip)
+        if expected is None or expected.task_id not in self._tasks:
+            # A container that is not a task of this host: it goes out through the host too.
+            return Joined(gateway=self._host_address(endpoint.network_id))
+        task = self._tasks[expected.task_id]
+        if expected.index != 0:
+            return Joined(gateway=None)
+        # Before the task's process starts: its VIPs answer from its first packet on.
+        self._netns[task.id] = sandbox_key
+        await self._program_vips(task, sandbox_key)
+        return Joined(gateway=self._host_address(endpoint.network_id))
+
+    async def leave(self, endpoint_id: str) -> None:
+        await delete_veths([host_side(endpoint_id)])
+
+    async def remove_endpoint(self, endpoint_id: str) -> None:
+        await delete_veths([host_side(endpoint_id)])
+
+    async def request_address(self, network_id: str, address: str) -> str:
+        if not address:
+            view = self._view(network_id)
+            raise InvalidSpec(
+                f"network {view.name} is a swarm network: its addresses come from the manager"
+            )
+        return address
+
+    async def release_address(self, network_id: str, address: str) -> None:
+        # A task's address is the manager's to release, with the task.
+        return
 
     # Inside
 
-    def _local_addresses(self) -> dict[str, str]:
-        return {view.id: view.local_address for view in self._state.networks if view.local_address}
+    def _remember(self, task: Task) -> None:
+        self._tasks[task.id] = task
+        for index, attachment in enumerate(task.networks_attachments):
+            for address in attachment.addresses:
+                self._expected[ip_of(address)] = _Expected(task.id, index)
 
-    async def _wait_for_addresses(self, task: Task) -> dict[str, str]:
-        wanted = {attachment.network.id for attachment in task.networks_attachments}
+    def _forget(self, task_id: str) -> None:
+        self._tasks.pop(task_id, None)
+        self._netns.pop(task_id, None)
+        for ip in [ip for ip, expected in self._expected.items() if expected.task_id == task_id]:
+            del self._expected[ip]
 
-        def ready() -> bool:
-            return wanted <= set(self._local_addresses())
+    def _view(self, network_id: str) -> NetworkView:
+        for view in self._state.networks:
+            if view.id == network_id:
+                return view
+        raise Unavailable(f"this host is not on network {network_id} yet")
+
+    def _host_address(self, network_id: str) -> str:
+        address = self._view(network_id).local_address
+        if not address:
+            raise Unavailable(f"this host has no address on network {network_id} yet")
+        return ip_of(address)
+
+    async def _wait_for_networks(self, task: Task) -> list[tuple[str, dict[str, object]]]:
+        """Each of the task's networks as (the engine's copy, the endpoint's config), once
+        this host has its address on each and the engine its copy."""
+
+        def ready() -> list[tuple[str, dict[str, object]]]:
+            configs: list[tuple[str, dict[str, object]]] = []
+            for attachment in task.networks_attachments:
+                engine_id = self.local_networks.engine_id(attachment.network.id)
+                view = next(
+                    (v for v in self._state.networks if v.id == attachment.network.id), None
+                )
+                if engine_id is None or view is None or not view.local_address:
+                    return []
+                if not attachment.addresses:
+                    raise InvalidSpec(f"task {task.id} has no address on {view.name}")
+                ip = ip_of(attachment.addresses[0])
+                configs.append((engine_id, {"IPAMConfig": {"IPv4Address": ip}}))
+            return configs
 
         async with self._applied:
             try:
                 async with asyncio.timeout(ATTACH_WAIT):
-                    await self._applied.wait_for(ready)
+                    return await self._applied.wait_for(ready)
             except TimeoutError:
-                raise Unavailable("this host has no address on the task's networks yet") from None
-        return self._local_addresses()
+                raise Unavailable("this host is not on the task's networks yet") from None
 
     def _services_for(self, task: Task) -> list[ServiceEntry]:
         networks = {attachment.network.id for attachment in task.networks_attachments}
@@ -179,9 +254,9 @@ class NetworkAgent:
             for service in view.services
         ]
 
-    async def _program_vips(self, task: Task, pid: int) -> None:
+    async def _program_vips(self, task: Task, netns: str) -> None:
         try:
-            await nft.apply_in_netns(pid, vip_ruleset(self._services_for(task)))
+            await nft.apply_in_netns_path(netns, vip_ruleset(self._services_for(task)))
         except SwarmletError as exc:
             # The task's namespace may be gone already (it ended); its detach follows.
             log.warning("VIP rules for task %s: %s", task.id, exc.message)
@@ -197,7 +272,9 @@ class NetworkAgent:
         self._dns.update(self._state.networks, scopes)
 
     async def _listen(self) -> None:
-        addresses = [ip_of(address) for address in self._local_addresses().values()]
+        addresses = [
+            ip_of(view.local_address) for view in self._state.networks if view.local_address
+        ]
         try:
             await self._dns.listen_on(addresses)
         except Unavailable as exc:

@@ -224,11 +224,15 @@ class TaskController:
                         if self._networking is not None:
                             self._attached = True
                             joined = await self._networking.attach(self._task)
-                            # The namespace's holder owns the hostname and resolver too.
-                            config = {k: v for k, v in plan.config.items() if k != "Hostname"}
-                            host_config = {**plan.host_config, **joined}
+                            config = {
+                                **plan.config,
+                                "NetworkingConfig": joined.networking_config,
+                            }
+                            host_config = {**plan.host_config, **joined.host_config}
                             plan = replace(plan, config=config, host_config=host_config)
                         self._container_id = await executor.create(self._engine, plan)
+                        if self._networking is not None:
+                            await self._networking.connect(self._task, self._container_id)
                 except SwarmletError as exc:
                     self._fatal(exc)
                     return

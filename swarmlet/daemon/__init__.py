@@ -36,6 +36,8 @@ async def _main(
     hostname: str,
     container_labels: dict[str, str],
     min_cert_expiry: timedelta,
+    network_plugin: str,
+    shared_engine: bool,
 ) -> None:
     clock = SystemClock()
     engine = EngineClient(docker_host)
@@ -48,6 +50,8 @@ async def _main(
         clock=clock,
         container_labels=container_labels,
         min_cert_expiry=min_cert_expiry,
+        network_plugin=network_plugin,
+        network_suffix=f".{hostname}" if shared_engine else "",
     )
     app = make_app(control, clock, min_cert_expiry=min_cert_expiry)
     runner = await serve(app, hosts, tls)
@@ -94,5 +98,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.hostname,
             dict(args.container_labels),
             args.min_cert_expiry,
+            args.network_plugin,
+            args.shared_engine,
         )
     )

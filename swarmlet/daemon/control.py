@@ -18,7 +18,9 @@ from swarmlet.agent import certificates
 from swarmlet.agent.agent import Agent
 from swarmlet.agent.describe import describe_node
 from swarmlet.agent.engine import EngineClient
-from swarmlet.agent.network import NODE_LABEL
+from swarmlet.agent.executor import LABEL_NODE_ID
+from swarmlet.agent.local_networks import LocalNetworks
+from swarmlet.agent.plugin_server import teardown_plugins
 from swarmlet.agent.task_files import unmount_secrets
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
@@ -84,8 +86,12 @@ class NodeControl:
         clock: Clock,
         container_labels: Mapping[str, str],
         min_cert_expiry: timedelta = timedelta(hours=1),
+        network_plugin: str = "swarmlet",
+        network_suffix: str = "",
     ) -> None:
         self._state_dir = state_dir
+        self._network_plugin = network_plugin
+        self._network_suffix = network_suffix
         self._min_cert_expiry = min_cert_expiry
         self._engine = engine
         self._engine_socket = engine_socket
@@ -262,7 +268,11 @@ class NodeControl:
             if self.leader is not None and not force:
                 raise Unavailable(LEAVE_AS_FOLLOWER)
             await self._stop()
-            await self._remove_containers(identity.node_id)
+            # The engine calls the network plugin for each endpoint and network it removes.
+            async with teardown_plugins([self._network_plugin]):
+                await self._remove_containers(identity.node_id)
+                local = LocalNetworks(self._engine, self._network_plugin, self._network_suffix)
+                await local.remove_all()
             # Secrets and configs lived in memory and on this node's tmpfs only.
             await unmount_secrets(identity.node_id)
             # Nothing of the swarm's networks stays on the host: bridges, tunnels, rules.
@@ -320,6 +330,8 @@ class NodeControl:
             clock=self._clock,
             container_labels=self._container_labels,
             host=HostChanges(self._state_dir),
+            plugin=self._network_plugin,
+            network_suffix=self._network_suffix,
             renewed=self._read_role,
         )
         self._running.append(self._group.create_task(agent.run(), name="agent"))
@@ -367,7 +379,6 @@ class NodeControl:
         return await describe_node(self._engine, self._hostname)
 
     async def _remove_containers(self, node_id: str) -> None:
-        """The node's task containers, and the sandboxes holding their namespaces."""
-        for label in ("com.docker.swarm.node.id", NODE_LABEL):
-            for container in await self._engine.list_containers({label: node_id}):
-                await self._engine.remove_container(container.id, force=True)
+        """The node's task containers."""
+        for container in await self._engine.list_containers({LABEL_NODE_ID: node_id}):
+            await self._engine.remove_container(container.id, force=True)

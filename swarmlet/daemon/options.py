@@ -154,6 +154,20 @@ def parser() -> argparse.ArgumentParser:
         " 10m; default: %(default)s). Swarm's minimum is 1h; a shorter one exists so that"
         " tests can use short-lived certificates.",
     )
+    add(
+        "--network-plugin",
+        default="swarmlet",
+        metavar="NAME",
+        help="The name this node's network driver has on its engine (the plugin socket"
+        " /run/docker/plugins/NAME.sock; default: %(default)s). Each swarmletd sharing an engine's"
+        " plugin directory needs its own.",
+    )
+    add(
+        "--shared-engine",
+        action="store_true",
+        help="The engine also runs other swarmletds' tasks (a lab on one machine): this node's"
+        " copies of the overlay networks on it are named NETWORK.HOSTNAME.",
+    )
     add("--debug", action="store_true", help="Log at debug level.")
     return command
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -164,3 +164,24 @@ async def remove_labelled_containers(docker_host: str, label: str) -> list[str]:
             if exc.status != 404:  # 404: it went away meanwhile, as we asked
                 raise
     return ids
+
+
+async def remove_networks_of(docker_host: str, drivers: Sequence[str]) -> list[str]:
+    """Remove every engine network whose driver is one of ``drivers`` (the lab hosts' network
+    plugins); returns their names."""
+    listed = await request(docker_host, "GET", "/networks")
+    removed = []
+    for network in listed or []:
+        if network.get("Driver") in drivers:
+            try:
+                await request(docker_host, "DELETE", f"/networks/{network['Id']}")
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+            removed.append(str(network.get("Name")))
+    return removed
+
+
+async def networks_of(docker_host: str, drivers: Sequence[str]) -> list[str]:
+    listed = await request(docker_host, "GET", "/networks")
+    return [str(n.get("Name")) for n in listed or [] if n.get("Driver") in drivers]

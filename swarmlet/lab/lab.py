@@ -16,8 +16,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from swarmlet.agent.plugin_server import socket_path, teardown_plugins
 from swarmlet.lab import api
 from swarmlet.lab.plan import (
+    MAX_NODES,
     EngineMode,
     HostPlan,
     LabConfig,
@@ -197,9 +199,7 @@ class Lab:
                 kill(pid)
         # The daemons are gone, so nothing restarts what is removed now.
         engines = [config.shared_engine] + [h.engine.docker_host for h in plan.hosts if h.engine]
-        for docker_host in engines:
-            if api.run_sync(api.ping(docker_host)):
-                api.run_sync(api.remove_labelled_containers(docker_host, config.container_label))
+        api.run_sync(_remove_from_engines(plan, engines))
         for host in plan.hosts:
             pid = self._engine_pid(host)
             if pid is not None:
@@ -243,9 +243,14 @@ class Lab:
         found += [f"mount {point}" for point in mount_points_under(roots, mountinfo)]
         found += [f"process {p}" for p in processes_mentioning([f"{root}/" for root in roots])]
         engine, label = config.shared_engine, config.container_label
+        plugins = [plan_host(config, i, "shared").netns for i in range(1, MAX_NODES + 1)]
+        sockets = [socket_path(name) for name in plugins]
+        found += [f"plugin socket {path}" for path in sockets if path.exists()]
         if api.run_sync(api.ping(engine)):
             labelled = api.run_sync(api.labelled_containers(engine, label))
             found += [f"container {container_id}" for container_id in labelled]
+            networks = api.run_sync(api.networks_of(engine, plugins))
+            found += [f"engine network {name}" for name in networks]
         return found
 
     def _namespaces(self) -> list[str]:
@@ -356,3 +361,16 @@ def _tail(path: Path, lines: int = 20) -> str:
     except FileNotFoundError:
         return f"(no log at {path})"
     return f"last lines of {path}:\n" + "\n".join(text.splitlines()[-lines:])
+
+
+async def _remove_from_engines(plan: LabPlan, engines: Sequence[str]) -> None:
+    """Every container the lab's daemons started, and the engines' copies of their networks.
+    The engines call each host's network plugin as they remove them: with the daemons gone,
+    stand-ins answer on the plugins' sockets meanwhile, or each call would wait 30 s."""
+    label = plan.config.container_label
+    plugins = [host.netns for host in plan.hosts]
+    async with teardown_plugins(plugins):
+        for docker_host in engines:
+            if await api.ping(docker_host):
+                await api.remove_labelled_containers(docker_host, label)
+                await api.remove_networks_of(docker_host, plugins)

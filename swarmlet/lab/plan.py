@@ -16,7 +16,16 @@ EngineMode = Literal["shared", "per-node"]
 Command = tuple[str, ...]
 
 MAX_NODES = 50  # addresses .11 .. .60 of the lab's /24
-TEST_IMAGES = ("swarmlet-test/busybox:latest", "swarmlet-test/busybox:v2")
+# What a per-node engine gets from the machine's (`docker save | docker load`: there is no
+# registry to pull from); scripts/bootstrap.sh builds them all.
+TEST_IMAGES = (
+    "swarmlet-test/busybox:latest",
+    "swarmlet-test/busybox:v2",
+    "registry:2",
+    "registry:latest",
+    # The dockercoins tutorial's `docker service create --name redis redis` (docs/dockercoins.md).
+    "redis:latest",
+)
 
 
 def _default_swarmletd() -> tuple[str, ...]:
@@ -174,6 +183,9 @@ def plan_host(config: LabConfig, index: int, engine: EngineMode) -> HostPlan:
         "--docker-host", docker_host,
         "--hostname", hostname,
         "--container-label", config.container_label,
+        # Every host's engine reads the one plugin directory: each needs a name of its own.
+        "--network-plugin", netns,
+        *(() if engine_plan else ("--shared-engine",)),
     )  # fmt: skip
     return HostPlan(
         index=index,

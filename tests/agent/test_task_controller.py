@@ -9,6 +9,7 @@ from functools import partial
 import pytest
 
 from swarmlet.agent.fake_engine import FakeEngine
+from swarmlet.agent.networking import ContainerNetworking
 from swarmlet.agent.task_controller import Step, next_step
 from swarmlet.clock import FakeClock
 from swarmlet.errors import EngineError
@@ -334,9 +335,15 @@ class FakeNetworking:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
 
-    async def attach(self, task: Task) -> dict[str, object]:
+    async def attach(self, task: Task) -> ContainerNetworking:
         self.calls.append(("attach", task.id))
-        return {"NetworkMode": f"container:sandbox-of-{task.id}"}
+        return ContainerNetworking(
+            host_config={"NetworkMode": f"local-copy-of-{task.id}"},
+            networking_config={"EndpointsConfig": {"first": {"IPAMConfig": {}}}},
+        )
+
+    async def connect(self, task: Task, container_id: str) -> None:
+        self.calls.append(("connect", container_id))
 
     async def detach(self, task: Task) -> None:
         self.calls.append(("detach", task.id))
@@ -356,7 +363,7 @@ def on_network(task: Task) -> Task:
     )
 
 
-async def test_a_task_on_a_network_joins_its_namespace_and_releases_it_when_it_ends(
+async def test_a_task_on_a_network_is_created_on_it_and_released_when_it_ends(
     make_task, start, engine, pump
 ):
     networking = FakeNetworking()
@@ -365,8 +372,12 @@ async def test_a_task_on_a_network_joins_its_namespace_and_releases_it_when_it_e
         await pump()
     assert run.last.state == S.FAILED
     (container,) = engine.containers.values()
-    assert container.host_config["NetworkMode"] == f"container:sandbox-of-{task.id}"
-    assert networking.calls == [("attach", task.id), ("detach", task.id)]
+    assert container.host_config["NetworkMode"] == f"local-copy-of-{task.id}"
+    assert container.config["NetworkingConfig"] == {
+        "EndpointsConfig": {"first": {"IPAMConfig": {}}}
+    }
+    # Its other networks are joined once it exists, before it starts.
+    assert networking.calls == [("attach", task.id), ("connect", container.id), ("detach", task.id)]
 
 
 async def test_a_task_without_networks_never_touches_the_data_plane(make_task, start, engine, pump):

@@ -33,6 +33,8 @@ class Started:
         hostname: str,
         container_labels: dict[str, str],
         min_cert_expiry: timedelta,
+        network_plugin: str,
+        shared_engine: bool,
     ) -> None:
         self.calls.append(
             {
@@ -40,6 +42,8 @@ class Started:
                 "tls": tls,
                 "min_cert_expiry": min_cert_expiry,
                 "container_labels": container_labels,
+                "network_plugin": network_plugin,
+                "shared_engine": shared_engine,
             }
         )
 
@@ -252,3 +256,13 @@ def test_container_labels_reach_the_daemon(
     assert started.only["hosts"] == [
         UnixHost("unix:///var/run/swarmlet.sock", Path("/var/run/swarmlet.sock"))
     ]
+
+
+def test_the_network_plugin_is_swarmlet_unless_named_and_the_engine_is_the_hosts_own(started):
+    main([])
+    assert started.only["network_plugin"] == "swarmlet"
+    assert started.only["shared_engine"] is False
+    started.calls.clear()
+    main(["--network-plugin", "swl-node2", "--shared-engine"])
+    assert started.only["network_plugin"] == "swl-node2"
+    assert started.only["shared_engine"] is True

@@ -92,6 +92,8 @@ def main() -> None:
     parser.add_argument("--docker-host", required=True)
     parser.add_argument("--hostname", required=True)
     parser.add_argument("--container-label", action="append", default=[])
+    parser.add_argument("--network-plugin")
+    parser.add_argument("--shared-engine", action="store_true")
     asyncio.run(serve(parser.parse_args()))
 
 

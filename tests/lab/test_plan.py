@@ -37,6 +37,8 @@ def test_swarmletd_argv_is_the_documented_one():
         "--docker-host", "unix:///var/run/docker.sock",
         "--hostname", "node2",
         "--container-label", "com.swarmlet.lab=swl",
+        "--network-plugin", "swl-node2",
+        "--shared-engine",
     )  # fmt: skip
     assert host.pid_file == Path("/run/swarmlet-lab/node2/swarmletd.pid")
     assert host.log_file == Path("/var/log/swarmlet/lab-node2.log")

@@ -4,7 +4,10 @@ plane's async API the way the agent does and prints a JSON answer on stdout.
 
 - ``program {"views": [...], "host_addr": "..."}`` → ``{"ops": [...]}``
 - ``attach {"task": {...}, "pid": N, "local_addresses": {...}}`` → ``{"thread_namespaces": [...]}``
-  (the namespace of every thread of this process after attaching: the host's, all of them)
+  (the namespace of every thread of this process after attaching: the host's, all of them):
+  what the network plugin and the engine do for a task's first network — the plugin's veth
+  (``swarmlet.net.endpoint``), its other end made in the namespace of process N, then, as the
+  engine would, named eth0 there, given the address and the default route via the host
 - ``detach {"task": {...}}`` → ``{}``
 - ``state {}`` → ``{}``
 
@@ -22,8 +25,10 @@ import sys
 from typing import Any
 
 from swarmlet.models import Task
+from swarmlet.net.driver import host_side
+from swarmlet.net.endpoint import Veth, delete_veths, make_veth
+from swarmlet.net.names import bridge_name, ip_of, mac_for
 from swarmlet.net.netlink import program_host
-from swarmlet.net.sandbox import attach_task, detach_task
 from swarmlet.protocol import NetworkView
 
 
@@ -48,9 +53,23 @@ async def main(command: str, args: dict[str, Any]) -> dict[str, Any]:
         return {"ops": [f"{type(op).__name__} {op.__dict__}" for op in ops]}
     if command == "attach":
         task = Task.model_validate(args["task"])
-        await attach_task(task, args["pid"], args["local_addresses"])
-        # The thread that worked in the task's namespace has ended; the kernel may take a
-        # moment more to forget it.
+        attachment = task.networks_attachments[0]
+        address = attachment.addresses[0]
+        veth = Veth(
+            host_side(task.id), bridge_name(attachment.network.vni), "eth0", mac_for(address)
+        )
+        await make_veth(veth, args["pid"])
+        gateway = ip_of(args["local_addresses"][attachment.network.id])
+        engine = ["nsenter", f"--net=/proc/{args['pid']}/ns/net", "ip"]
+        for step in (
+            ["link", "set", "lo", "up"],
+            ["address", "add", address, "dev", "eth0"],
+            ["link", "set", "eth0", "up"],
+            ["route", "replace", "default", "via", gateway],
+        ):
+            await asyncio.to_thread(subprocess.run, [*engine, *step], check=True)
+        # No thread may have stayed in the task's namespace; the kernel may take a moment to
+        # forget one that ended.
         for _ in range(100):
             namespaces = thread_namespaces()
             if len(set(namespaces)) == 1:
@@ -58,7 +77,7 @@ async def main(command: str, args: dict[str, Any]) -> dict[str, Any]:
             await asyncio.sleep(0.01)
         return {"thread_namespaces": namespaces}
     if command == "detach":
-        await detach_task(Task.model_validate(args["task"]))
+        await delete_veths([host_side(Task.model_validate(args["task"]).id)])
         return {}
     if command == "state":
         return {}

@@ -21,6 +21,7 @@ import pytest
 
 from swarmlet.ids import new_id
 from swarmlet.models import IPAMConfig, Network, NetworkAttachment, NetworkIPAM, Task
+from swarmlet.net.driver import host_side
 from swarmlet.net.names import mac_for
 from swarmlet.protocol import NetworkView, Peer
 from tests.net.dataplane_lab import BUSYBOX, HELPER, PREFIX, require_kernel, sh
@@ -247,7 +248,7 @@ def test_a_network_no_longer_viewed_is_removed_and_others_stay(lab: Lab) -> None
     answer = lab.run("a", "program", views=both[:1], host_addr=UNDERLAY["a"])
     assert [op.split()[0] for op in answer["ops"]] == ["DeleteLink", "DeleteLink"]
     # The task's veth was on the removed bridge: it stays until the task is detached.
-    veth = f"swlv{task.id[:9]}0"
+    veth = host_side(task.id)
     assert sorted(ours(answer["links"])) == sorted(["swlbr4097", "swlvx4097", veth])
     lab.run("a", "detach", task=dumped(task))
     assert ours(lab.run("a", "program", views=[], host_addr=UNDERLAY["a"])["links"]) == []

@@ -89,7 +89,7 @@ async def list_networks(request: web.Request, route: LeaderRoute) -> web.StreamR
     path = "/networks" + (f"?filters={quote(raw_filters, safe='')}" if raw_filters else "")
     local = await request.app[ENGINE].get_json(path)
     return json_response(
-        [*(local if isinstance(local, list) else []), *(ours if isinstance(ours, list) else [])]
+        [*networks.engine_networks(local), *(ours if isinstance(ours, list) else [])]
     )
 
 

@@ -51,6 +51,7 @@ from swarmlet.models import (
     Task,
     TaskState,
 )
+from swarmlet.net.driver import NETWORK_OPTION
 
 ACCEPTED_FILTERS = ("dangling", "driver", "id", "label", "name", "scope", "type")
 # The engine's own networks (daemon/network's IsPreDefinedNetwork).
@@ -248,7 +249,19 @@ async def list_networks(request: web.Request) -> web.StreamResponse:
         for network in sorted(store.all(Network), key=lambda n: n.name)
         if network_matches(network, filters, bool(services_using(network, services)))
     ]
-    return json_response([*(local if isinstance(local, list) else []), *ours])
+    return json_response([*engine_networks(local), *ours])
+
+
+def engine_networks(listed: object) -> list[Any]:
+    """The engine's own networks from its list, without its copies of the swarm's (made for
+    the network plugin, ``swarmlet.agent.local_networks``): the swarm's are listed as such."""
+    if not isinstance(listed, list):
+        return []
+    return [
+        network
+        for network in listed
+        if not (isinstance(network, dict) and NETWORK_OPTION in (network.get("Options") or {}))
+    ]
 
 
 async def inspect_network(request: web.Request) -> web.StreamResponse:
