@@ -6,7 +6,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(docker.io nftables busybox-static iproute2 make)
+PACKAGES=(docker.io nftables busybox-static iproute2 make docker-registry python3 redis-server)
 IMAGE=swarmlet-test/busybox
 LOG_DIR=/var/log/swarmlet
 ENGINE_WAIT_S=60
@@ -114,3 +114,5 @@ install_packages "${PACKAGES[@]}"
 make_venv
 start_engine
 build_images
+scripts/images/registry.sh
+scripts/images/dockercoins.sh
