@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from swarmlet.models import Config, NodeDescription, Secret, Task, TaskStatus, TLSInfo
+from swarmlet.models import Config, Model, NodeDescription, Secret, Task, TaskStatus, TLSInfo
 
 # The manager's port (2377) serves, all over TLS:
 # the root CA, to a node about to join (no client certificate);
@@ -21,8 +21,11 @@ CA_PATH = "/ca"
 JOIN_PATH = "/certificate"
 # a new certificate for the node whose certificate is presented;
 RENEW_PATH = "/certificate/renew"
-# and the session of the node whose certificate is presented (a websocket).
+# the session of the node whose certificate is presented (a websocket);
 SESSION_PATH = "/session"
+# and that node's network attachments: plain containers on attachable overlay networks
+# (POST to attach, GET to list, DELETE ATTACHMENTS_PATH/<id> to detach).
+ATTACHMENTS_PATH = "/attachments"
 
 
 class Message(BaseModel):
@@ -41,6 +44,29 @@ class IssuedCertificate(Message):
     certificate: str
     # The roots to trust from now on, PEM.
     trust: str
+
+
+class AttachRequest(Model):
+    """The body of a POST to ATTACHMENTS_PATH, in the Engine API's style of keys: a container
+    of the calling node joins a network (its ID, name or an ID prefix, as the user named it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: str = Field(min_length=1)
+    container_id: str = Field(min_length=1)
+    # The container's name: with the aliases, what tasks on the network resolve to it.
+    name: str = ""
+    aliases: list[str] = Field(default_factory=list)
+
+
+class AttachmentInfo(Model):
+    """An attachment as the manager answers it: the task standing for it, the network's ID,
+    and the container's address on it (CIDR; empty until the allocator gives one)."""
+
+    id: str
+    network: str
+    address: str
+    container_id: str
 
 
 class Register(Message):
@@ -105,6 +131,17 @@ class ServiceEntry(Message):
     backends: list[str] = Field(default_factory=list)
 
 
+class AttachmentEntry(Message):
+    """A plain container on a network (a running attachment), for the embedded DNS: its name
+    and aliases resolve to its address, as Docker's DNS answers for a container."""
+
+    id: str
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    # Its address on this network (no prefix).
+    address: str
+
+
 class NetworkView(Message):
     """One overlay network as a host needs to know it."""
 
@@ -118,6 +155,7 @@ class NetworkView(Message):
     local_address: str = ""
     peers: list[Peer] = Field(default_factory=list)
     services: list[ServiceEntry] = Field(default_factory=list)
+    attachments: list[AttachmentEntry] = Field(default_factory=list)
 
 
 class PublishedBackend(Message):

@@ -1,4 +1,9 @@
-"""The cluster (the Engine API's ``Swarm`` object)."""
+"""The cluster (the Engine API's ``Swarm`` object).
+
+A zero in the fields declared ``ZeroIsDefault`` is SwarmKit's default, as moby's
+MergeSwarmSpecToGRPC keeps the default for them (``if s.Raft.ElectionTick != 0``): the CLI's
+``swarm init`` sends ``ElectionTick: 0`` and the swarm still has 10.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
-from swarmlet.models.base import Model, StoredObject
+from swarmlet.models.base import Model, StoredObject, ZeroIsDefault
 from swarmlet.models.service import SECOND_NS
 
 DEFAULT_CLUSTER_NAME = "default"
@@ -17,18 +22,18 @@ class OrchestrationConfig(Model):
 
 
 class DispatcherConfig(Model):
-    heartbeat_period: int = 5 * SECOND_NS
+    heartbeat_period: ZeroIsDefault[int] = 5 * SECOND_NS
 
 
 class RaftConfig(Model):
-    snapshot_interval: int = 10000
-    log_entries_for_slow_followers: int = 500
-    election_tick: int = 10
-    heartbeat_tick: int = 1
+    snapshot_interval: ZeroIsDefault[int] = 10000
+    log_entries_for_slow_followers: ZeroIsDefault[int] = 500
+    election_tick: ZeroIsDefault[int] = 10
+    heartbeat_tick: ZeroIsDefault[int] = 1
 
 
 class CAConfig(Model):
-    node_cert_expiry: int = 90 * 24 * 3600 * SECOND_NS
+    node_cert_expiry: ZeroIsDefault[int] = 90 * 24 * 3600 * SECOND_NS
     # `docker swarm ca --rotate` increments it: every change starts a root rotation.
     force_rotate: int = 0
     # A root given by the operator (`--ca-cert`/`--ca-key`): not taken yet.
@@ -42,7 +47,7 @@ class EncryptionConfig(Model):
 
 
 class ClusterSpec(Model):
-    name: str = DEFAULT_CLUSTER_NAME
+    name: ZeroIsDefault[str] = DEFAULT_CLUSTER_NAME
     labels: dict[str, str] = Field(default_factory=dict)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
     raft: RaftConfig = Field(default_factory=RaftConfig)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from swarmlet.models.base import Model, StoredObject
+from swarmlet.models.base import Model, StoredObject, ZeroIsDefault
 
 OVERLAY = "overlay"
 INGRESS_NAME = "ingress"
@@ -24,7 +24,8 @@ class IPAMConfig(Model):
 
 
 class NetworkIPAM(Model):
-    driver: str = "default"
+    # Empty is the default driver, as moby's BasicNetworkCreateToGRPC makes it.
+    driver: ZeroIsDefault[str] = "default"
     config: list[IPAMConfig] = Field(default_factory=list)
     options: dict[str, str] = Field(default_factory=dict)
 

@@ -1,19 +1,56 @@
 """Services and the task template they stamp tasks from, in the Engine API's shapes.
 
-Durations are integers of nanoseconds, as on the wire.
+Durations are integers of nanoseconds, as on the wire. The fields declared ``ZeroIsDefault``
+are those where moby's conversion (daemon/cluster/convert) takes an empty value as Swarm's
+default: a restart condition, an update's failure action, order and monitor period, an
+endpoint's mode, a port's protocol and publish mode, a mount's type, the runtime, the
+isolation.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from swarmlet.models.base import Model, StoredObject, Version
+from swarmlet.models.base import Model, StoredObject, Version, ZeroIsDefault
 from swarmlet.models.secret import ConfigReference, SecretReference
 
 SECOND_NS = 1_000_000_000
+
+
+class MountType(StrEnum):
+    """The mounts a Linux task can have (Swarm's ``npipe`` is Windows', its ``cluster``
+    volumes are not implemented)."""
+
+    BIND = "bind"
+    VOLUME = "volume"
+    TMPFS = "tmpfs"
+
+
+class Mount(Model):
+    """One of ``ContainerSpec.Mounts``, as far as swarmlet checks it: its type, a bind mount
+    when none is given (moby's conversion); the rest is the engine's, as it came."""
+
+    type: ZeroIsDefault[MountType] = MountType.BIND
+
+
+def _checked_mount(value: Any) -> Any:
+    # A mount stays a plain dict (the agent hands it to the engine as it is), checked and
+    # defaulted through Mount on the way in.
+    if isinstance(value, dict):
+        return Mount.model_validate(value).to_api()
+    return value
+
+
+MountSpec = Annotated[dict[str, Any], BeforeValidator(_checked_mount)]
+
+
+class Isolation(StrEnum):
+    """A container's isolation: Linux has only the default one."""
+
+    DEFAULT = "default"
 
 
 class ContainerSpec(Model):
@@ -28,10 +65,11 @@ class ContainerSpec(Model):
     tty: bool | None = None
     stop_signal: str | None = None
     stop_grace_period: int | None = None
-    mounts: list[dict[str, Any]] | None = None
+    mounts: list[MountSpec] | None = None
     init: bool | None = None
     secrets: list[SecretReference] | None = None
     configs: list[ConfigReference] | None = None
+    isolation: ZeroIsDefault[Isolation] = Isolation.DEFAULT
 
 
 class ResourceSpec(Model):
@@ -51,7 +89,7 @@ class RestartCondition(StrEnum):
 
 
 class RestartPolicy(Model):
-    condition: RestartCondition = RestartCondition.ANY
+    condition: ZeroIsDefault[RestartCondition] = RestartCondition.ANY
     delay: int = 5 * SECOND_NS
     max_attempts: int = 0
     window: int = 0
@@ -72,6 +110,20 @@ class NetworkAttachmentConfig(Model):
     aliases: list[str] | None = None
 
 
+class NetworkAttachmentSpec(Model):
+    """What an attachment task stands for: a plain container (``docker run --network``) on
+    an attachable overlay network. The manager makes such tasks itself; no service has one."""
+
+    container_id: str
+
+
+class TaskRuntime(StrEnum):
+    """What a task runs: containers only (Swarm's plugins and attachments are not services
+    swarmlet makes)."""
+
+    CONTAINER = "container"
+
+
 class TaskSpec(Model):
     container_spec: ContainerSpec = Field(default_factory=ContainerSpec)
     resources: ResourceRequirements | None = None
@@ -79,6 +131,8 @@ class TaskSpec(Model):
     placement: Placement | None = None
     force_update: int = 0
     networks: list[NetworkAttachmentConfig] | None = None
+    runtime: ZeroIsDefault[TaskRuntime] = TaskRuntime.CONTAINER
+    network_attachment_spec: NetworkAttachmentSpec | None = None
 
 
 class ReplicatedMode(Model):
@@ -112,22 +166,38 @@ class UpdateOrder(StrEnum):
 class UpdateConfig(Model):
     parallelism: int = 1
     delay: int = 0
-    failure_action: FailureAction = FailureAction.PAUSE
-    monitor: int = 5 * SECOND_NS
+    failure_action: ZeroIsDefault[FailureAction] = FailureAction.PAUSE
+    monitor: ZeroIsDefault[int] = 5 * SECOND_NS
     max_failure_ratio: float = 0
-    order: UpdateOrder = UpdateOrder.STOP_FIRST
+    order: ZeroIsDefault[UpdateOrder] = UpdateOrder.STOP_FIRST
+
+
+class PortProtocol(StrEnum):
+    TCP = "tcp"
+    UDP = "udp"
+    SCTP = "sctp"
+
+
+class PublishMode(StrEnum):
+    INGRESS = "ingress"
+    HOST = "host"
 
 
 class PortConfig(Model):
     name: str | None = None
-    protocol: str = "tcp"
+    protocol: ZeroIsDefault[PortProtocol] = PortProtocol.TCP
     target_port: int = 0
     published_port: int | None = None
-    publish_mode: str = "ingress"
+    publish_mode: ZeroIsDefault[PublishMode] = PublishMode.INGRESS
+
+
+class ResolutionMode(StrEnum):
+    VIP = "vip"
+    DNSRR = "dnsrr"
 
 
 class EndpointSpec(Model):
-    mode: str = "vip"
+    mode: ZeroIsDefault[ResolutionMode] = ResolutionMode.VIP
     ports: list[PortConfig] | None = None
 
 

@@ -112,3 +112,10 @@ class Task(StoredObject):
     @property
     def state(self) -> TaskState:
         return self.status.state
+
+    @property
+    def is_attachment(self) -> bool:
+        """A plain container's place on an attachable network (``docker run --network``): made
+        by the manager for the node that asked, given its address by the allocator, and never
+        run by a worker nor touched by the orchestrators or the scheduler."""
+        return not self.service_id and self.spec.network_attachment_spec is not None

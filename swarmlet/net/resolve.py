@@ -7,6 +7,9 @@ A task sees the services of the networks it is attached to, and only those:
   service has no VIP (``--endpoint-mode dnsrr``);
 - ``tasks.<service>`` → the IPs of its running tasks;
 - a network alias of the service resolves like its name (``<alias>``, ``tasks.<alias>``);
+- a plain container on the network (an attachment, ``docker run --network``) answers to its
+  name and each of its aliases with its address, as Docker's DNS answers for a container on a
+  user network (no ``tasks.`` form: it is no service);
 - ``<name>.<network>`` looks ``<name>`` up on that one network (network names may hold dots:
   ``a.b.c`` is tried as ``a.b.c`` on every network, then ``a.b`` on ``c``, then ``a`` on ``b.c``,
   as Docker does).
@@ -23,7 +26,7 @@ import ipaddress
 import random
 from collections.abc import Iterator, Mapping, Sequence
 
-from swarmlet.protocol import NetworkView, ServiceEntry
+from swarmlet.protocol import AttachmentEntry, NetworkView, ServiceEntry
 
 # Query types, as numbers so this module does not depend on a DNS library (dns.rdatatype.A, …).
 A = 1
@@ -113,6 +116,13 @@ def _lookup(name: str, networks: Sequence[NetworkView]) -> list[str] | None:
             if found is None:
                 found = []
             found.extend(address for address in addresses if address not in found)
+        for attachment in view.attachments:
+            if not _is_named(name, attachment):
+                continue
+            if found is None:
+                found = []
+            if attachment.address not in found:
+                found.append(attachment.address)
     return found
 
 
@@ -123,6 +133,10 @@ def _addresses(name: str, service: ServiceEntry) -> list[str] | None:
         if name == TASKS_PREFIX + known.lower():
             return list(service.backends)
     return None
+
+
+def _is_named(name: str, attachment: AttachmentEntry) -> bool:
+    return any(name == known.lower() for known in (attachment.name, *attachment.aliases) if known)
 
 
 def _contains(subnet: str, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

@@ -18,7 +18,7 @@ import pytest
 
 from swarmlet.errors import Unavailable
 from swarmlet.net.dns import EmbeddedDNS
-from swarmlet.protocol import NetworkView, ServiceEntry
+from swarmlet.protocol import AttachmentEntry, NetworkView, ServiceEntry
 
 HOST = "127.0.0.1"
 SECOND = "127.0.0.2"
@@ -151,6 +151,24 @@ async def test_a_source_it_does_not_know_is_scoped_by_subnet_or_refused(
     loopback = APP.model_copy(update={"subnet": "127.0.0.0/8"})
     server.update([loopback], {})
     assert addresses(await udp("web", port)) == ["10.0.1.2"]
+
+
+async def test_a_plain_container_is_found_by_name_and_finds_the_services(
+    server: EmbeddedDNS, port: int
+) -> None:
+    # A container on the network (an attachment): its host has no task at its address, so
+    # its queries are scoped by the subnet that holds it (the loopback plays that subnet).
+    container = AttachmentEntry(id="t-pg", name="postgres", aliases=["db2"], address="10.0.1.40")
+    dc = APP.model_copy(update={"subnet": "127.0.0.0/8", "attachments": [container]})
+    server.update([dc], {})
+    assert addresses(await udp("web", port)) == ["10.0.1.2"]
+    assert addresses(await udp("Postgres", port)) == ["10.0.1.40"]
+    assert addresses(await tcp("db2.app.", port)) == ["10.0.1.40"]
+    # A task on the network finds it too.
+    server.update([dc], TASKS)
+    assert addresses(await udp("postgres.app", port)) == ["10.0.1.40"]
+    server.update([APP], TASKS)
+    assert (await udp("postgres", port)).rcode() == dns.rcode.NXDOMAIN
 
 
 async def test_it_answers_on_every_address_it_listens_on(server: EmbeddedDNS, port: int) -> None:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from swarmlet.net.resolve import A, resolve, scope
-from swarmlet.protocol import NetworkView, ServiceEntry
+from swarmlet.protocol import AttachmentEntry, NetworkView, ServiceEntry
 
 AAAA = 28
 MX = 15
@@ -50,6 +50,19 @@ INGRESS = NetworkView(
     services=[
         ServiceEntry(id="svc-web", name="web", vip="10.0.0.5", backends=["10.0.0.7"]),
         ServiceEntry(id="svc-pub", name="pub", vip="10.0.0.6", backends=["10.0.0.8"]),
+    ],
+)
+# An attachable network with two plain containers on it (`docker run --network dc`) beside a
+# service, one container named like the service.
+DC = NetworkView(
+    id="net-dc",
+    name="dc",
+    vni=4099,
+    subnet="10.0.3.0/24",
+    services=[ServiceEntry(id="svc-api", name="api", vip="10.0.3.2", backends=["10.0.3.5"])],
+    attachments=[
+        AttachmentEntry(id="t-db", name="Postgres", aliases=["db", "pg.local"], address="10.0.3.7"),
+        AttachmentEntry(id="t-api", name="api", address="10.0.3.8"),
     ],
 )
 
@@ -160,14 +173,50 @@ def test_scope_of_an_unknown_source_is_every_network_holding_it() -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=40), st.sampled_from([A, AAAA, MX]))
 def test_any_name_gets_none_or_addresses_of_the_askers_networks(name: str, qtype: int) -> None:
-    networks = [APP, OTHER, INGRESS]
+    networks = [APP, OTHER, INGRESS, DC]
     known = {
         address
         for view in networks
         for service in view.services
         for address in [service.vip or "", *service.backends]
-    }
+    } | {attachment.address for view in networks for attachment in view.attachments}
     answer = resolve(name, qtype, networks)
     assert answer is None or set(answer) <= known
     if answer is not None and qtype != A:
         assert answer == []
+
+
+def test_a_container_on_the_network_answers_to_its_name_and_each_alias() -> None:
+    assert resolve("postgres", A, [DC]) == ["10.0.3.7"]
+    assert resolve("DB.", A, [DC]) == ["10.0.3.7"]
+    assert resolve("pg.local", A, [DC]) == ["10.0.3.7"]
+    assert resolve("postgres", AAAA, [DC]) == []
+    # Only a service has a tasks.<name>.
+    assert resolve("tasks.postgres", A, [DC]) is None
+
+
+def test_a_container_name_dot_network_looks_on_that_network_only() -> None:
+    assert resolve("postgres.dc", A, [APP, DC]) == ["10.0.3.7"]
+    assert resolve("db.DC.", A, [APP, DC]) == ["10.0.3.7"]
+    assert resolve("postgres.app", A, [APP, DC]) is None
+    # A dotted alias is tried whole first, then as <name>.<network>.
+    assert resolve("pg.local.dc", A, [DC]) == ["10.0.3.7"]
+
+
+def test_a_container_is_seen_only_from_its_network() -> None:
+    assert resolve("postgres", A, [APP, OTHER]) is None
+
+
+def test_a_container_named_like_a_service_answers_beside_it() -> None:
+    assert resolve("api", A, [DC]) == ["10.0.3.2", "10.0.3.8"]
+    assert resolve("tasks.api", A, [DC]) == ["10.0.3.5"]
+
+
+def test_a_container_without_a_name_answers_to_its_aliases_only() -> None:
+    unnamed = DC.model_copy(
+        update={
+            "attachments": [AttachmentEntry(id="t", name="", aliases=["x"], address="10.0.3.9")]
+        }
+    )
+    assert resolve("x", A, [unnamed]) == ["10.0.3.9"]
+    assert resolve("", A, [unnamed]) is None

@@ -7,9 +7,11 @@ What a pass gives out, each from the network's ``AddressPool``:
 - its published ports, dynamic numbers filled in (``ports.allocate_ports``);
 - to every NEW task meant to run: an address on each of its service's networks (ingress
   first), moving it to PENDING; a task that cannot have them stays NEW, ``Status.Err`` saying
-  why;
+  why. An attachment (a plain container's task, no service) is one such task, its network the
+  one of its spec;
 - to every Ready node: its own address on every network in use (one that a service or a live
-  task is attached to); a node keeps an address while the network is in use.
+  task is attached to, or an attachment waits for); a node keeps an address while the network
+  is in use.
 
 Nothing is written to free an address: what is held is read from the objects at each pass.
 An address is held by a service's VIP, a node's attachment, or a task that is not *released*
@@ -179,6 +181,9 @@ class _Pass:
         for task in self.state.tasks:
             if not is_released(task):
                 used.update(a.network.id for a in task.networks_attachments)
+            if task.is_attachment and waits_for_addresses(task):
+                # Its node needs the network's bridge, in the pass that gives its address.
+                used.update(config.target for config in task.spec.networks or ())
         present = [self.networks[i] for i in used if i in self.pools]
         return [n.id for n in sorted(present, key=lambda n: (not n.ingress, n.name, n.id))]
 
@@ -249,16 +254,16 @@ class _Pass:
                     pool.reserve(address)
 
     def _task(self, task: Task, service: Service | None) -> None:
-        if service is None:
+        if service is None and not task.is_attachment:
             return  # its service is gone: the reaper removes it
         attachments: list[NetworkAttachment] = []
         error = None
-        # The task's own networks (its spec is its service's as it was), else the deprecated
-        # service-level ones.
-        own = task.spec.networks or service.spec.networks or ()
+        # The task's own networks (its spec is its service's as it was, or an attachment's),
+        # else the deprecated service-level ones.
+        own = task.spec.networks or (service.spec.networks if service else None) or ()
         configs = {c.target: c for c in own}
         targets = list(configs)
-        if publishes_ingress(spec_ports(service)):
+        if service is not None and publishes_ingress(spec_ports(service)):
             if self.ingress is None:
                 error = NO_INGRESS
             else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from swarmlet.errors import InvalidSpec
@@ -21,7 +23,7 @@ from swarmlet.manager.api.filters import (
 )
 from swarmlet.manager.api.lookup import node_names, resolve
 from swarmlet.manager.store import Op, Store
-from swarmlet.models import Node, NodeRole, NodeSpec, NodeState, Version
+from swarmlet.models import Node, NodeRole, NodeSpec, NodeState, Version, api_name
 
 ACCEPTED_FILTERS = ("id", "label", "membership", "name", "node.label", "role")
 _ROLES = tuple(role.value for role in NodeRole)
@@ -103,10 +105,21 @@ async def inspect_node(request: web.Request) -> web.Response:
     return json_response(find_node(request, store_of(request)).to_api())
 
 
+def parse_node_spec(body: dict[str, Any]) -> NodeSpec:
+    """A node update's spec. Role and Availability have no default: moby's NodeSpecToGRPC
+    refuses them empty or missing (the CLI sends the whole spec it read), rather than
+    making a manager a worker."""
+    spec = NodeSpec.from_api(body)
+    for field in ("role", "availability"):
+        if field not in spec.model_fields_set:
+            raise InvalidSpec(f'invalid {api_name(field)}: ""')
+    return spec
+
+
 async def update_node(request: web.Request) -> web.Response:
     store = store_of(request)
     version = version_query(request, "node")
-    spec = NodeSpec.from_api(await read_json_object(request))
+    spec = parse_node_spec(await read_json_object(request))
     node = find_node(request, store)
     if node.spec.role is NodeRole.MANAGER and spec.role is NodeRole.WORKER:
         check_demotion(node, store.all(Node))

@@ -22,7 +22,9 @@ from swarmlet.models import (
     Network,
     NetworkAttachmentConfig,
     PortConfig,
+    PublishMode,
     ReplicatedMode,
+    ResolutionMode,
     ResourceSpec,
     Secret,
     Service,
@@ -46,9 +48,6 @@ _REFERENCE = re.compile(
     r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
 )
 
-_PROTOCOLS = ("tcp", "udp", "sctp")
-_PUBLISH_MODES = ("ingress", "host")
-_ENDPOINT_MODES = ("vip", "dnsrr")
 _MIN_NANO_CPUS = 1_000_000
 _MIN_MEMORY = 4 * 1024 * 1024
 
@@ -168,16 +167,16 @@ def _validate_update_config(which: str, config: UpdateConfig | None) -> None:
 
 
 def _validate_endpoint(endpoint: EndpointSpec) -> None:
-    if endpoint.mode not in _ENDPOINT_MODES:
-        raise InvalidSpec(f"EndpointSpec: invalid mode {endpoint.mode!r} (vip or dnsrr)")
+    # The mode, protocols and publish modes are enums of the models: a value outside them
+    # was refused as the body was read, naming the field.
     seen: set[tuple[int, str]] = set()
     for port in endpoint.ports or ():
         _validate_port(port)
-        if endpoint.mode == "dnsrr" and port.publish_mode == "ingress":
+        if endpoint.mode == ResolutionMode.DNSRR and port.publish_mode == PublishMode.INGRESS:
             raise InvalidSpec(
                 "EndpointSpec: port published with ingress mode can't be used with dnsrr mode"
             )
-        if port.publish_mode == "ingress" and port.published_port:
+        if port.publish_mode == PublishMode.INGRESS and port.published_port:
             key = (port.published_port, port.protocol)
             if key in seen:
                 raise InvalidSpec("EndpointSpec: duplicate published ports provided")
@@ -185,12 +184,6 @@ def _validate_endpoint(endpoint: EndpointSpec) -> None:
 
 
 def _validate_port(port: PortConfig) -> None:
-    if port.protocol not in _PROTOCOLS:
-        raise InvalidSpec(f"EndpointSpec: invalid protocol {port.protocol!r} (tcp, udp or sctp)")
-    if port.publish_mode not in _PUBLISH_MODES:
-        raise InvalidSpec(
-            f"EndpointSpec: invalid publish mode {port.publish_mode!r} (ingress or host)"
-        )
     if not 1 <= port.target_port <= 65535:
         raise InvalidSpec(f"EndpointSpec: invalid target port {port.target_port}")
     if port.published_port is not None and not 0 <= port.published_port <= 65535:
@@ -204,8 +197,8 @@ def check_port_conflicts(spec: ServiceSpec, service_id: str, services: Iterable[
     ports of different services may share a port (the scheduler keeps them apart).
     """
     ports = list(spec.endpoint_spec.ports or ()) if spec.endpoint_spec else []
-    ingress = _published(ports, "ingress")
-    host = _published(ports, "host")
+    ingress = _published(ports, PublishMode.INGRESS)
+    host = _published(ports, PublishMode.HOST)
     if not ingress and not host:
         return
     for other in services:
@@ -217,9 +210,9 @@ def check_port_conflicts(spec: ServiceSpec, service_id: str, services: Iterable[
             if not port.published_port:
                 continue
             key = (port.published_port, port.protocol)
-            if port.publish_mode == "host" and key in ingress:
+            if port.publish_mode == PublishMode.HOST and key in ingress:
                 use = "a host-published port"
-            elif port.publish_mode == "ingress" and (key in ingress or key in host):
+            elif port.publish_mode == PublishMode.INGRESS and (key in ingress or key in host):
                 use = "an ingress port"
             else:
                 continue
@@ -229,7 +222,7 @@ def check_port_conflicts(spec: ServiceSpec, service_id: str, services: Iterable[
             )
 
 
-def _published(ports: Iterable[PortConfig], mode: str) -> set[tuple[int, str]]:
+def _published(ports: Iterable[PortConfig], mode: PublishMode) -> set[tuple[int, str]]:
     return {
         (port.published_port, port.protocol)
         for port in ports

@@ -50,8 +50,9 @@ def seen_when_session_lost(last_seen: float, now: float, period: float) -> float
 
 def accept_status(task: Task, node_id: str, status: TaskStatus) -> Task | None:
     """The task with the agent's status applied, or None when the update must be ignored:
-    from another node than the task's (a stale agent), or moving the task backwards."""
-    if task.node_id != node_id:
+    from another node than the task's (a stale agent), about an attachment (no agent runs
+    one), or moving the task backwards."""
+    if task.node_id != node_id or task.is_attachment:
         return None
     if status.state < task.status.state:
         return None
@@ -62,8 +63,13 @@ def accept_status(task: Task, node_id: str, status: TaskStatus) -> Task | None:
 
 def is_assigned(task: Task) -> bool:
     """Whether the task belongs in its node's assignment set: placed by the scheduler (global
-    tasks carry a node before that, and must not be started before they are accepted)."""
-    return task.node_id is not None and task.status.state >= TaskState.ASSIGNED
+    tasks carry a node before that, and must not be started before they are accepted). An
+    attachment never is: a worker must not run it as a container."""
+    return (
+        task.node_id is not None
+        and task.status.state >= TaskState.ASSIGNED
+        and not task.is_attachment
+    )
 
 
 def assignments(tasks: Iterable[Task]) -> list[Task]:

@@ -84,6 +84,14 @@ class Dispatcher:
         self._last_seen: dict[str, float] = {node.id: start for node in store.all(Node)}
 
     @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @property
     def heartbeat_period(self) -> float:
         cluster = self._store.cluster()
         period = cluster.spec.dispatcher.heartbeat_period if cluster else 0
@@ -261,12 +269,18 @@ class Dispatcher:
                 dirty: set[str] = set()
                 renewing: set[str] = set()
                 for event in batch:
-                    if isinstance(event.obj, Task) and event.obj.node_id:
+                    if isinstance(event.obj, Task):
                         # A node's own report tells it nothing new, unless it releases secrets
                         # or configs: sending back all its tasks for every report was most of
-                        # the agents' work with thousands of tasks.
-                        if not self._reported.made(event.revision) or decide.releases_dependencies(
-                            event.obj
+                        # the agents' work with thousands of tasks. An attachment is never
+                        # assigned: it changes only the network state.
+                        if (
+                            event.obj.node_id
+                            and not event.obj.is_attachment
+                            and (
+                                not self._reported.made(event.revision)
+                                or decide.releases_dependencies(event.obj)
+                            )
                         ):
                             dirty.add(event.obj.node_id)
                     elif isinstance(event.obj, Secret | Config):

@@ -3,8 +3,10 @@
 A host takes part in a network when it has a live task on it or an address of its own on it
 (the allocator gives every node one on the networks in use, `ingress` included). For each such
 network it learns where every other address lives (peers, for the static VXLAN forwarding
-entries), and the services on it (for the embedded DNS and the VIP load balancer); and every
-host with an address on `ingress` learns the published ports of the routing mesh.
+entries), the services on it (for the embedded DNS and the VIP load balancer) and its running
+attachments, plain containers (for the embedded DNS); and every host with an address on
+`ingress` learns the published ports of the routing mesh. An attachment counts as a task:
+running, it is present on its node, and its address is a peer on the others.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from swarmlet.models import Network, Node, NodeState, Service, Task, TaskState
 from swarmlet.net.names import ip_of, mac_for
 from swarmlet.protocol import (
+    AttachmentEntry,
     NetworkState,
     NetworkView,
     Peer,
@@ -75,6 +78,7 @@ def _view(
 ) -> NetworkView:
     peers: list[Peer] = []
     backends: dict[str, list[str]] = {}
+    attachments: list[AttachmentEntry] = []
     for task in tasks:
         for att in task.networks_attachments:
             if att.network.id != network.id or not att.addresses:
@@ -84,7 +88,15 @@ def _view(
                 vtep = _vtep(cluster.nodes.get(task.node_id or ""))
                 if vtep:
                     peers.append(Peer(ip=ip, mac=mac_for(ip), vtep=vtep))
-            if is_serving(task):
+            if not is_serving(task):
+                continue
+            if task.is_attachment:
+                attachments.append(
+                    AttachmentEntry(
+                        id=task.id, name=task.name or "", aliases=list(att.aliases), address=ip
+                    )
+                )
+            else:
                 backends.setdefault(task.service_id, []).append(ip)
     for other in cluster.nodes.values():
         vtep = _vtep(other)
@@ -109,6 +121,7 @@ def _view(
         local_address=local_address,
         peers=sorted(peers, key=lambda peer: peer.ip),
         services=sorted(services, key=lambda entry: entry.name),
+        attachments=sorted(attachments, key=lambda entry: (entry.name, entry.id)),
     )
 
 

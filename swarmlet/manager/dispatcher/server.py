@@ -1,5 +1,6 @@
-"""The manager's port (2377): one websocket session per agent, the CA's paths, and the Engine
-API for the requests other managers forward (``/engine/...``).
+"""The manager's port (2377): one websocket session per agent, the CA's paths, the nodes'
+network attachments (``attachments.py``), and the Engine API for the requests other managers
+forward (``/engine/...``).
 
 Everything on it is TLS. A session needs the client certificate of a node that is still in the
 swarm, and the node is the one the certificate names; each frame is one message of
@@ -19,6 +20,7 @@ from swarmlet.manager.api.errors import error_middleware
 from swarmlet.manager.api.leader import FORWARDED_PREFIX
 from swarmlet.manager.ca import CertificateAuthority
 from swarmlet.manager.ca.server import ca_routes, peer_of
+from swarmlet.manager.dispatcher.attachments import Attachments, attachment_routes
 from swarmlet.manager.dispatcher.dispatcher import Dispatcher, SessionRefused
 from swarmlet.protocol import (
     SESSION_PATH,
@@ -59,17 +61,24 @@ class _Connection:
 
 
 def manager_app(
-    dispatcher: Dispatcher, authority: CertificateAuthority, api: web.Application | None = None
+    dispatcher: Dispatcher,
+    authority: CertificateAuthority,
+    api: web.Application | None = None,
+    attachments: Attachments | None = None,
 ) -> web.Application:
     """The manager's port; with ``api``, the Engine API the other managers forward the
-    cluster's requests to, under ``FORWARDED_PREFIX`` (it admits managers only)."""
-    app = _sessions_app(dispatcher, authority)
+    cluster's requests to, under ``FORWARDED_PREFIX`` (it admits managers only).
+    ``attachments`` defaults to one on the dispatcher's store and clock."""
+    attachments = attachments or Attachments(dispatcher.store, dispatcher.clock)
+    app = _sessions_app(dispatcher, authority, attachments)
     if api is not None:
         app.add_subapp(FORWARDED_PREFIX, api)
     return app
 
 
-def _sessions_app(dispatcher: Dispatcher, authority: CertificateAuthority) -> web.Application:
+def _sessions_app(
+    dispatcher: Dispatcher, authority: CertificateAuthority, attachments: Attachments
+) -> web.Application:
     open_sessions: set[web.WebSocketResponse] = set()
 
     async def session(request: web.Request) -> web.WebSocketResponse:
@@ -127,6 +136,7 @@ def _sessions_app(dispatcher: Dispatcher, authority: CertificateAuthority) -> we
 
     app = web.Application(middlewares=[error_middleware])
     app.add_routes(ca_routes(authority))
+    app.add_routes(attachment_routes(attachments, authority))
     app.router.add_get(SESSION_PATH, session)
     app.on_shutdown.append(close_sessions)
     return app

@@ -81,6 +81,8 @@ class ServiceOrchestrator(ControlLoop):
             elif self._owns(obj):
                 self._dirty.add(obj.id)
         elif isinstance(obj, Task):
+            if obj.is_attachment:
+                return  # no service's: nothing to reconcile
             if event.action is Action.DELETE or self._may_decide(obj):
                 self._dirty.add(obj.service_id)
         elif isinstance(obj, Node):
@@ -107,7 +109,8 @@ class ServiceOrchestrator(ControlLoop):
 
     def _services_near(self, node: Node) -> Iterable[str]:
         """The services a change of this node may concern."""
-        return {task.service_id for task in self._store.tasks_of_node(node.id)}
+        tasks = self._store.tasks_of_node(node.id)
+        return {task.service_id for task in tasks if not task.is_attachment}
 
     def _forget(self, service_id: str) -> None:
         self._dirty.discard(service_id)

@@ -7,6 +7,8 @@
 - Tasks marked REMOVE (scaled away, their node gone) go once they ended, never reached a node
   or their node is gone from the store.
 - Tasks of a deleted service go under the same conditions.
+- Attachments (plain containers' tasks, no service) go when their node is removed from the
+  swarm; until then they are their node's to delete.
 """
 
 from __future__ import annotations
@@ -54,6 +56,10 @@ def reap(
     doomed: list[Task] = []
     kept: list[Task] = []
     for task in tasks:
+        if task.is_attachment:
+            if task.node_id not in node_ids:
+                doomed.append(task)
+            continue
         unwanted = service is None or task.desired_state >= TaskState.REMOVE
         (doomed if unwanted and _is_over(task, node_ids) else kept).append(task)
     if service is None or retention_limit < 0:

@@ -32,8 +32,13 @@ _NOT_YET_ASSIGNED = frozenset(state for state in TaskState if state < TaskState.
 
 
 def waits_for_node(task: Task) -> bool:
-    """A task the scheduler must place (or, with a preset node, confirm)."""
-    return task.status.state == TaskState.PENDING and task.desired_state in _UP_TO_RUNNING
+    """A task the scheduler must place (or, with a preset node, confirm). An attachment never
+    is: its node is the one that asked for it, and no worker runs it."""
+    return (
+        task.status.state == TaskState.PENDING
+        and task.desired_state in _UP_TO_RUNNING
+        and not task.is_attachment
+    )
 
 
 def plan_updates(tasks: dict[str, Task], decisions: list[Decision], clock: Clock) -> list[Op]:
@@ -145,7 +150,7 @@ class Scheduler:
             task
             for node in nodes
             for task in self._store.tasks_of_node(node.id)
-            if task.status.state not in _NOT_YET_ASSIGNED
+            if task.status.state not in _NOT_YET_ASSIGNED and not task.is_attachment
         ]
         decisions = schedule(list(tasks.values()), nodes, placed, self._pipeline)
         ops = plan_updates(tasks, decisions, self._clock)

@@ -125,9 +125,10 @@ async def test_update_changes_the_spec(client, store, workers):
 async def test_update_with_a_stale_version_changes_nothing(client, store, workers):
     node = workers[0]
     url = f"/nodes/worker-1/update?version={node.version.index}"
-    assert (await client.post(url, json={"Availability": "pause"})).status == 200
+    pause = {"Role": "worker", "Availability": "pause"}
+    assert (await client.post(url, json=pause)).status == 200
     revision = store.revision
-    response = await client.post(url, json={"Availability": "active"})
+    response = await client.post(url, json={"Role": "worker", "Availability": "active"})
     assert response.status == 409
     assert "update out of sequence" in (await response.json())["message"]
     assert store.revision == revision
@@ -150,7 +151,7 @@ async def test_demoting_the_last_manager_is_refused(client, store, control):
     manager = store.get(Node, control.node_id)
     revision = store.revision
     url = f"/nodes/{manager.id}/update?version={manager.version.index}"
-    response = await client.post(url, json={"Role": "worker"})
+    response = await client.post(url, json={"Role": "worker", "Availability": "active"})
     assert response.status == 400
     assert await response.json() == {
         "message": "attempting to demote the last manager of the swarm"
@@ -162,7 +163,7 @@ async def test_demoting_one_of_two_managers_is_allowed(client, store, control):
     # Not the leader: swarmlet's leader cannot be demoted (tests/manager/api/test_roles.py).
     manager = add_node(store, "manager-2", role=NodeRole.MANAGER)
     url = f"/nodes/{manager.id}/update?version={manager.version.index}"
-    response = await client.post(url, json={"Role": "worker"})
+    response = await client.post(url, json={"Role": "worker", "Availability": "active"})
     assert response.status == 200
     assert store.get(Node, manager.id).spec.role == "worker"
 

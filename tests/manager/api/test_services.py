@@ -94,7 +94,7 @@ REFUSED = [
     ),
     (
         service_spec("web", EndpointSpec={"Ports": [{"TargetPort": 80, "Protocol": "icmp"}]}),
-        "invalid protocol 'icmp'",
+        "invalid JSON: EndpointSpec.Ports.0.Protocol: Input should be 'tcp', 'udp' or 'sctp'",
     ),
     (
         service_spec(

@@ -17,6 +17,7 @@ from swarmlet.agent.session import Session
 from swarmlet.clock import SystemClock
 from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
 from swarmlet.manager.dispatcher import Dispatcher
+from swarmlet.manager.dispatcher.attachments import Attachments
 from swarmlet.manager.dispatcher.server import manager_app
 from swarmlet.manager.store import MemoryBackend, Op, Store
 from swarmlet.models import Cluster, Config, Node, NodeDescription, NodeRole, NodeSpec, Secret, Task
@@ -52,6 +53,8 @@ class Manager:
         self._loop: asyncio.Task[None] | None = None
         # The Engine API for forwarded requests, when a test mounts one (before start()).
         self.api: web.Application | None = None
+        # The network attachments' side, when a test gives its own (before start()).
+        self.attachments: Attachments | None = None
 
     @property
     def cluster(self) -> Cluster:
@@ -63,7 +66,8 @@ class Manager:
         dispatcher = Dispatcher(self.store, self.clock)
         authority = CertificateAuthority(self.store, self.clock)
         self._loop = asyncio.create_task(dispatcher.run())
-        self._runner = web.AppRunner(manager_app(dispatcher, authority, self.api))
+        app = manager_app(dispatcher, authority, self.api, self.attachments)
+        self._runner = web.AppRunner(app)
         await self._runner.setup()
         tls = reloading_server_context(self.credentials)
         site = web.TCPSite(

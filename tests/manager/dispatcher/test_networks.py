@@ -24,7 +24,8 @@ from swarmlet.models import (
     TaskState,
     TaskStatus,
 )
-from swarmlet.protocol import Peer, PublishedBackend
+from swarmlet.models.service import NetworkAttachmentSpec
+from swarmlet.protocol import AttachmentEntry, Peer, PublishedBackend
 
 INGRESS = Network(
     id="ing",
@@ -178,3 +179,89 @@ def test_a_host_on_no_network_gets_an_empty_state() -> None:
     )
     assert network_state("n9", cluster).networks == []
     assert network_state("unknown", cluster).published == []
+
+
+DC = Network(
+    id="dc",
+    name="dc",
+    vni=4098,
+    attachable=True,
+    ipam=NetworkIPAM(config=[IPAMConfig(subnet="10.0.2.0/24", gateway="10.0.2.1")]),
+)
+
+
+def attachment(
+    task_id: str, node_id: str, address: str, state: TaskState = TaskState.RUNNING
+) -> Task:
+    """A plain container of node_id on DC (`docker run --network dc --name <task_id>`)."""
+    return Task(
+        id=task_id,
+        name=f"c-{task_id}",
+        service_id="",
+        node_id=node_id,
+        spec=TaskSpec(
+            network_attachment_spec=NetworkAttachmentSpec(container_id=f"ctr-{task_id}"),
+            networks=[NetworkAttachmentConfig(target="dc", aliases=[f"{task_id}-alias"])],
+        ),
+        status=TaskStatus(state=state),
+        networks_attachments=[
+            NetworkAttachment(network=DC, addresses=[address], aliases=[f"{task_id}-alias"])
+        ],
+    )
+
+
+def with_dc(*tasks: Task) -> Cluster:
+    """CLUSTER with DC and these tasks on it; n2 has its own address on DC (the allocator gives
+    every Ready node one on a network in use), n1 none yet."""
+    n2 = CLUSTER.nodes["n2"]
+    on_dc = n2.replace(
+        attachments=[*n2.attachments, NodeAttachment(network_id="dc", address="10.0.2.3/24")]
+    )
+    return Cluster(
+        nodes={**CLUSTER.nodes, "n2": on_dc},
+        networks={**CLUSTER.networks, "dc": DC},
+        services=CLUSTER.services,
+        tasks=[*CLUSTER.tasks, *tasks],
+    )
+
+
+def test_a_running_attachment_puts_its_node_on_the_network_and_is_a_peer_elsewhere() -> None:
+    cluster = with_dc(attachment("a1", "n1", "10.0.2.5/24"))
+    (mine,) = [view for view in network_state("n1", cluster).networks if view.id == "dc"]
+    # Its host is on the network before it has an address of its own there.
+    assert mine.local_address == ""
+    assert [peer.ip for peer in mine.peers] == ["10.0.2.3"]
+    (theirs,) = [view for view in network_state("n2", cluster).networks if view.id == "dc"]
+    assert theirs.local_address == "10.0.2.3/24"
+    assert theirs.peers == [Peer(ip="10.0.2.5", mac="02:42:0a:00:02:05", vtep="192.168.254.11")]
+    # Every host on the network can resolve it: its own and the others.
+    for view in (mine, theirs):
+        assert view.attachments == [
+            AttachmentEntry(id="a1", name="c-a1", aliases=["a1-alias"], address="10.0.2.5")
+        ]
+        assert view.services == []
+
+
+def test_an_attachment_is_no_service_backend() -> None:
+    cluster = with_dc(attachment("a1", "n1", "10.0.1.99/24"))
+    for view in network_state("n2", cluster).networks:
+        assert all("10.0.1.99" not in service.backends for service in view.services)
+
+
+def test_an_attachment_still_waiting_for_its_address_puts_nothing_anywhere() -> None:
+    waiting = attachment("a1", "n1", "10.0.2.5/24", state=TaskState.PENDING)
+    cluster = with_dc(waiting)
+    assert "dc" not in [view.id for view in network_state("n1", cluster).networks]
+    (theirs,) = [view for view in network_state("n2", cluster).networks if view.id == "dc"]
+    assert (theirs.peers, theirs.attachments) == ([], [])
+
+
+def test_attachments_are_listed_by_name_on_their_network_only() -> None:
+    cluster = with_dc(
+        attachment("b2", "n2", "10.0.2.7/24"),
+        attachment("a1", "n1", "10.0.2.5/24"),
+    )
+    views = {view.id: view for view in network_state("n2", cluster).networks}
+    assert [entry.name for entry in views["dc"].attachments] == ["c-a1", "c-b2"]
+    assert views["net"].attachments == []
+    assert views["ing"].attachments == []

@@ -1,0 +1,77 @@
+"""``ZeroIsDefault``: Go's zero value of a field means "not set" where the field says so."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import pytest
+from pydantic import ValidationError
+
+from swarmlet.models import Model, ZeroIsDefault
+
+
+class Colour(StrEnum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Paint(Model):
+    colour: ZeroIsDefault[Colour] = Colour.RED
+    coats: ZeroIsDefault[int] = 2
+    ratio: ZeroIsDefault[float] = 0.5
+    finish: ZeroIsDefault[str | None] = None
+    # Not declared: its zero value is a value.
+    shade: Colour = Colour.BLUE
+    layers: int = 3
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        {},
+        {"Colour": "", "Coats": 0, "Ratio": 0, "Finish": ""},
+        {"Colour": None, "Coats": None, "Ratio": 0.0, "Finish": None},
+        {"colour": "", "coats": 0, "ratio": 0.0, "finish": ""},  # by Python name
+    ],
+)
+def test_zero_null_and_missing_give_the_default(sent):
+    paint = Paint.from_api(sent)
+    assert paint == Paint()
+    assert paint.to_api() == {
+        "Colour": "red",
+        "Coats": 2,
+        "Ratio": 0.5,
+        "Shade": "blue",
+        "Layers": 3,
+    }
+
+
+def test_other_values_are_taken():
+    paint = Paint.from_api({"Colour": "blue", "Coats": 1, "Ratio": 0.25, "Finish": "matt"})
+    assert (paint.colour, paint.coats, paint.ratio, paint.finish) == (Colour.BLUE, 1, 0.25, "matt")
+
+
+@pytest.mark.parametrize(
+    ("sent", "field"),
+    [
+        ({"Colour": "green"}, "Colour"),
+        ({"Colour": 0}, "Colour"),  # the zero of another type is no zero here
+        ({"Coats": ""}, "Coats"),
+        ({"Shade": ""}, "Shade"),  # not declared ZeroIsDefault: "" is refused
+    ],
+)
+def test_anything_else_is_refused_naming_the_field(sent, field):
+    with pytest.raises(ValidationError) as raised:
+        Paint.from_api(sent)
+    assert [error["loc"] for error in raised.value.errors()] == [(field,)]
+
+
+def test_an_undeclared_zero_is_a_value():
+    assert Paint.from_api({"Layers": 0}).layers == 0
+
+
+def test_the_marker_needs_a_type_with_a_zero():
+    with pytest.raises(TypeError, match=r"Bad\.items: ZeroIsDefault needs a string or number"):
+
+        class Bad(Model):
+            items: ZeroIsDefault[list[str]] = []
