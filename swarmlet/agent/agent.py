@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from swarmlet.agent import attachments
 from swarmlet.agent.certificates import CertificateRenewer
 from swarmlet.agent.dependencies import Dependencies
 from swarmlet.agent.describe import describe_node
@@ -21,7 +22,7 @@ from swarmlet.models import NodeDescription, Task, TLSInfo
 from swarmlet.net.driver import NetworkPlugin
 from swarmlet.net.host import HostChanges
 from swarmlet.pki import Credentials, node_tls_info
-from swarmlet.protocol import Certificates, NodeTLS, StatusUpdate
+from swarmlet.protocol import AttachmentInfo, Certificates, NodeTLS, StatusUpdate
 
 
 class Agent:
@@ -57,6 +58,7 @@ class Agent:
             host=host,
             plugin=plugin,
             network_suffix=network_suffix,
+            attachments=ManagerAttachments(credentials, manager_addrs),
         )
         # The engine's network and IPAM driver, through which tasks' containers join the
         # overlay networks.
@@ -140,3 +142,24 @@ class Agent:
             group.create_task(self.session.run(), name="session")
             group.create_task(self.network.run(), name="network")
             group.create_task(self.certificates.run(), name="certificates")
+
+
+class ManagerAttachments:
+    """This node's attachments at its managers (``NetworkAgent``'s ``Attachments``)."""
+
+    def __init__(self, credentials: Credentials, manager_addrs: Sequence[str]) -> None:
+        self._credentials = credentials
+        self._managers = list(manager_addrs)
+
+    async def attach(
+        self, network: str, container_id: str, name: str, aliases: Sequence[str]
+    ) -> AttachmentInfo:
+        return await attachments.attach(
+            self._credentials, self._managers, network, container_id, name=name, aliases=aliases
+        )
+
+    async def detach(self, attachment_id: str) -> None:
+        await attachments.detach(self._credentials, self._managers, attachment_id)
+
+    async def list(self) -> list[AttachmentInfo]:
+        return await attachments.list_attachments(self._credentials, self._managers)

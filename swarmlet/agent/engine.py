@@ -267,6 +267,15 @@ class EngineClient:
             for row in rows
         ]
 
+    async def container_events(self, actions: Sequence[str]) -> AsyncIterator[dict[str, Any]]:
+        """The engine's container events of these actions, as they come, until the stream ends
+        (the engine stopped)."""
+        params = {"filters": json.dumps({"type": ["container"], "event": list(actions)})}
+        async with self._raw("GET", "/events", params=params, deadline=LONG_TIMEOUT) as resp:
+            async for line in resp.content:
+                if line.strip():
+                    yield json.loads(line)
+
     # -- the engine's networks (swarmlet.agent.local_networks) -------------------------------
 
     async def list_networks(self, filters: Mapping[str, list[str]]) -> list[dict[str, Any]]:

@@ -102,6 +102,13 @@ class LocalNetworks:
                 return local.id
         return None
 
+    def name_of(self, network_id: str) -> str:
+        """The name of the engine's copy of swarm network ``network_id`` ('' while none)."""
+        for local in self._by_engine_id.values():
+            if local.network_id == network_id:
+                return local.name
+        return ""
+
     async def swarm_network(self, engine_network_id: str) -> str:
         local = self._by_engine_id.get(engine_network_id)
         if local is None:

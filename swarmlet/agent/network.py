@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from swarmlet.agent.engine import EngineClient
 from swarmlet.agent.executor import container_name
@@ -31,7 +33,7 @@ from swarmlet.net.mesh import mesh_for
 from swarmlet.net.names import bridge_name, ip_of
 from swarmlet.net.netlink import program_host
 from swarmlet.net.vip import vip_ruleset
-from swarmlet.protocol import NetworkState, NetworkView, ServiceEntry
+from swarmlet.protocol import AttachmentInfo, NetworkState, NetworkView, ServiceEntry
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,41 @@ log = logging.getLogger(__name__)
 # networks (the allocator does it as soon as the network is in use), and for the engine's
 # copies of them.
 ATTACH_WAIT = 60.0
+RETRY_WATCH = 2.0
+# How long a container's namespace may take to appear after its join, and how often to look.
+NAMESPACE_WAIT = 10.0
+NAMESPACE_POLL = 0.005
+
+
+# A container created through swarmletd on a swarm network carries this label: the key its
+# attachments were asked under (its ID is not known before the engine makes it); see
+# swarmlet.manager.api.containers, which sets it.
+ATTACHMENT_KEY_LABEL = "com.swarmlet.attachment.key"
+
+
+class Attachments(Protocol):
+    """The manager's attachments of this node (``swarmlet.agent.attachments``, bound to the
+    node's credentials and managers)."""
+
+    async def attach(
+        self, network: str, container_id: str, name: str, aliases: Sequence[str]
+    ) -> AttachmentInfo: ...
+
+    async def detach(self, attachment_id: str) -> None: ...
+
+    async def list(self) -> list[AttachmentInfo]: ...
+
+
+@dataclass(frozen=True)
+class AttachedContainer:
+    """A plain container's place on a swarm network: the engine's copy to name, the address."""
+
+    network_id: str
+    local_network: str  # the engine's copy's name
+    address: str  # CIDR
+    attachment_id: str
+    # The host's own address on the network: the embedded DNS answers there.
+    nameserver: str
 
 
 @dataclass(frozen=True)
@@ -59,8 +96,10 @@ class NetworkAgent:
         host: HostChanges,
         plugin: str,
         network_suffix: str = "",
+        attachments: Attachments | None = None,
     ) -> None:
         self._engine = engine
+        self._attachments = attachments
         self._host_addr = host_addr
         self._clock = clock
         self._host = host
@@ -74,12 +113,30 @@ class NetworkAgent:
         self._tasks: dict[str, Task] = {}
         self._netns: dict[str, str] = {}
         self._expected: dict[str, _Expected] = {}
+        # Plain containers' namespaces (SandboxKey) → the swarm networks they joined, and each
+        # such endpoint → (its namespace, its network): their VIP rules follow changes too.
+        self._containers: dict[str, set[str]] = {}
+        self._container_endpoints: dict[str, tuple[str, str]] = {}
+        self._vip_writers: dict[str, asyncio.Task[None]] = {}
 
     async def run(self) -> None:
-        try:
-            await self._dns.serve([])
-        finally:
-            await self._dns.aclose()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._watching_containers(), name="container-events")
+            try:
+                await self._dns.serve([])
+            finally:
+                await self._dns.aclose()
+
+    async def _watching_containers(self) -> None:
+        while True:
+            try:
+                await self.watch_containers()
+            except SwarmletError as exc:
+                log.warning("watching the engine's containers: %s", exc.message)
+            if self._attachments is None:
+                return
+            # The engine restarted, or the manager could not be reached: again, a while later.
+            await self._clock.sleep(RETRY_WATCH)
 
     # The manager's view
 
@@ -95,7 +152,12 @@ class NetworkAgent:
             self._update_dns()
             await self._listen()
             for task_id, netns in list(self._netns.items()):
-                await self._program_vips(self._tasks[task_id], netns)
+                # A task detached while an earlier one was being written is skipped.
+                task = self._tasks.get(task_id)
+                if task is not None:
+                    await self._program_vips(netns, _networks_of(task))
+            for netns, networks in list(self._containers.items()):
+                await self._program_vips(netns, networks)
         async with self._applied:
             self._applied.notify_all()
 
@@ -165,17 +227,29 @@ class NetworkAgent:
     async def join(self, endpoint: Endpoint, sandbox_key: str) -> Joined:
         expected = self._expected.get(endpoint.ip)
         if expected is None or expected.task_id not in self._tasks:
-            # A container that is not a task of this host: it goes out through the host too.
+            # A plain container (docker run --network): its services' VIPs, and out through
+            # this host. The engine keeps the first gateway a container is given.
+            networks = self._containers.setdefault(sandbox_key, set())
+            networks.add(endpoint.network_id)
+            self._container_endpoints[endpoint.id] = (sandbox_key, endpoint.network_id)
+            self._program_vips_soon(sandbox_key)
             return Joined(gateway=self._host_address(endpoint.network_id))
         task = self._tasks[expected.task_id]
         if expected.index != 0:
             return Joined(gateway=None)
-        # Before the task's process starts: its VIPs answer from its first packet on.
         self._netns[task.id] = sandbox_key
-        await self._program_vips(task, sandbox_key)
+        self._program_vips_soon(sandbox_key)
         return Joined(gateway=self._host_address(endpoint.network_id))
 
     async def leave(self, endpoint_id: str) -> None:
+        netns, network_id = self._container_endpoints.pop(endpoint_id, ("", ""))
+        if netns:
+            networks = self._containers.get(netns, set())
+            networks.discard(network_id)
+            if networks:
+                await self._program_vips(netns, networks)
+            else:
+                self._containers.pop(netns, None)
         await delete_veths([host_side(endpoint_id)])
 
     async def remove_endpoint(self, endpoint_id: str) -> None:
@@ -184,10 +258,73 @@ class NetworkAgent:
     async def request_address(self, network_id: str, address: str) -> str:
         if not address:
             view = self._view(network_id)
+            # A container joins a swarm network through swarmletd, which asks the manager for
+            # its address first (attach_container); straight to the engine, it has none.
             raise InvalidSpec(
-                f"network {view.name} is a swarm network: its addresses come from the manager"
+                f"network {view.name} is a swarm network: create the container through"
+                " swarmletd (DOCKER_HOST) to have an address on it"
             )
         return address
+
+    # Plain containers on attachable networks (swarmlet.manager.api.containers)
+
+    async def attach_container(
+        self, network: str, key: str, name: str, aliases: Sequence[str]
+    ) -> AttachedContainer:
+        """Ask the manager for a place on ``network`` (as the user named it) for the container
+        known by ``key``, and wait until this host has the network and the engine its copy."""
+        if self._attachments is None:
+            raise Unavailable("this node is not in a swarm")
+        info = await self._attachments.attach(network, key, name, aliases)
+        try:
+            local = await self._wait_for_copy(info.network)
+        except SwarmletError:
+            await self._attachments.detach(info.id)
+            raise
+        nameserver = self._host_address(info.network)
+        return AttachedContainer(info.network, local, info.address, info.id, nameserver)
+
+    def local_network(self, ref: str) -> tuple[str, str] | None:
+        for view in self._state.networks:
+            if ref in (view.id, view.name) or (len(ref) >= 3 and view.id.startswith(ref)):
+                name = self.local_networks.name_of(view.id)
+                return (name, view.id) if name else None
+        return None
+
+    async def detach_containers(self, keys: Iterable[str], network_id: str | None = None) -> None:
+        """Give back the attachments of the containers known by ``keys`` (on ``network_id``
+        alone, if given)."""
+        if self._attachments is None:
+            return
+        wanted = set(keys)
+        for info in await self._attachments.list():
+            if info.container_id in wanted and network_id in (None, info.network):
+                await self._attachments.detach(info.id)
+
+    async def watch_containers(self) -> None:
+        """Give back the attachments of containers the engine removes (`docker rm`, a
+        `--rm` container's exit); first, those of containers that went while this daemon was
+        not running."""
+        if self._attachments is None:
+            return
+        await self._release_gone(self._attachments)
+        async for event in self._engine.container_events(["destroy"]):
+            actor = event.get("Actor") or {}
+            attributes = actor.get("Attributes") or {}
+            keys = {str(actor.get("ID", ""))} | {str(attributes.get(ATTACHMENT_KEY_LABEL, ""))}
+            try:
+                await self.detach_containers(keys - {""})
+            except SwarmletError as exc:
+                log.warning("releasing the attachments of a removed container: %s", exc.message)
+
+    async def _release_gone(self, attachments: Attachments) -> None:
+        containers = await self._engine.list_containers({})
+        alive = {c.id for c in containers} | {
+            c.labels[ATTACHMENT_KEY_LABEL] for c in containers if ATTACHMENT_KEY_LABEL in c.labels
+        }
+        for info in await attachments.list():
+            if info.container_id not in alive:
+                await attachments.detach(info.id)
 
     async def release_address(self, network_id: str, address: str) -> None:
         # A task's address is the manager's to release, with the task.
@@ -245,8 +382,7 @@ class NetworkAgent:
             except TimeoutError:
                 raise Unavailable("this host is not on the task's networks yet") from None
 
-    def _services_for(self, task: Task) -> list[ServiceEntry]:
-        networks = {attachment.network.id for attachment in task.networks_attachments}
+    def _services_on(self, networks: set[str]) -> list[ServiceEntry]:
         return [
             service
             for view in self._state.networks
@@ -254,12 +390,66 @@ class NetworkAgent:
             for service in view.services
         ]
 
-    async def _program_vips(self, task: Task, netns: str) -> None:
+    def _program_vips_soon(self, netns: str) -> None:
+        """Write the VIP table of a namespace as soon as it exists. At the join the engine has
+        not made it yet: it binds it at ``SandboxKey`` from the container's prestart hook,
+        moves the interfaces in, and the process starts right after; so the table is written
+        from here, tried every few milliseconds, and may land just after the process starts
+        (a first connection to a VIP in those milliseconds fails; Swarm writes its IPVS rules
+        inside that hook, which a plugin cannot reach)."""
+        if netns in self._vip_writers:
+            return
+        writer = asyncio.create_task(self._write_vips_when_ready(netns), name=f"vips-{netns}")
+        self._vip_writers[netns] = writer
+        writer.add_done_callback(lambda _: self._vip_writers.pop(netns, None))
+
+    async def _write_vips_when_ready(self, netns: str) -> None:
+        deadline = asyncio.get_running_loop().time() + NAMESPACE_WAIT
+        while True:
+            networks = self._networks_in(netns)
+            if not networks:
+                return  # its container is gone already
+            if not os.path.exists(netns) and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(NAMESPACE_POLL)
+                continue
+            try:
+                await nft.apply_in_netns_path(netns, vip_ruleset(self._services_on(networks)))
+                return
+            except SwarmletError as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    log.warning("VIP rules in %s: %s", netns, exc.message)
+                    return
+            await asyncio.sleep(NAMESPACE_POLL)
+
+    def _networks_in(self, netns: str) -> set[str]:
+        networks = set(self._containers.get(netns, ()))
+        for task_id, task_netns in list(self._netns.items()):
+            task = self._tasks.get(task_id)
+            if task_netns == netns and task is not None:
+                networks.update(_networks_of(task))
+        return networks
+
+    async def _program_vips(self, netns: str, networks: Iterable[str]) -> None:
+        if netns in self._vip_writers or not os.path.exists(netns):
+            return  # not made yet: its writer sees the change when it writes
         try:
-            await nft.apply_in_netns_path(netns, vip_ruleset(self._services_for(task)))
+            await nft.apply_in_netns_path(netns, vip_ruleset(self._services_on(set(networks))))
         except SwarmletError as exc:
-            # The task's namespace may be gone already (it ended); its detach follows.
-            log.warning("VIP rules for task %s: %s", task.id, exc.message)
+            # The namespace may be gone already (its container ended); its detach follows.
+            log.warning("VIP rules in %s: %s", netns, exc.message)
+
+    async def _wait_for_copy(self, network_id: str) -> str:
+        def ready() -> str:
+            name = self.local_networks.name_of(network_id)
+            views = [v for v in self._state.networks if v.id == network_id]
+            return name if name and views and views[0].local_address else ""
+
+        async with self._applied:
+            try:
+                async with asyncio.timeout(ATTACH_WAIT):
+                    return await self._applied.wait_for(ready)
+            except TimeoutError:
+                raise Unavailable(f"this host is not on network {network_id} yet") from None
 
     def _update_dns(self) -> None:
         # A task is scoped to every network it is on, whichever of its addresses it asks from.
@@ -279,3 +469,7 @@ class NetworkAgent:
             await self._dns.listen_on(addresses)
         except Unavailable as exc:
             log.warning("embedded DNS: %s", exc.message)
+
+
+def _networks_of(task: Task) -> list[str]:
+    return [attachment.network.id for attachment in task.networks_attachments]

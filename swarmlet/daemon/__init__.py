@@ -53,7 +53,7 @@ async def _main(
         network_plugin=network_plugin,
         network_suffix=f".{hostname}" if shared_engine else "",
     )
-    app = make_app(control, clock, min_cert_expiry=min_cert_expiry)
+    app = make_app(control, clock, min_cert_expiry=min_cert_expiry, attacher=control.attacher)
     runner = await serve(app, hosts, tls)
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()

@@ -20,6 +20,7 @@ from swarmlet.agent.describe import describe_node
 from swarmlet.agent.engine import EngineClient
 from swarmlet.agent.executor import LABEL_NODE_ID
 from swarmlet.agent.local_networks import LocalNetworks
+from swarmlet.agent.network import NetworkAgent
 from swarmlet.agent.plugin_server import teardown_plugins
 from swarmlet.agent.task_files import unmount_secrets
 from swarmlet.aio import cancel_and_wait
@@ -104,6 +105,7 @@ class NodeControl:
         self._unlock_key = ""
         self._locked = False
         self._store: Store | None = None
+        self._agent: Agent | None = None
         # Set while the node's certificate says manager (the leader ignores it: it has the store).
         self._leader_route: LeaderRoute | None = None
         self._running: list[asyncio.Task[None]] = []
@@ -334,6 +336,7 @@ class NodeControl:
             network_suffix=self._network_suffix,
             renewed=self._read_role,
         )
+        self._agent = agent
         self._running.append(self._group.create_task(agent.run(), name="agent"))
 
     def _read_role(self) -> None:
@@ -352,7 +355,13 @@ class NodeControl:
         if self._store is None and was_manager != is_manager:
             log.info("this node is now a %s", "manager" if is_manager else "worker")
 
+    def attacher(self) -> NetworkAgent | None:
+        """The host's network agent while the node is in a swarm: plain containers join the
+        swarm's attachable networks through it (swarmlet.manager.api.containers)."""
+        return self._agent.network if self._agent is not None else None
+
     async def _stop(self) -> None:
+        self._agent = None
         for task in reversed(self._running):
             await cancel_and_wait(task)
         self._running.clear()

@@ -16,6 +16,7 @@ from swarmlet.clock import Clock
 from swarmlet.errors import InvalidSpec
 from swarmlet.manager.api import (
     autolock,
+    containers,
     follower,
     networks,
     nodes,
@@ -112,6 +113,7 @@ def make_app(
     *,
     min_cert_expiry: timedelta = timedelta(hours=1),
     forwarded: bool = False,
+    attacher: Callable[[], containers.Attacher | None] | None = None,
 ) -> web.Application:
     """The Engine API; ``forwarded``: the app the leader serves to the other managers (see
     ``forwarded_app``)."""
@@ -138,6 +140,12 @@ def make_app(
             else:
                 app.router.add_route(method, prefix + path, served)
     if not forwarded:
+        # Containers that join the swarm's networks are this node's: never forwarded.
+        if attacher is not None:
+            app[containers.ATTACHER] = attacher
+        for method, template, handler in containers.ROUTES:
+            for prefix in ("", _VERSION_PREFIX):
+                app.router.add_route(method, prefix + template.replace("{id}", _ID), handler)
         # Forwarded requests are the cluster's: nothing goes on to the leader's engine.
         app.router.add_route("*", "/{tail:.*}", proxy)
     return app

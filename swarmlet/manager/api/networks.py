@@ -36,6 +36,7 @@ from swarmlet.manager.api.common import (
     read_json_object,
     store_of,
 )
+from swarmlet.manager.api.containers import local_containers
 from swarmlet.manager.api.control import LocalNodeState
 from swarmlet.manager.api.filters import Filters, match_labels
 from swarmlet.manager.api.lookup import resolve, task_name
@@ -276,7 +277,11 @@ async def inspect_network(request: web.Request) -> web.StreamResponse:
         return await request.app[ENGINE].forward(request)
     network = find_network(store, ref)
     if network is not None:
-        return json_response(network_to_api(network))
+        shown = network_to_api(network)
+        if not forwarded(request):
+            # As Swarm's daemon does: the containers of this node on it.
+            shown["Containers"] = await local_containers(request, network.id)
+        return json_response(shown)
     if scope == SWARM_SCOPE or forwarded(request):
         raise NotFound(f"network {ref} not found")
     return await request.app[ENGINE].forward(request)

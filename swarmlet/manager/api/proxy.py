@@ -147,6 +147,30 @@ class Engine:
             raise self._unreachable(exc) from exc
         return await stream_back(request, upstream)
 
+    async def send(self, request: web.Request, path: str, body: bytes) -> aiohttp.ClientResponse:
+        """``request`` to the engine at ``path`` (unversioned, with the request's query) with
+        another JSON body; the caller reads the answer (``stream_back`` relays it)."""
+        target = f"/v{await self.api_version()}{path}"
+        if request.rel_url.raw_query_string:
+            target += "?" + request.rel_url.raw_query_string
+        headers = [
+            (name, value)
+            for name, value in end_to_end(request.headers.items())
+            if name.lower() not in ("content-length", "content-type")
+        ]
+        headers += [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        try:
+            return await self._client().request(
+                request.method,
+                _url(target),
+                headers=headers,
+                data=body,
+                skip_auto_headers=SKIP_AUTO_HEADERS,
+                allow_redirects=False,
+            )
+        except aiohttp.ClientError as exc:
+            raise self._unreachable(exc) from exc
+
 
 # What aiohttp's client would add by itself: a relayed request carries only the client's.
 SKIP_AUTO_HEADERS = ("Accept", "Accept-Encoding", "User-Agent", "Content-Type")
