@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -126,45 +127,62 @@ async def create_container(request: web.Request) -> web.StreamResponse:
     return await stream_back(request, answer)
 
 
-async def connect_network(request: web.Request) -> web.StreamResponse:
-    attacher = _attacher(request)
-    engine = request.app[ENGINE]
+@dataclass(frozen=True)
+class _NetworkCall:
+    """A `network connect` or `disconnect`: the network as the user named it, the body, and
+    what to ask the manager for ('' when it is none of the swarm's, or no swarm)."""
+
+    attacher: Attacher | None
+    engine: Engine
+    ref: str
+    raw: bytes
+    body: dict[str, Any] | None
+    target: str
+
+    async def relay(self, request: web.Request, verb: str) -> web.StreamResponse:
+        return await _relay(request, self.engine, f"/networks/{self.ref}/{verb}", self.raw)
+
+
+async def _network_call(request: web.Request) -> _NetworkCall:
+    attacher, engine = _attacher(request), request.app[ENGINE]
     ref = request.match_info["id"]
     raw = await request.read()
     body = _json_object(raw)
     target = await _swarm(engine, ref) if attacher is not None and body is not None else ""
-    if attacher is None or body is None or not target:
-        return await _relay(request, engine, f"/networks/{ref}/connect", raw)
-    container = await _container(engine, str(body.get("Container") or ""))
-    config = dict(body.get("EndpointConfig") or {})
+    return _NetworkCall(attacher, engine, ref, raw, body, target)
+
+
+async def connect_network(request: web.Request) -> web.StreamResponse:
+    call = await _network_call(request)
+    if call.attacher is None or call.body is None or not call.target:
+        return await call.relay(request, "connect")
+    container = await _container(call.engine, str(call.body.get("Container") or ""))
+    config = dict(call.body.get("EndpointConfig") or {})
     name = str(container.get("Name") or "").lstrip("/")
-    place = await _attach(attacher, target, ref, container["Id"], name, config.get("Aliases") or [])
+    aliases = config.get("Aliases") or []
+    place = await _attach(call.attacher, call.target, call.ref, container["Id"], name, aliases)
     config["IPAMConfig"] = {**(config.get("IPAMConfig") or {}), "IPv4Address": _ip(place)}
-    body = {**body, "EndpointConfig": config}
+    body = {**call.body, "EndpointConfig": config}
     path = f"/networks/{place.local_network}/connect"
-    answer = await engine.send(request, path, json.dumps(body).encode())
+    answer = await call.engine.send(request, path, json.dumps(body).encode())
     if answer.status >= 300:
-        await attacher.detach_containers([container["Id"]], place.network_id)
+        await call.attacher.detach_containers([container["Id"]], place.network_id)
     return await stream_back(request, answer)
 
 
 async def disconnect_network(request: web.Request) -> web.StreamResponse:
-    attacher = _attacher(request)
-    engine = request.app[ENGINE]
-    ref = request.match_info["id"]
-    raw = await request.read()
-    body = _json_object(raw)
-    target = await _swarm(engine, ref) if attacher is not None and body is not None else ""
-    copy = attacher.local_network(target) if attacher is not None and target else None
-    if attacher is None or body is None or copy is None:
-        return await _relay(request, engine, f"/networks/{ref}/disconnect", raw)
+    call = await _network_call(request)
+    copy = call.attacher.local_network(call.target) if call.attacher and call.target else None
+    if call.attacher is None or call.body is None or copy is None:
+        return await call.relay(request, "disconnect")
     local_network, network_id = copy
-    container = await _container(engine, str(body.get("Container") or ""))
-    answer = await engine.send(request, f"/networks/{local_network}/disconnect", raw)
+    container = await _container(call.engine, str(call.body.get("Container") or ""))
+    path = f"/networks/{local_network}/disconnect"
+    answer = await call.engine.send(request, path, call.raw)
     if answer.status < 300:
         labels = (container.get("Config") or {}).get("Labels") or {}
         keys = [container["Id"], labels.get(ATTACHMENT_KEY_LABEL, "")]
-        await attacher.detach_containers([k for k in keys if k], network_id)
+        await call.attacher.detach_containers([k for k in keys if k], network_id)
     return await stream_back(request, answer)
 
 
