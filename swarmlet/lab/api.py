@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -173,13 +174,28 @@ async def remove_networks_of(docker_host: str, drivers: Sequence[str]) -> list[s
     removed = []
     for network in listed or []:
         if network.get("Driver") in drivers:
-            try:
-                await request(docker_host, "DELETE", f"/networks/{network['Id']}")
-            except ApiError as exc:
-                if exc.status != 404:
-                    raise
+            await _remove_network(docker_host, str(network["Id"]))
             removed.append(str(network.get("Name")))
     return removed
+
+
+async def _remove_network(docker_host: str, network_id: str) -> None:
+    """Remove a network, first taking off it whatever container a test left there."""
+    path = f"/networks/{network_id}"
+    try:
+        await request(docker_host, "DELETE", path)
+        return
+    except ApiError as exc:
+        if exc.status == 404:
+            return
+        if exc.status != 403:  # 403: it has active endpoints
+            raise
+    shown = await request(docker_host, "GET", path)
+    for container in (shown or {}).get("Containers") or {}:
+        body = {"Container": container, "Force": True}
+        with contextlib.suppress(ApiError):
+            await request(docker_host, "POST", f"{path}/disconnect", body=body)
+    await request(docker_host, "DELETE", path)
 
 
 async def networks_of(docker_host: str, drivers: Sequence[str]) -> list[str]:

@@ -373,4 +373,7 @@ async def _remove_from_engines(plan: LabPlan, engines: Sequence[str]) -> None:
         for docker_host in engines:
             if await api.ping(docker_host):
                 await api.remove_labelled_containers(docker_host, label)
-                await api.remove_networks_of(docker_host, plugins)
+        # A per-node engine goes with its data; the machine's engine keeps what is not removed.
+        shared = plan.config.shared_engine
+        if await api.ping(shared):
+            await api.remove_networks_of(shared, plugins)

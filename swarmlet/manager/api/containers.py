@@ -94,8 +94,8 @@ async def create_container(request: web.Request) -> web.StreamResponse:
     networking = body.get("NetworkingConfig") or {}
     endpoints: dict[str, Any] = dict(networking.get("EndpointsConfig") or {})
     mode = str(host_config.get("NetworkMode") or "")
-    named = [*([mode] if mode not in _BUILTIN and ":" not in mode else []), *endpoints]
-    swarm = {ref: target for ref in dict.fromkeys(named) if (target := await _swarm(engine, ref))}
+    named = [ref for ref in dict.fromkeys([mode, *endpoints]) if _maybe_swarm(ref)]
+    swarm = {ref: target for ref in named if (target := await _swarm(engine, ref))}
     if not swarm:
         return await _relay(request, engine, "/containers/create", raw)
 
@@ -210,6 +210,12 @@ ROUTES = (
 
 
 # -- inside ---------------------------------------------------------------------------------
+
+
+def _maybe_swarm(ref: str) -> bool:
+    """Not one of the engine's own modes (``bridge``, ``none``, ``container:ID``...): the CLI
+    names the default one in EndpointsConfig too."""
+    return ref not in _BUILTIN and ":" not in ref
 
 
 async def _swarm(engine: Engine, ref: str) -> str:

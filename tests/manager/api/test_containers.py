@@ -144,6 +144,12 @@ async def test_the_engines_own_networks_pass_through_untouched(attached, engine,
     name = f"swlt-{new_id()[:8]}"
     answer = await create(client, bridge, name, HostConfig={"NetworkMode": bridge})
     assert answer.status == 201
+    # The CLI names the default network in EndpointsConfig too: never a swarm network.
+    default = f"swlt-{new_id()[:8]}"
+    answer = await create(
+        client, bridge, default, NetworkingConfig={"EndpointsConfig": {"bridge": {}}}
+    )
+    assert answer.status == 201, await answer.text()
     assert attacher.attached == []
     inspected = await engine._json("GET", f"/containers/{name}/json")
     assert ATTACHMENT_KEY_LABEL not in inspected["Config"]["Labels"]
