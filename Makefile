@@ -1,5 +1,5 @@
 # Every target bootstraps first (idempotent: it installs only what is missing).
-.PHONY: test lint run down bootstrap
+.PHONY: test lint run demo down bootstrap
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -14,6 +14,9 @@ lint: bootstrap
 
 run: bootstrap
 	scripts/run-lab.sh
+
+demo: bootstrap
+	scripts/demo.sh
 
 down:
 	.venv/bin/swarmlet lab down
