@@ -2,7 +2,8 @@
 
 - ``own_lab``: the benchmarks' lab ``swlb`` (mesh.py's too, so that two
   benchmarks never run side by side: they share its lock), up for a ``with`` block and torn
-  down after it whatever happens;
+  down after it whatever happens; ``lab_of_its_own``: the same for a lab of a benchmark's own
+  config, with the benchmarks' lock held too;
 - ``Api``: Engine API calls over a unix socket (swarmletd's or the engine's), for polling;
 - ``machine``, ``engine_version``, ``busy_with``: what a result is measured on, and what else
   uses the machine;
@@ -23,8 +24,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,38 @@ def own_lab(nodes: int) -> Iterator[Lab]:
                 log(f"lab {LAB.name}: left behind: {left}")
 
 
+@contextmanager
+def lab_of_its_own(config: LabConfig, nodes: int) -> Iterator[Lab]:
+    """A lab of a benchmark's own ``config`` (one no test and no other benchmark uses), up
+    for the block and gone after it whatever happens. The benchmarks' lock (``LAB``'s) is held
+    throughout as well as the config's own, so that this benchmark never runs beside another:
+    if either is held, it exits at once."""
+    with _held_or_exit(LAB.lock_file), _held_or_exit(config.lock_file):
+        lab = Lab(config)
+        try:
+            lab.down()  # whatever a killed run of the benchmark left
+            log(f"lab {config.name}: up with {nodes} hosts on {config.subnet}.0/24")
+            lab.up(nodes, "shared")
+            yield lab
+        finally:
+            log(f"lab {config.name}: down")
+            lab.down()
+            left = lab.leftovers()
+            if left:
+                log(f"lab {config.name}: left behind: {left}")
+
+
+@contextmanager
+def _held_or_exit(lock_file: Path) -> Iterator[None]:
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            sys.exit(f"another process holds {lock_file}: is a benchmark running?")
+        yield
+
+
 # --- the Engine API over a unix socket -------------------------------------------------------
 
 
@@ -147,6 +180,80 @@ class Api:
     async def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         body = await self.raw("GET", path, params)
         return json.loads(body) if body.strip() else None
+
+
+AGENT_READY_S = 600.0  # Docker Swarm's network agent: 15 s for each network plugin gone
+INGRESS_GONE_S = 60.0
+
+
+@contextmanager
+def docker_swarm(wanted: bool) -> Iterator[list[float]]:
+    """Docker Swarm on the engine for the block, its network agent ready: ``swarm init``,
+    then wait for the ingress sandbox; ``swarm leave --force`` whatever happens, then wait
+    until the engine's ingress network is gone, and remove ``docker_gwbridge`` if the init
+    made it.
+
+    The wait: at init the engine's network agent tells every network driver it knows of the
+    new node, also the plugins of labs gone since (their sockets removed; the engine forgets
+    no plugin until it restarts), and waits about 15 s on each of those before giving up; the
+    ingress sandbox is made only then. Leaving before that leaves the engine's ingress network
+    and docker_gwbridge behind, until the next init: never leave before it is there."""
+    ready: list[float] = []  # seconds from init to the agent ready
+    if not wanted:
+        yield ready
+        return
+    state = docker(ENGINE, "info", "--format", "{{.Swarm.LocalNodeState}}").strip()
+    if state != "inactive":
+        sys.exit(f"the engine at {ENGINE} is in a swarm already ({state}): not touching it")
+    had_gwbridge = bool(docker(ENGINE, "network", "ls", "-q", "--filter", "name=^docker_gwbridge$"))
+    try:
+        log("Docker Swarm: docker swarm init on the machine's engine")
+        docker(
+            ENGINE, "swarm", "init", "--advertise-addr", "127.0.0.1",
+            "--listen-addr", "127.0.0.1:2377",
+        )  # fmt: skip
+        started = time.monotonic()
+        wait_for(ingress_sandbox, AGENT_READY_S, "Docker Swarm's ingress sandbox")
+        ready.append(time.monotonic() - started)
+        log(f"Docker Swarm: its network agent ready after {ready[0]:.0f} s")
+        yield ready
+    finally:
+        log("Docker Swarm: docker swarm leave --force")
+        try:
+            docker(ENGINE, "swarm", "leave", "--force", timeout=300)
+        except RuntimeError as exc:
+            log(f"Docker Swarm: leaving failed: {exc}")
+        try:
+            wait_for(lambda: not engine_has("ingress"), INGRESS_GONE_S, "no ingress network")
+        except RuntimeError as exc:
+            log(f"Docker Swarm: the engine kept its ingress network: {exc}")
+        if not had_gwbridge:
+            with suppress(RuntimeError):
+                docker(ENGINE, "network", "rm", "docker_gwbridge")
+        if engine_has("docker_gwbridge") and not had_gwbridge:
+            log("Docker Swarm: docker_gwbridge is still there")
+
+
+def ingress_sandbox() -> bool:
+    containers = docker(ENGINE, "network", "inspect", "ingress", "--format", "{{json .Containers}}")
+    return "ingress-sbox" in containers
+
+
+def engine_has(network: str) -> bool:
+    return bool(docker(ENGINE, "network", "ls", "-q", "--filter", f"name=^{network}$").strip())
+
+
+def wait_for(check: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if check():
+                return
+        except RuntimeError:
+            pass  # not there yet
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not within {seconds:.0f} s: {what}")
+        time.sleep(1)
 
 
 def filters(**values: Sequence[str]) -> dict[str, str]:

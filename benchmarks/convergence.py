@@ -54,6 +54,7 @@ from benchmarks.common import (
     docker,
     docker_cli,
     docker_env,
+    docker_swarm,
     exit_on_sigterm,
     filters,
     fmt_s,
@@ -259,34 +260,6 @@ async def measure(targets: Targets, args: argparse.Namespace) -> list[Round]:
                     )
                     await asyncio.sleep(SETTLE_S)
     return rounds
-
-
-@contextmanager
-def docker_swarm(wanted: bool) -> Iterator[None]:
-    """Docker Swarm on the engine for the block: init, and leave whatever happens."""
-    if not wanted:
-        yield
-        return
-    state = docker(ENGINE, "info", "--format", "{{.Swarm.LocalNodeState}}").strip()
-    if state != "inactive":
-        sys.exit(f"the engine at {ENGINE} is in a swarm already ({state}): not touching it")
-    had_gwbridge = bool(docker(ENGINE, "network", "ls", "-q", "--filter", "name=^docker_gwbridge$"))
-    try:
-        log("Docker Swarm: docker swarm init on the machine's engine")
-        docker(
-            ENGINE, "swarm", "init", "--advertise-addr", "127.0.0.1",
-            "--listen-addr", "127.0.0.1:2377",
-        )  # fmt: skip
-        yield
-    finally:
-        log("Docker Swarm: docker swarm leave --force")
-        try:
-            docker(ENGINE, "swarm", "leave", "--force")
-        except RuntimeError as exc:
-            log(f"Docker Swarm: leaving failed: {exc}")
-        if not had_gwbridge:
-            with suppress(RuntimeError):
-                docker(ENGINE, "network", "rm", "docker_gwbridge")
 
 
 @contextmanager

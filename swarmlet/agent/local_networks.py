@@ -92,8 +92,11 @@ class LocalNetworks:
         self._engine = engine
         self._plugin = plugin
         self._suffix = suffix
-        # The engine's network ID → the copy; and the swarm network's ID → the engine's.
+        # The engine's network ID → the copy.
         self._by_engine_id: dict[str, LocalNetwork] = {}
+        # Whether the last sync left copies it could not remove yet (their containers were
+        # still being removed).
+        self.leftover = False
 
     def engine_id(self, network_id: str) -> str | None:
         """The engine's ID of the copy of swarm network ``network_id``, once it exists."""
@@ -119,15 +122,17 @@ class LocalNetworks:
         return local.network_id
 
     async def sync(self, views: Sequence[NetworkView]) -> None:
-        """Make the engine's copies match ``views``. A copy still in use cannot go: it is
-        tried again at the next change."""
+        """Make the engine's copies match ``views``. A copy still in use cannot go yet
+        (``leftover``): the caller syncs again a little later."""
         existing = await self._refresh()
         plan = plan_local_networks(views, existing, self._suffix)
+        self.leftover = False
         for local in plan.remove:
             try:
                 await self._engine.remove_network(local.id)
             except SwarmletError as exc:
                 log.info("engine network %s stays for now: %s", local.name, exc.message)
+                self.leftover = True
                 continue
             self._by_engine_id.pop(local.id, None)
         for view in plan.create:

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 # copies of them.
 ATTACH_WAIT = 60.0
 RETRY_WATCH = 2.0
+RETRY_LEFTOVER = 1.0
 # How long a container's namespace may take to appear after its join, and how often to look.
 NAMESPACE_WAIT = 10.0
 NAMESPACE_POLL = 0.005
@@ -122,6 +123,7 @@ class NetworkAgent:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._watching_containers(), name="container-events")
+            group.create_task(self._removing_leftover_copies(), name="leftover-copies")
             try:
                 await self._dns.serve([])
             finally:
@@ -137,6 +139,19 @@ class NetworkAgent:
                 return
             # The engine restarted, or the manager could not be reached: again, a while later.
             await self._clock.sleep(RETRY_WATCH)
+
+    async def _removing_leftover_copies(self) -> None:
+        """The engine refuses to remove a network while containers on it are being removed
+        (a stack or a service removed with its network): try again until they are gone."""
+        while True:
+            await self._clock.sleep(RETRY_LEFTOVER)
+            if not self.local_networks.leftover:
+                continue
+            try:
+                async with self._programming:
+                    await self.local_networks.sync(self._state.networks)
+            except SwarmletError as exc:
+                log.warning("the engine's copies of the networks: %s", exc.message)
 
     # The manager's view
 

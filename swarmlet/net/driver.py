@@ -157,7 +157,10 @@ class NetworkPlugin:
 
     async def _driver_capabilities(self, body: Json, pid: int) -> Json:
         # Local: the engine keeps the network to itself; the swarm is what makes it global.
-        return {"Scope": "local", "ConnectivityScope": "global"}
+        # No global ConnectivityScope: the engine would then tell the driver of every node it
+        # discovers, at each `docker swarm init` of its own too, and wait 15 s on each plugin
+        # of a daemon that is gone (a lab's), which it remembers until it restarts.
+        return {"Scope": "local"}
 
     async def _nothing(self, body: Json, pid: int) -> Json:
         return {}

@@ -87,6 +87,8 @@ async def test_a_copy_still_in_use_stays_until_a_later_sync():
     engine.busy.add(copy)
     await local.sync([])
     assert copy in engine.networks
+    assert local.leftover  # the network agent syncs again a little later
     engine.busy.clear()
     await local.sync([])
     assert engine.networks == {}
+    assert not local.leftover
