@@ -41,28 +41,36 @@ class LocalNetworkPlan:
     remove: tuple[LocalNetwork, ...]
 
 
-def local_name(view: NetworkView, suffix: str) -> str:
-    return f"{view.name}{suffix}"
+def local_names(view: NetworkView, suffix: str) -> tuple[str, str]:
+    """The copy's name, and the one it takes when that is still held by a copy the engine
+    cannot remove yet (it miscounts a network's endpoints when many of its containers are
+    removed at once, until it restarts)."""
+    name = f"{view.name}{suffix}"
+    return name, f"{name}-{view.id[:12]}"
 
 
 def plan_local_networks(
     views: Sequence[NetworkView], existing: Sequence[LocalNetwork], suffix: str
 ) -> LocalNetworkPlan:
-    """Make a copy of every view that has none as wanted (same swarm network, name and
-    subnet); remove every copy no view wants (one left from another swarm or another name)."""
-    wanted = {(view.id, local_name(view, suffix), view.subnet): view for view in views}
+    """Make a copy of every view that has none as wanted (same swarm network and subnet, one
+    of its two names); remove every copy no view wants (one left from another swarm or
+    another name)."""
+    wanted = {
+        (view.id, name, view.subnet): view for view in views for name in local_names(view, suffix)
+    }
     have = {(net.network_id, net.name, net.subnet): net for net in existing}
+    copied = {wanted[key].id for key in have if key in wanted}
     return LocalNetworkPlan(
-        create=tuple(view for key, view in wanted.items() if key not in have),
+        create=tuple(view for view in views if view.id not in copied),
         remove=tuple(net for key, net in have.items() if key not in wanted),
     )
 
 
-def create_request(view: NetworkView, plugin: str, suffix: str) -> dict[str, Any]:
+def create_request(view: NetworkView, plugin: str, name: str) -> dict[str, Any]:
     """The engine's ``POST /networks/create`` body for the copy of ``view``."""
     ours = {NETWORK_OPTION: view.id}
     return {
-        "Name": local_name(view, suffix),
+        "Name": name,
         "CheckDuplicate": True,
         "Driver": plugin,
         "Internal": view.internal,
@@ -94,8 +102,8 @@ class LocalNetworks:
         self._suffix = suffix
         # The engine's network ID → the copy.
         self._by_engine_id: dict[str, LocalNetwork] = {}
-        # Whether the last sync left copies it could not remove yet (their containers were
-        # still being removed).
+        # Whether the last sync left something undone: a copy it could not remove yet (its
+        # containers were still being removed) or make (one of the same name going away).
         self.leftover = False
 
     def engine_id(self, network_id: str) -> str | None:
@@ -122,8 +130,9 @@ class LocalNetworks:
         return local.network_id
 
     async def sync(self, views: Sequence[NetworkView]) -> None:
-        """Make the engine's copies match ``views``. A copy still in use cannot go yet
-        (``leftover``): the caller syncs again a little later."""
+        """Make the engine's copies match ``views``. What cannot be done yet (a copy still in
+        use, a name still taken) is left for the caller to sync again a little later
+        (``leftover``)."""
         existing = await self._refresh()
         plan = plan_local_networks(views, existing, self._suffix)
         self.leftover = False
@@ -135,17 +144,21 @@ class LocalNetworks:
                 self.leftover = True
                 continue
             self._by_engine_id.pop(local.id, None)
+        taken = {local.name for local in self._by_engine_id.values()}
         for view in plan.create:
-            body = create_request(view, self._plugin, self._suffix)
+            name = next((n for n in local_names(view, self._suffix) if n not in taken), "")
+            if not name:
+                self.leftover = True  # both names held by copies still going away
+                continue
+            body = create_request(view, self._plugin, name)
             try:
                 engine_id = await self._engine.create_network(body)
             except EngineError as exc:
-                # A copy being removed under the same name (a network remade): next time.
-                log.warning("engine network %s: %s", body["Name"], exc.message)
+                # Its name taken by a network being removed (a network remade): next time.
+                log.warning("engine network %s: %s", name, exc.message)
+                self.leftover = True
                 continue
-            self._by_engine_id[engine_id] = LocalNetwork(
-                engine_id, body["Name"], view.id, view.subnet
-            )
+            self._by_engine_id[engine_id] = LocalNetwork(engine_id, name, view.id, view.subnet)
 
     async def remove_all(self) -> None:
         """Leaving the swarm: every copy goes (the containers on them are gone already)."""

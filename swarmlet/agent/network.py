@@ -11,6 +11,7 @@ task's namespace.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 ATTACH_WAIT = 60.0
 RETRY_WATCH = 2.0
 RETRY_LEFTOVER = 1.0
+VIP_REFRESH_PAUSE = 0.5
+LEFTOVER_QUICK_TRIES = 30
 # How long a container's namespace may take to appear after its join, and how often to look.
 NAMESPACE_WAIT = 10.0
 NAMESPACE_POLL = 0.005
@@ -119,11 +122,20 @@ class NetworkAgent:
         self._containers: dict[str, set[str]] = {}
         self._container_endpoints: dict[str, tuple[str, str]] = {}
         self._vip_writers: dict[str, asyncio.Task[None]] = {}
+        # The VIP table last written in each namespace, and whether the manager's view has
+        # changed since the refresher's last pass.
+        self._vips_written: dict[str, str] = {}
+        self._vips_dirty = asyncio.Event()
+        # What apply last did, to do nothing again when nothing changed.
+        self._host_networks: frozenset[str] | None = None
+        self._mesh: nft.Json | None = None
+        self._copies_of: tuple[tuple[str, str, str], ...] | None = None
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(self._watching_containers(), name="container-events")
             group.create_task(self._removing_leftover_copies(), name="leftover-copies")
+            group.create_task(self._refreshing_vips(), name="vip-tables")
             try:
                 await self._dns.serve([])
             finally:
@@ -142,11 +154,17 @@ class NetworkAgent:
 
     async def _removing_leftover_copies(self) -> None:
         """The engine refuses to remove a network while containers on it are being removed
-        (a stack or a service removed with its network): try again until they are gone."""
+        (a stack or a service removed with its network), and to make one under a name still
+        taken: try again until it is done."""
+        tries = 0
         while True:
-            await self._clock.sleep(RETRY_LEFTOVER)
+            # Every second for a while, then less and less often: the engine may keep a
+            # network whose endpoints it miscounted until it restarts.
+            await self._clock.sleep(RETRY_LEFTOVER * 2 ** max(0, tries - LEFTOVER_QUICK_TRIES))
             if not self.local_networks.leftover:
+                tries = 0
                 continue
+            tries = min(tries + 1, LEFTOVER_QUICK_TRIES + 6)
             try:
                 async with self._programming:
                     await self.local_networks.sync(self._state.networks)
@@ -156,23 +174,30 @@ class NetworkAgent:
     # The manager's view
 
     async def apply(self, state: NetworkState) -> None:
+        """Program the host for the manager's view. Each part is redone only when its own
+        input changed: a batch of task changes usually touches the forwarding entries, the DNS
+        and the VIP tables alone, and tasks waiting to attach wait for this to finish."""
         async with self._programming:
             self._state = state
-            # First, so that what the host had before the swarm is remembered before anything
-            # changes it; each time, since a restarted dockerd may have put its rules first.
-            await asyncio.to_thread(self._host.apply)
+            networks = frozenset(view.id for view in state.networks)
+            if networks != self._host_networks:
+                # First, so that what the host had before the swarm is remembered before
+                # anything changes it; again when the networks change, since a restarted
+                # dockerd may have put its rules first.
+                await asyncio.to_thread(self._host.apply)
+                self._host_networks = networks
             await program_host(state.networks, self._host_addr)
-            await nft.apply(mesh_for(state))
-            await self.local_networks.sync(state.networks)
+            mesh = mesh_for(state)
+            if mesh != self._mesh:
+                await nft.apply(mesh)
+                self._mesh = mesh
+            copies = tuple((view.id, view.name, view.subnet) for view in state.networks)
+            if copies != self._copies_of:
+                await self.local_networks.sync(state.networks)
+                self._copies_of = copies
             self._update_dns()
             await self._listen()
-            for task_id, netns in list(self._netns.items()):
-                # A task detached while an earlier one was being written is skipped.
-                task = self._tasks.get(task_id)
-                if task is not None:
-                    await self._program_vips(netns, _networks_of(task))
-            for netns, networks in list(self._containers.items()):
-                await self._program_vips(netns, networks)
+            self._vips_dirty.set()
         async with self._applied:
             self._applied.notify_all()
 
@@ -194,6 +219,7 @@ class NetworkAgent:
             if info.running and info.sandbox_key:
                 self._remember(task)
                 self._netns[task.id] = info.sandbox_key
+                self._vips_dirty.set()
         self._update_dns()
 
     # TaskNetworking
@@ -262,9 +288,10 @@ class NetworkAgent:
             networks = self._containers.get(netns, set())
             networks.discard(network_id)
             if networks:
-                await self._program_vips(netns, networks)
+                self._vips_dirty.set()
             else:
                 self._containers.pop(netns, None)
+                self._vips_written.pop(netns, None)
         await delete_veths([host_side(endpoint_id)])
 
     async def remove_endpoint(self, endpoint_id: str) -> None:
@@ -355,7 +382,9 @@ class NetworkAgent:
 
     def _forget(self, task_id: str) -> None:
         self._tasks.pop(task_id, None)
-        self._netns.pop(task_id, None)
+        netns = self._netns.pop(task_id, None)
+        if netns is not None:
+            self._vips_written.pop(netns, None)
         for ip in [ip for ip, expected in self._expected.items() if expected.task_id == task_id]:
             del self._expected[ip]
 
@@ -427,8 +456,10 @@ class NetworkAgent:
             if not os.path.exists(netns) and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(NAMESPACE_POLL)
                 continue
+            ruleset = vip_ruleset(self._services_on(networks))
             try:
-                await nft.apply_in_netns_path(netns, vip_ruleset(self._services_on(networks)))
+                await nft.apply_in_netns_path(netns, ruleset)
+                self._vips_written[netns] = json.dumps(ruleset, sort_keys=True)
                 return
             except SwarmletError as exc:
                 if asyncio.get_running_loop().time() > deadline:
@@ -444,14 +475,35 @@ class NetworkAgent:
                 networks.update(_networks_of(task))
         return networks
 
-    async def _program_vips(self, netns: str, networks: Iterable[str]) -> None:
-        if netns in self._vip_writers or not os.path.exists(netns):
-            return  # not made yet: its writer sees the change when it writes
+    async def _refreshing_vips(self) -> None:
+        """Keep every local namespace's VIP table as the manager's latest view says, out of
+        ``apply``: one pass after each change (several changes during a pass make one more
+        pass), each table written only when it differs from what was written last."""
+        while True:
+            await self._vips_dirty.wait()
+            self._vips_dirty.clear()
+            namespaces = {*self._netns.values(), *self._containers}
+            for netns in namespaces:
+                await self._write_vips(netns)
+            # Changes come in bursts (a service scaling up): one pass for a burst, not one for
+            # each of its batches; every table costs a process.
+            await self._clock.sleep(VIP_REFRESH_PAUSE)
+
+    async def _write_vips(self, netns: str) -> None:
+        networks = self._networks_in(netns)
+        if not networks or netns in self._vip_writers or not os.path.exists(netns):
+            return  # gone, or not made yet: its own writer sees the change when it writes
+        ruleset = vip_ruleset(self._services_on(networks))
+        written = json.dumps(ruleset, sort_keys=True)
+        if self._vips_written.get(netns) == written:
+            return
         try:
-            await nft.apply_in_netns_path(netns, vip_ruleset(self._services_on(set(networks))))
+            await nft.apply_in_netns_path(netns, ruleset)
         except SwarmletError as exc:
             # The namespace may be gone already (its container ended); its detach follows.
             log.warning("VIP rules in %s: %s", netns, exc.message)
+            return
+        self._vips_written[netns] = written
 
     async def _wait_for_copy(self, network_id: str) -> str:
         def ready() -> str:

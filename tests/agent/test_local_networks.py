@@ -7,8 +7,10 @@ from typing import Any
 
 from swarmlet.agent.local_networks import (
     LocalNetwork,
+    LocalNetworkPlan,
     LocalNetworks,
     create_request,
+    local_names,
     plan_local_networks,
 )
 from swarmlet.errors import EngineError
@@ -33,10 +35,22 @@ def test_a_copy_of_another_name_or_subnet_is_made_again():
     assert plan.create == (APP,)
     assert plan.remove == (renamed,)
     assert plan_local_networks([APP], [renamed], suffix=".node1").create == ()
+    resized = LocalNetwork("e1", "app", "app-id", "10.0.9.0/24")
+    assert plan_local_networks([APP], [resized], suffix="") == LocalNetworkPlan((APP,), (resized,))
+
+
+def test_a_name_still_held_by_a_copy_going_away_gives_way_to_the_second_name():
+    # A network "app" removed and made again while the engine still holds the old copy.
+    stuck = LocalNetwork("e1", "app", "old-app-id", "10.0.1.0/24")
+    plan = plan_local_networks([APP], [stuck], suffix="")
+    assert plan == LocalNetworkPlan(create=(APP,), remove=(stuck,))
+    second = LocalNetwork("e2", f"app-{APP.id[:12]}", APP.id, APP.subnet)
+    assert plan_local_networks([APP], [stuck, second], suffix="").create == ()
 
 
 def test_the_create_request_names_the_plugin_and_the_swarm_network():
-    body = create_request(APP, "swarmlet", ".node2")
+    assert local_names(APP, ".node2") == ("app.node2", f"app.node2-{APP.id[:12]}")
+    body = create_request(APP, "swarmlet", "app.node2")
     assert body["Name"] == "app.node2"
     assert body["Driver"] == body["IPAM"]["Driver"] == "swarmlet"
     assert body["IPAM"]["Config"] == [{"Subnet": "10.0.1.0/24"}]
@@ -88,6 +102,11 @@ async def test_a_copy_still_in_use_stays_until_a_later_sync():
     await local.sync([])
     assert copy in engine.networks
     assert local.leftover  # the network agent syncs again a little later
+    # A network of the same name made again meanwhile: its copy takes the second name.
+    remade = NetworkView(id="new-app-id", name="app", vni=4098, subnet="10.0.2.0/24")
+    await local.sync([remade])
+    assert sorted(n["Name"] for n in engine.networks.values()) == ["app", "app-new-app-id"]
+    assert local.name_of(remade.id) == "app-new-app-id"
     engine.busy.clear()
     await local.sync([])
     assert engine.networks == {}
