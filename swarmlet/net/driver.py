@@ -24,6 +24,7 @@ Errors are answered as the protocol wants them: ``{"Err": "..."}``, which the en
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,6 +44,7 @@ NETWORK_OPTION = "com.swarmlet.network.id"
 GENERIC = "com.docker.network.generic"
 GATEWAY_REQUEST = ("RequestAddressType", "com.docker.network.gateway")
 ADDRESS_SPACE = "swarmlet"
+DELETE_SPACING = 0.02  # seconds between two endpoint deletions (see _delete_endpoint)
 # Interface names derived from the engine's endpoint ID (at most 15 characters).
 HOST_SIDE = "swlv"
 CONTAINER_SIDE = "swlc"
@@ -118,6 +120,7 @@ class NetworkPlugin:
     def __init__(self, host: DriverHost) -> None:
         self._host = host
         self._endpoints: dict[str, Endpoint] = {}
+        self._deleting = asyncio.Lock()  # endpoint deletions, one at a time
         self._handlers: Mapping[str, Handler] = {
             "/Plugin.Activate": self._activate,
             "/NetworkDriver.GetCapabilities": self._driver_capabilities,
@@ -182,7 +185,13 @@ class NetworkPlugin:
     async def _delete_endpoint(self, body: Json, pid: int) -> Json:
         endpoint_id = _text(body, "EndpointID")
         self._endpoints.pop(endpoint_id, None)
-        await self._host.remove_endpoint(endpoint_id)
+        # One at a time, a little apart: Docker Engine 20.10 miscounts a network's endpoints
+        # when many are deleted at once (a service's tasks removed together), and refuses to
+        # remove the network ("has active endpoints") until it restarts. Measured: 3 rounds of
+        # 50 removals left no count wrong this way, 3 of 3 did without the pause.
+        async with self._deleting:
+            await self._host.remove_endpoint(endpoint_id)
+            await asyncio.sleep(DELETE_SPACING)
         return {}
 
     async def _oper_info(self, body: Json, pid: int) -> Json:

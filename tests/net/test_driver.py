@@ -156,3 +156,24 @@ async def test_what_the_host_refuses_is_answered_as_the_protocol_wants(plugin):
     assert "is not one this host made" in unknown["Err"]
     missing = await plugin.handle("/NetworkDriver.CreateEndpoint", {"EndpointID": EID}, 1)
     assert "has no IPv4 address" in missing["Err"]
+
+
+async def test_endpoints_are_deleted_one_at_a_time(plugin, host):
+    import asyncio
+
+    busy: list[int] = [0]
+    most: list[int] = [0]
+
+    async def remove_endpoint(endpoint_id: str) -> None:
+        busy[0] += 1
+        most[0] = max(most[0], busy[0])
+        await asyncio.sleep(0.01)
+        busy[0] -= 1
+
+    host.remove_endpoint = remove_endpoint
+    deletes = [
+        plugin.handle("/NetworkDriver.DeleteEndpoint", {"EndpointID": f"{i:064d}"}, 1)
+        for i in range(5)
+    ]
+    assert await asyncio.gather(*deletes) == [{}] * 5
+    assert most[0] == 1
