@@ -187,8 +187,9 @@ class NetworkPlugin:
         self._endpoints.pop(endpoint_id, None)
         # One at a time, a little apart: Docker Engine 20.10 miscounts a network's endpoints
         # when many are deleted at once (a service's tasks removed together), and refuses to
-        # remove the network ("has active endpoints") until it restarts. Measured: 3 rounds of
-        # 50 removals left no count wrong this way, 3 of 3 did without the pause.
+        # remove the network ("has active endpoints") until it restarts. On one node, 3 rounds
+        # of 50 removals left no count wrong this way where 3 of 3 did without; it makes it
+        # rarer, not impossible (docs/benchmarks.md).
         async with self._deleting:
             await self._host.remove_endpoint(endpoint_id)
             await asyncio.sleep(DELETE_SPACING)
