@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 ATTACH_WAIT = 60.0
 RETRY_WATCH = 2.0
 RETRY_LEFTOVER = 1.0
-VIP_REFRESH_PAUSE = 0.5
 LEFTOVER_QUICK_TRIES = 30
 # How long a container's namespace may take to appear after its join, and how often to look.
 NAMESPACE_WAIT = 10.0
@@ -477,17 +476,16 @@ class NetworkAgent:
 
     async def _refreshing_vips(self) -> None:
         """Keep every local namespace's VIP table as the manager's latest view says, out of
-        ``apply``: one pass after each change (several changes during a pass make one more
-        pass), each table written only when it differs from what was written last."""
+        ``apply``: a pass after each change (several changes during a pass make one more
+        pass), each table written only when it differs from what was written last. No pause
+        between passes: a task that goes must get no new connection through a VIP once the
+        DNS has dropped it."""
         while True:
             await self._vips_dirty.wait()
             self._vips_dirty.clear()
             namespaces = {*self._netns.values(), *self._containers}
             for netns in namespaces:
                 await self._write_vips(netns)
-            # Changes come in bursts (a service scaling up): one pass for a burst, not one for
-            # each of its batches; every table costs a process.
-            await self._clock.sleep(VIP_REFRESH_PAUSE)
 
     async def _write_vips(self, netns: str) -> None:
         networks = self._networks_in(netns)
