@@ -91,24 +91,8 @@ def exit_on_sigterm() -> None:
 def own_lab(nodes: int) -> Iterator[Lab]:
     """The benchmarks' lab, up for the block and gone after it, whatever happens (its lock
     held throughout: a second benchmark started meanwhile exits at once)."""
-    LAB.lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with LAB.lock_file.open("a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            sys.exit(f"another process holds {LAB.lock_file}: is a benchmark running?")
-        lab = Lab(LAB)
-        try:
-            lab.down()  # whatever a killed run of a benchmark left
-            log(f"lab {LAB.name}: up with {nodes} hosts on {LAB.subnet}.0/24")
-            lab.up(nodes, "shared")
-            yield lab
-        finally:
-            log(f"lab {LAB.name}: down")
-            lab.down()
-            left = lab.leftovers()
-            if left:
-                log(f"lab {LAB.name}: left behind: {left}")
+    with _held_or_exit(LAB.lock_file), _lab_up(LAB, nodes) as lab:
+        yield lab
 
 
 @contextmanager
@@ -117,19 +101,30 @@ def lab_of_its_own(config: LabConfig, nodes: int) -> Iterator[Lab]:
     for the block and gone after it whatever happens. The benchmarks' lock (``LAB``'s) is held
     throughout as well as the config's own, so that this benchmark never runs beside another:
     if either is held, it exits at once."""
-    with _held_or_exit(LAB.lock_file), _held_or_exit(config.lock_file):
-        lab = Lab(config)
-        try:
-            lab.down()  # whatever a killed run of the benchmark left
-            log(f"lab {config.name}: up with {nodes} hosts on {config.subnet}.0/24")
-            lab.up(nodes, "shared")
-            yield lab
-        finally:
-            log(f"lab {config.name}: down")
-            lab.down()
-            left = lab.leftovers()
-            if left:
-                log(f"lab {config.name}: left behind: {left}")
+    with (
+        _held_or_exit(LAB.lock_file),
+        _held_or_exit(config.lock_file),
+        _lab_up(config, nodes) as lab,
+    ):
+        yield lab
+
+
+@contextmanager
+def _lab_up(config: LabConfig, nodes: int) -> Iterator[Lab]:
+    """The lab of ``config`` up for the block, whatever a killed run left taken down first,
+    and down after it; the caller holds its lock."""
+    lab = Lab(config)
+    try:
+        lab.down()  # whatever a killed run of a benchmark left
+        log(f"lab {config.name}: up with {nodes} hosts on {config.subnet}.0/24")
+        lab.up(nodes, "shared")
+        yield lab
+    finally:
+        log(f"lab {config.name}: down")
+        lab.down()
+        left = lab.leftovers()
+        if left:
+            log(f"lab {config.name}: left behind: {left}")
 
 
 @contextmanager

@@ -455,10 +455,8 @@ class NetworkAgent:
             if not os.path.exists(netns) and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(NAMESPACE_POLL)
                 continue
-            ruleset = vip_ruleset(self._services_on(networks))
             try:
-                await nft.apply_in_netns_path(netns, ruleset)
-                self._vips_written[netns] = json.dumps(ruleset, sort_keys=True)
+                await self._apply_vips(netns, networks)
                 return
             except SwarmletError as exc:
                 if asyncio.get_running_loop().time() > deadline:
@@ -491,16 +489,20 @@ class NetworkAgent:
         networks = self._networks_in(netns)
         if not networks or netns in self._vip_writers or not os.path.exists(netns):
             return  # gone, or not made yet: its own writer sees the change when it writes
+        try:
+            await self._apply_vips(netns, networks)
+        except SwarmletError as exc:
+            # The namespace may be gone already (its container ended); its detach follows.
+            log.warning("VIP rules in %s: %s", netns, exc.message)
+
+    async def _apply_vips(self, netns: str, networks: set[str]) -> None:
+        """Write the VIP table of the services on ``networks`` in ``netns``, unless it is the
+        one written there last."""
         ruleset = vip_ruleset(self._services_on(networks))
         written = json.dumps(ruleset, sort_keys=True)
         if self._vips_written.get(netns) == written:
             return
-        try:
-            await nft.apply_in_netns_path(netns, ruleset)
-        except SwarmletError as exc:
-            # The namespace may be gone already (its container ended); its detach follows.
-            log.warning("VIP rules in %s: %s", netns, exc.message)
-            return
+        await nft.apply_in_netns_path(netns, ruleset)
         self._vips_written[netns] = written
 
     async def _wait_for_copy(self, network_id: str) -> str:
