@@ -46,22 +46,14 @@ from swarmlet.models import (
     TaskStatus,
 )
 from swarmlet.models.service import NetworkAttachmentSpec
-from swarmlet.protocol import Assignments, AttachRequest, Message, NetworkState
+from swarmlet.protocol import AttachRequest, NetworkState
+from tests.manager.dispatcher import fakes
 
 
-class FakeConnection:
-    def __init__(self) -> None:
-        self.sent: list[Message] = []
-
-    def send(self, message: Message) -> None:
-        self.sent.append(message)
-
-    def close(self) -> None:
-        pass
-
+class FakeConnection(fakes.FakeConnection):
     def assigned(self) -> set[str]:
         """Every task ID the node was ever told to run."""
-        return {t.id for m in self.sent if isinstance(m, Assignments) for t in m.tasks}
+        return {t.id for m in self.assignments() for t in m.tasks}
 
     def network_state(self) -> NetworkState:
         return [m for m in self.sent if isinstance(m, NetworkState)][-1]

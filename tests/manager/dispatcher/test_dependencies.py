@@ -26,7 +26,8 @@ from swarmlet.models import (
     TaskState,
     TaskStatus,
 )
-from swarmlet.protocol import Assignments, Message, Register, StatusUpdate
+from swarmlet.protocol import Assignments, Register, StatusUpdate
+from tests.manager.dispatcher import fakes
 from tests.manager.dispatcher.builders import DB, task
 
 API = Secret(id="sapi", spec=SecretSpec(name="api", data=b"key"))
@@ -85,20 +86,10 @@ def test_the_nodes_using_a_secret() -> None:
 # The dispatcher
 
 
-class FakeConnection:
-    def __init__(self) -> None:
-        self.sent: list[Message] = []
-
-    def send(self, message: Message) -> None:
-        self.sent.append(message)
-
-    def close(self) -> None:
-        pass
-
+class FakeConnection(fakes.FakeConnection):
     @property
     def last(self) -> Assignments:
-        assignments = [m for m in self.sent if isinstance(m, Assignments)]
-        return assignments[-1]
+        return self.assignments()[-1]
 
     def received(self) -> tuple[list[str], list[str]]:
         """The IDs of the secrets and configs of the last assignments."""

@@ -21,23 +21,13 @@ from swarmlet.models import (
     TaskStatus,
     TLSInfo,
 )
-from swarmlet.protocol import Assignments, Message, Register, StatusUpdate
+from swarmlet.protocol import Register, StatusUpdate
+from tests.manager.dispatcher import fakes
 
 
-class FakeConnection:
-    def __init__(self) -> None:
-        self.sent: list[Message] = []
-        self.closed = False
-
-    def send(self, message: Message) -> None:
-        self.sent.append(message)
-
-    def close(self) -> None:
-        self.closed = True
-
+class FakeConnection(fakes.FakeConnection):
     def assigned(self) -> list[str]:
-        last = [message for message in self.sent if isinstance(message, Assignments)][-1]
-        return [task.id for task in last.tasks]
+        return [task.id for task in self.assignments()[-1].tasks]
 
 
 @pytest.fixture
