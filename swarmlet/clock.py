@@ -9,6 +9,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 
+def rfc3339(moment: datetime) -> str:
+    """A timestamp as the Engine API writes them (UTC, with a Z)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 class Clock(Protocol):
     def now(self) -> datetime:
         """Wall-clock time, for timestamps users see."""

@@ -208,6 +208,61 @@ class NodeTLS(Message):
     tls_info: TLSInfo
 
 
+class LogsSubscribe(Message):
+    """The manager asks for the logs of this node's containers of these services or tasks
+    (``docker service logs``), read from the engine with these options; the agent answers with
+    ``LogsBatch`` messages and, unless ``follow``, one ``LogsDone``. A subscription with the
+    ID of one already running replaces it."""
+
+    type: Literal["logs_subscribe"] = "logs_subscribe"
+    id: str
+    service_ids: list[str] = Field(default_factory=list)
+    task_ids: list[str] = Field(default_factory=list)
+    follow: bool = False
+    # The last lines of each container; None: all of them.
+    tail: int | None = None
+    # The engine's `since`: unix seconds[.nanoseconds]; '' for no bound.
+    since: str = ""
+    stdout: bool = True
+    stderr: bool = True
+
+
+class LogsCancel(Message):
+    """The manager no longer wants the subscription (its client went away)."""
+
+    type: Literal["logs_cancel"] = "logs_cancel"
+    id: str
+
+
+class LogEntry(Message):
+    """One log message of a task's container, as the engine gave it."""
+
+    task_id: str
+    service_id: str
+    stream: Literal["stdout", "stderr"]
+    # The engine's timestamp, RFC 3339 with nanoseconds (fixed width).
+    timestamp: str
+    # The log driver's attributes (``details``), unescaped.
+    attrs: list[tuple[str, str]] = Field(default_factory=list)
+    # The message's bytes (its newline included), base64.
+    data: str
+
+
+class LogsBatch(Message):
+    type: Literal["logs"] = "logs"
+    id: str
+    entries: list[LogEntry]
+
+
+class LogsDone(Message):
+    """The agent has sent every log message of the subscription; ``error`` says why some
+    could not be read."""
+
+    type: Literal["logs_done"] = "logs_done"
+    id: str
+    error: str = ""
+
+
 Incoming = (
     Register
     | Registered
@@ -218,6 +273,10 @@ Incoming = (
     | SessionError
     | Certificates
     | NodeTLS
+    | LogsSubscribe
+    | LogsCancel
+    | LogsBatch
+    | LogsDone
 )
 AnyMessage = Annotated[Incoming, Field(discriminator="type")]
 MESSAGE = TypeAdapter(AnyMessage)

@@ -12,6 +12,7 @@ from swarmlet.agent.certificates import CertificateRenewer
 from swarmlet.agent.dependencies import Dependencies
 from swarmlet.agent.describe import describe_node
 from swarmlet.agent.engine import EngineClient
+from swarmlet.agent.logs import LogPublisher
 from swarmlet.agent.network import NetworkAgent
 from swarmlet.agent.plugin_server import PluginServer
 from swarmlet.agent.session import Session, SessionClosed
@@ -22,7 +23,7 @@ from swarmlet.models import NodeDescription, Task, TLSInfo
 from swarmlet.net.driver import NetworkPlugin
 from swarmlet.net.host import HostChanges
 from swarmlet.pki import Credentials, node_tls_info
-from swarmlet.protocol import AttachmentInfo, Certificates, NodeTLS, StatusUpdate
+from swarmlet.protocol import AttachmentInfo, Certificates, Message, NodeTLS, StatusUpdate
 
 
 class Agent:
@@ -76,6 +77,8 @@ class Agent:
         self.certificates = CertificateRenewer(
             credentials, manager_addrs, clock, renewed=self._certificate_renewed
         )
+        # ``docker service logs``: this node's containers' logs, sent on the session.
+        self.logs = LogPublisher(engine, node_id, self._send, clock)
         self.session = Session(
             credentials=credentials,
             manager_addrs=manager_addrs,
@@ -87,6 +90,7 @@ class Agent:
             network=self.network.apply,
             certificates=self._update_certificates,
             dependencies=self.dependencies.replace,
+            logs=self.logs,
         )
 
     async def _describe(self) -> NodeDescription:
@@ -123,6 +127,9 @@ class Agent:
         # The worker is built before the session it reports through.
         await self.session.report(updates)
 
+    async def _send(self, message: Message) -> None:
+        await self.session.send(message)
+
     async def unmount_secrets(self) -> None:
         """Leaving the swarm, once the agent is stopped: forget the secrets and configs and
         unmount their tmpfs, with every file on it."""
@@ -142,6 +149,7 @@ class Agent:
             group.create_task(self.session.run(), name="session")
             group.create_task(self.network.run(), name="network")
             group.create_task(self.certificates.run(), name="certificates")
+            group.create_task(self.logs.run(), name="logs")
 
 
 class ManagerAttachments:

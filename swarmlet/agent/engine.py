@@ -13,7 +13,7 @@ import asyncio
 import io
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
+from swarmlet.agent.logframes import Demuxer, LogFrame
 from swarmlet.errors import EngineError, NotFound
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,11 @@ class ContainerInfo:
     error: str = ""
     # The path of its network namespace, while it runs (NetworkSettings.SandboxKey).
     sandbox_key: str = ""
+    # State.Health.Status: "starting", "healthy" or "unhealthy" while a healthcheck (the
+    # container's or its image's) runs; "" when it has none.
+    health: str = ""
+    # NetworkSettings.Ports: "80/tcp" -> the host addresses and ports it is bound to.
+    ports: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def running(self) -> bool:
@@ -102,6 +108,12 @@ class Engine(Protocol):
         """Every container (running or not) carrying all of ``labels``."""
         ...
 
+    def watch_health(self, container_id: str) -> AsyncIterator[str]:
+        """The container's health (``ContainerInfo.health``) as the engine reports it: first
+        its current one, read once the engine's event stream is open (so no change between
+        the two is missed), then every ``health_status`` event's, until the stream ends."""
+        ...
+
 
 def split_reference(ref: str) -> tuple[str, str]:
     """``fromImage`` and ``tag`` for a pull: a bare name means ``latest``, not every tag."""
@@ -132,6 +144,8 @@ def _container_info(data: Mapping[str, Any]) -> ContainerInfo:
         exit_code=state.get("ExitCode") or 0,
         error=state.get("Error") or "",
         sandbox_key=(data.get("NetworkSettings") or {}).get("SandboxKey") or "",
+        ports=(data.get("NetworkSettings") or {}).get("Ports") or {},
+        health=(state.get("Health") or {}).get("Status") or "",
     )
 
 
@@ -275,6 +289,49 @@ class EngineClient:
             async for line in resp.content:
                 if line.strip():
                     yield json.loads(line)
+
+    async def watch_health(self, container_id: str) -> AsyncIterator[str]:
+        # "health_status" matches the events' "health_status: healthy" (the engine matches
+        # that action by prefix).
+        filters = {"type": ["container"], "event": ["health_status"], "container": [container_id]}
+        params = {"filters": json.dumps(filters)}
+        async with self._raw("GET", "/events", params=params, deadline=LONG_TIMEOUT) as resp:
+            # The stream is open (its headers came): a change from now on is in it.
+            yield (await self.inspect_container(container_id)).health
+            async for line in resp.content:
+                if not line.strip():
+                    continue
+                action = str(json.loads(line).get("Action") or "")
+                if action.startswith("health_status:"):
+                    yield action.partition(":")[2].strip()
+
+    async def container_logs(
+        self, container_id: str, *, follow: bool, tail: int | None, since: str, streams: str
+    ) -> AsyncGenerator[list[LogFrame], None]:
+        """The container's log messages (``swarmlet.agent.logframes``: with timestamps and
+        details), a list of frames as each chunk comes; ``streams``: "stdout", "stderr" or
+        both ("stdout,stderr"); ``tail``: the last lines only; ``since``: unix seconds."""
+        inspected = await self._json("GET", f"/containers/{container_id}/json")
+        raw = bool((inspected.get("Config") or {}).get("Tty"))
+        params = {
+            "follow": "1" if follow else "0",
+            "stdout": "1" if "stdout" in streams else "0",
+            "stderr": "1" if "stderr" in streams else "0",
+            "timestamps": "1",
+            "details": "1",
+            "tail": "all" if tail is None else str(tail),
+            **({"since": since} if since else {}),
+        }
+        path = f"/containers/{container_id}/logs"
+        async with self._raw("GET", path, params=params, deadline=LONG_TIMEOUT) as resp:
+            demuxer = Demuxer(raw=raw)
+            async for chunk in resp.content.iter_any():
+                frames = demuxer.feed(chunk)
+                if frames:
+                    yield frames
+            rest = demuxer.end()
+            if rest:
+                yield rest
 
     # -- the engine's networks (swarmlet.agent.local_networks) -------------------------------
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from swarmlet.agent.engine import ContainerInfo, Engine
+from swarmlet.agent.host_ports import host_mode_ports, port_bindings
 from swarmlet.errors import EngineError, NotFound
 from swarmlet.models import SECOND_NS, ContainerSpec, Task
 
@@ -90,6 +91,9 @@ def plan_container(task: Task, node_id: str, extra_labels: Mapping[str, str]) ->
         # whose task it no longer knows) then still honours the task's grace period.
         "StopTimeout": timeout,
     }
+    if spec.healthcheck is not None:
+        # As the Engine API's HealthConfig; Test ["NONE"] turns off the image's HEALTHCHECK.
+        config["Healthcheck"] = spec.healthcheck.to_api()
     if spec.command:
         # Command replaces the image's whole invocation, as in Swarm: the image's Cmd must not
         # be appended to it, so Cmd is set even when there are no Args.
@@ -98,6 +102,9 @@ def plan_container(task: Task, node_id: str, extra_labels: Mapping[str, str]) ->
     elif spec.args:
         config["Cmd"] = spec.args
     host_config: dict[str, Any] = {"Init": spec.init, "Mounts": spec.mounts}
+    ports = host_mode_ports(task.endpoint_spec)
+    if ports:
+        config["ExposedPorts"], host_config["PortBindings"] = port_bindings(ports)
     limits = task.spec.resources.limits if task.spec.resources else None
     if limits is not None:
         host_config["NanoCpus"] = limits.nano_cpus or None

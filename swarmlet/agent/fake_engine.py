@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from swarmlet.agent.engine import ContainerInfo, ContainerSummary
+from swarmlet.agent.logframes import LogFrame
 from swarmlet.clock import Clock, SystemClock
 from swarmlet.errors import EngineError, NotFound, SwarmletError
 from swarmlet.ids import new_id
@@ -29,6 +31,9 @@ class FakeImage:
     exit_code: int | None = None
     # A process that ignores its stop signal dies only by SIGKILL, after the grace period.
     ignores_stop_signal: bool = False
+    # The image has a HEALTHCHECK: its containers' health is "starting" once they start, until
+    # the test says otherwise (``set_health``).
+    healthcheck: bool = False
 
 
 @dataclass
@@ -43,6 +48,8 @@ class FakeContainer:
     exit_code: int = 0
     # How the last stop was asked for: (signal, grace seconds).
     stopped_with: tuple[str, int] | None = None
+    # State.Health.Status: "" without a healthcheck.
+    health: str = ""
     _exited: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
@@ -57,7 +64,16 @@ class FakeContainer:
             labels=self.labels,
             pid=self.pid,
             exit_code=self.exit_code,
+            health=self.health,
         )
+
+    def has_healthcheck(self, image: FakeImage) -> bool:
+        """The engine's rule: the container's own ``Healthcheck.Test`` unless it is empty
+        (then the image's); ``["NONE"]`` turns it off."""
+        test = (self.config.get("Healthcheck") or {}).get("Test") or []
+        if test:
+            return bool(test[0] != "NONE")
+        return image.healthcheck
 
 
 def normalize(ref: str) -> str:
@@ -86,6 +102,12 @@ class FakeEngine:
             "Labels": [],
         }
         self._pids = itertools.count(1000)
+        # What each container has written (container_logs), by ID: (stream, time, bytes).
+        self.logs: dict[str, list[tuple[int, datetime, bytes]]] = {}
+        # Set (and replaced) whenever a container writes or exits: what a follower waits on.
+        self._logged = asyncio.Event()
+        # The open health streams (watch_health) of each container, by ID.
+        self._health_watchers: dict[str, list[asyncio.Queue[str | None]]] = {}
 
     # -- what tests use ---------------------------------------------------------------------
 
@@ -109,6 +131,31 @@ class FakeEngine:
         container = self.container(ref)
         if container.state == "running":
             self._exit(container, code)
+
+    def set_health(self, ref: str, health: str, *, event: bool = True) -> None:
+        """The container's health becomes ``health``; without ``event`` its event is lost
+        (inspect says it, no stream does), as a subscriber can miss one."""
+        container = self.container(ref)
+        container.health = health
+        if event:
+            for queue in self._health_watchers.get(container.id, []):
+                queue.put_nowait(health)
+
+    def health_streams(self, ref: str) -> int:
+        """How many health streams (``watch_health``) of the container are open."""
+        return len(self._health_watchers.get(self.container(ref).id, []))
+
+    def end_event_streams(self) -> None:
+        """Every open event stream ends, as when the engine restarts."""
+        for queues in self._health_watchers.values():
+            for queue in queues:
+                queue.put_nowait(None)
+
+    def write_log(self, ref: str, data: bytes, stream: int = 1) -> None:
+        """The container's process writes ``data`` (a line, its newline included) now."""
+        container = self.container(ref)
+        self.logs.setdefault(container.id, []).append((stream, self.clock.now(), data))
+        self._wake_log_readers()
 
     def run_container(self, name: str, image: str, labels: Mapping[str, str]) -> FakeContainer:
         """A running container made outside the agent (e.g. by a previous agent process)."""
@@ -171,6 +218,7 @@ class FakeEngine:
         container.state, container.pid = "running", next(self._pids)
         container._exited.clear()
         behaviour = self.images.get(normalize(container.image), FakeImage())
+        container.health = "starting" if container.has_healthcheck(behaviour) else ""
         if behaviour.exit_code is not None:
             self._exit(container, behaviour.exit_code)
 
@@ -230,16 +278,68 @@ class FakeEngine:
             if all(c.labels.get(k) == v for k, v in labels.items())
         ]
 
+    async def watch_health(self, container_id: str) -> AsyncIterator[str]:
+        self._maybe_fail("watch_health")
+        container = self.container(container_id)
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        watchers = self._health_watchers.setdefault(container.id, [])
+        watchers.append(queue)
+        try:
+            yield container.health
+            while (health := await queue.get()) is not None:
+                yield health
+        finally:
+            watchers.remove(queue)
+
+    async def container_logs(
+        self, container_id: str, *, follow: bool, tail: int | None, since: str, streams: str
+    ) -> AsyncGenerator[list[LogFrame], None]:
+        self._maybe_fail("container_logs")
+        container = self.container(container_id)
+        wanted = {n for name, n in (("stdout", 1), ("stderr", 2)) if name in streams}
+        bound = float(since) if since else None
+
+        def frames(lines: list[tuple[int, datetime, bytes]]) -> list[LogFrame]:
+            return [
+                LogFrame(stream, f"{stamp(when)}  ".encode() + data)
+                for stream, when, data in lines
+                if stream in wanted and (bound is None or when.timestamp() >= bound)
+            ]
+
+        lines = self.logs.get(container.id, [])
+        seen = len(lines)
+        first = frames(lines)
+        if tail is not None:
+            first = first[len(first) - tail :] if tail else []
+        if first:
+            yield first
+        while follow and container.state == "running":
+            await self._logged.wait()
+            lines = self.logs.get(container.id, [])
+            fresh, seen = frames(lines[seen:]), len(lines)
+            if fresh:
+                yield fresh
+
     # -- plumbing ---------------------------------------------------------------------------
 
     def _exit(self, container: FakeContainer, code: int) -> None:
         container.state, container.pid, container.exit_code = "exited", 0, code
         container._exited.set()
+        self._wake_log_readers()
+
+    def _wake_log_readers(self) -> None:
+        self._logged.set()
+        self._logged = asyncio.Event()
 
     def _maybe_fail(self, method: str) -> None:
         error = self.failures.pop(method, None)
         if error is not None:
             raise error
+
+
+def stamp(when: datetime) -> str:
+    """The engine's log timestamp: RFC 3339, nanoseconds, fixed width, in UTC."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
 
 
 def _signal_number(name: str) -> int:

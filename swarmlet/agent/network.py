@@ -15,7 +15,7 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from swarmlet.agent.engine import EngineClient
@@ -30,6 +30,12 @@ from swarmlet.net.dns import EmbeddedDNS
 from swarmlet.net.driver import Endpoint, Joined, container_side, host_side
 from swarmlet.net.endpoint import Veth, delete_veths, make_veth
 from swarmlet.net.host import HostChanges
+from swarmlet.net.host_ports import (
+    HostPort,
+    free_port,
+    host_ports_ruleset,
+    remove_host_ports_ruleset,
+)
 from swarmlet.net.mesh import mesh_for
 from swarmlet.net.names import bridge_name, ip_of
 from swarmlet.net.netlink import program_host
@@ -128,6 +134,8 @@ class NetworkAgent:
         # What apply last did, to do nothing again when nothing changed.
         self._host_networks: frozenset[str] | None = None
         self._mesh: nft.Json | None = None
+        # Each endpoint's host-mode ports (ProgramExternalConnectivity), one table for all.
+        self._host_ports: dict[str, list[HostPort]] = {}
         self._copies_of: tuple[tuple[str, str, str], ...] | None = None
 
     async def run(self) -> None:
@@ -294,7 +302,23 @@ class NetworkAgent:
         await delete_veths([host_side(endpoint_id)])
 
     async def remove_endpoint(self, endpoint_id: str) -> None:
+        await self.unpublish(endpoint_id)
         await delete_veths([host_side(endpoint_id)])
+
+    async def publish(self, endpoint_id: str, ports: Sequence[HostPort]) -> None:
+        self._host_ports[endpoint_id] = [
+            port if port.host_port else replace(port, host_port=free_port(port.protocol))
+            for port in ports
+        ]
+        await self._apply_host_ports()
+
+    async def unpublish(self, endpoint_id: str) -> None:
+        if self._host_ports.pop(endpoint_id, None) is not None:
+            await self._apply_host_ports()
+
+    async def _apply_host_ports(self) -> None:
+        ports = [port for bound in self._host_ports.values() for port in bound]
+        await nft.apply(host_ports_ruleset(ports) if ports else remove_host_ports_ruleset())
 
     async def request_address(self, network_id: str, address: str) -> str:
         if not address:

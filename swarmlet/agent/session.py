@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 import aiohttp
 from pydantic import ValidationError
@@ -24,6 +25,8 @@ from swarmlet.protocol import (
     Assignments,
     Certificates,
     Heartbeat,
+    LogsCancel,
+    LogsSubscribe,
     Message,
     NetworkState,
     Register,
@@ -44,6 +47,14 @@ CONNECT_TIMEOUT = 5.0
 
 class SessionClosed(ConnectionError):
     """No session is open to send on."""
+
+
+class LogHandler(Protocol):
+    """Where the manager's log subscriptions go (``swarmlet.agent.logs.LogPublisher``)."""
+
+    def handle(self, message: LogsSubscribe | LogsCancel) -> None: ...
+
+    def session_ended(self) -> None: ...
 
 
 async def _open(
@@ -95,6 +106,7 @@ class Session:
         network: Callable[[NetworkState], Awaitable[None]] | None = None,
         certificates: Callable[[Certificates], Awaitable[None]] | None = None,
         dependencies: Callable[[Sequence[Secret], Sequence[Config]], None] | None = None,
+        logs: LogHandler | None = None,
     ) -> None:
         self._credentials = credentials
         self._managers = list(manager_addrs)
@@ -106,6 +118,7 @@ class Session:
         self._network = network
         self._certificates = certificates
         self._dependencies = dependencies
+        self._logs = logs
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self.connected = asyncio.Event()
 
@@ -161,6 +174,8 @@ class Session:
         finally:
             self._ws = None
             self.connected.clear()
+            if self._logs is not None:
+                self._logs.session_ended()
             await ws.close()
             await http.close()
 
@@ -195,3 +210,5 @@ class Session:
                 await self._network(message)
             elif isinstance(message, Certificates) and self._certificates is not None:
                 await self._certificates(message)
+            elif isinstance(message, LogsSubscribe | LogsCancel) and self._logs is not None:
+                self._logs.handle(message)

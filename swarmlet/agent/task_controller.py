@@ -12,6 +12,14 @@ last step, and the error says why (as Swarm: ``Message: "preparing", Err: "No su
 A task never goes backwards. While the engine is unreachable a step is retried, not failed:
 that is no verdict on the task.
 
+A container with a healthcheck (its spec's or its image's) keeps the task STARTING until the
+engine says it is healthy; one that turns unhealthy, STARTING or RUNNING, is stopped with its
+grace period and the task fails with Swarm's ``task: non-zero exit (N): dockerexec: unhealthy
+container``. A RUNNING one first leaves the load balancer: it is reported RUNNING with the Err
+``dockerexec: unhealthy container`` (the manager sends traffic only to RUNNING tasks without
+an Err), and on networks it is stopped ``GOSSIP_CONVERGE_DELAY`` later, as Swarm's
+``deactivateServiceBinding`` then sleep.
+
 A task's secrets and configs are written on the agent's tmpfs (``TaskFiles``) just before its
 container is created, and removed once the task is terminal; one that did not arrive with the
 assignments rejects the task (``secret <id> not found``).
@@ -29,18 +37,26 @@ from typing import Any
 from swarmlet.agent import executor
 from swarmlet.agent.dependencies import uses_files
 from swarmlet.agent.engine import ContainerInfo, Engine
+from swarmlet.agent.health import Health, follow_health
+from swarmlet.agent.host_ports import host_mode_ports, port_status
 from swarmlet.agent.networking import TaskNetworking
 from swarmlet.agent.task_files import TaskFiles
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
 from swarmlet.errors import EngineError, SwarmletError, Unavailable
 from swarmlet.models import ContainerStatus, Task, TaskState, TaskStatus
+from swarmlet.models.task import PortStatus
 
 log = logging.getLogger(__name__)
 
 # Retries while the engine is unreachable, doubling up to the maximum.
 RETRY_INITIAL = 0.5
 RETRY_MAX = 10.0
+# Between taking an unhealthy task on networks out of the load balancer and stopping it: time
+# for every host to apply the change (Swarm's defaultGossipConvergeDelay).
+GOSSIP_CONVERGE_DELAY = 2.0
+# moby's ErrContainerUnhealthy.
+ERR_UNHEALTHY = "dockerexec: unhealthy container"
 
 
 class Step(Enum):
@@ -50,6 +66,9 @@ class Step(Enum):
     PREPARE = auto()  # pull the image if needed, create the container
     BEGIN_START = auto()
     START = auto()
+    AWAIT_HEALTH = auto()  # started, STARTING until healthy: wait for its health (or an exit)
+    BEGIN_RUNNING = auto()  # started, healthy or without a healthcheck: report RUNNING
+    STOP_UNHEALTHY = auto()  # unhealthy: out of the load balancer, then stop it
     AWAIT_EXIT = auto()  # running: wait for the process to exit (or a change)
     FINISH = auto()  # the process has exited: report how
     SHUTDOWN = auto()  # stop the container (kept) and report SHUTDOWN
@@ -57,12 +76,20 @@ class Step(Enum):
 
 
 def next_step(
-    state: TaskState, desired: TaskState, *, exited: bool, removed: bool, stale: bool = False
+    state: TaskState,
+    desired: TaskState,
+    *,
+    exited: bool,
+    removed: bool,
+    stale: bool = False,
+    started: bool = False,
+    health: Health = Health.NONE,
 ) -> Step:
     """What to do next for a task in ``state`` whose manager wants ``desired``.
 
     ``exited``: the task's process is known to have exited; ``removed``: its container is gone;
-    ``stale``: the task was shut down while this agent was away (its container is removed too).
+    ``stale``: the task was shut down while this agent was away (its container is removed too);
+    ``started``: its container was started; ``health``: what the engine last said of it.
     """
     if desired >= TaskState.SHUTDOWN:
         if not state.is_terminal:
@@ -74,9 +101,13 @@ def next_step(
         return Step.IDLE
     if exited:
         return Step.FINISH
+    if health == Health.UNHEALTHY and (state == TaskState.RUNNING or started):
+        return Step.STOP_UNHEALTHY
     if state == TaskState.RUNNING:
         # Even if the manager now wants READY, a running process is only ever waited on.
         return Step.AWAIT_EXIT
+    if state == TaskState.STARTING and started:
+        return Step.AWAIT_HEALTH if health == Health.STARTING else Step.BEGIN_RUNNING
     if state > desired:
         return Step.IDLE
     if state < TaskState.ACCEPTED:
@@ -95,8 +126,9 @@ def is_unreachable(exc: Exception) -> bool:
     return isinstance(exc, EngineError) and exc.status == 0
 
 
-def exit_error(code: int) -> str:
-    return f"task: non-zero exit ({code})"
+def exit_error(code: int, cause: str | None = None) -> str:
+    """Swarm's Err of a task whose process exited ``code`` (with what caused it, if known)."""
+    return f"task: non-zero exit ({code}): {cause}" if cause else f"task: non-zero exit ({code})"
 
 
 @dataclass(frozen=True)
@@ -149,6 +181,17 @@ class TaskController:
         self._retry = RETRY_INITIAL
         self._wake = asyncio.Event()
         self._watcher: asyncio.Task[None] | None = None
+        # Started by this controller (or found running): its process is only waited on.
+        self._started = False
+        self._pid: int | None = None
+        self._health = Health.NONE
+        # The host-mode ports the running container got (Status.PortStatus), once started.
+        self._port_status: PortStatus | None = None
+        self._health_watcher: asyncio.Task[None] | None = None
+        # Found unhealthy: it is being stopped, and its exit is reported as that (sticky: the
+        # engine's later word on its health changes nothing).
+        self._unhealthy = False
+        self._deactivated = False
 
     @property
     def task_id(self) -> str:
@@ -179,6 +222,8 @@ class TaskController:
             if self._adopted is not None:
                 self._adopt(self._adopted)
             while True:
+                if self._status.state.is_terminal:
+                    await self._stop_watching()
                 if self._attached and self._status.state.is_terminal:
                     await self._detach()
                 if self._files_written and self._status.state.is_terminal:
@@ -189,12 +234,12 @@ class TaskController:
                     exited=self._exit is not None,
                     removed=self._removed,
                     stale=self._stale,
+                    started=self._started,
+                    health=Health.UNHEALTHY if self._unhealthy else self._health,
                 )
-                if step in (Step.IDLE, Step.AWAIT_EXIT):
-                    if step is Step.AWAIT_EXIT and self._watcher is None:
-                        self._watcher = group.create_task(
-                            self._watch_exit(), name=f"wait-{self._plan.name}"
-                        )
+                if step in (Step.IDLE, Step.AWAIT_EXIT, Step.AWAIT_HEALTH):
+                    if step is not Step.IDLE:
+                        self._start_watching(group)
                     await self._wake.wait()
                     self._wake.clear()
                     continue
@@ -240,13 +285,11 @@ class TaskController:
             case Step.BEGIN_START:
                 self._advance(TaskState.STARTING, "starting")
             case Step.START:
-                try:
-                    info = await executor.start(self._engine, self._container_ref)
-                except SwarmletError as exc:
-                    self._fatal(exc)
-                    return
-                self._container_id = info.id
-                self._advance(TaskState.RUNNING, "started", pid=info.pid)
+                await self._start()
+            case Step.BEGIN_RUNNING:
+                self._advance(TaskState.RUNNING, "started", pid=self._pid)
+            case Step.STOP_UNHEALTHY:
+                await self._stop_unhealthy()
             case Step.FINISH:
                 self._finish()
             case Step.SHUTDOWN:
@@ -261,7 +304,7 @@ class TaskController:
                     log.warning("removing %s: %s", self._plan.name, exc.message)
                 self._removed = True
                 await self._stop_watching()
-            case _:  # pragma: no cover - IDLE and AWAIT_EXIT are handled by run()
+            case _:  # pragma: no cover - IDLE and the waits are handled by run()
                 raise AssertionError(step)
 
     async def _shutdown(self) -> None:
@@ -279,20 +322,70 @@ class TaskController:
         exit_code = info.exit_code if info is not None and info.exited else None
         self._advance(TaskState.SHUTDOWN, "shutdown", exit_code=exit_code)
 
+    async def _start(self) -> None:
+        try:
+            info = await executor.start(self._engine, self._container_ref)
+        except SwarmletError as exc:
+            self._fatal(exc)
+            return
+        self._container_id = info.id
+        self._started, self._pid = True, info.pid
+        # With a healthcheck it stays STARTING: BEGIN_RUNNING once it is healthy.
+        self._health = Health.of(info.health)
+        self._port_status = port_status(host_mode_ports(self._task.endpoint_spec), info.ports)
+
+    async def _stop_unhealthy(self) -> None:
+        """Swarm's ``Shutdown`` of an unhealthy container: out of the load balancer first,
+        then stopped with its stop signal and grace period; its exit is then reported."""
+        self._unhealthy = True
+        if self._status.state == TaskState.RUNNING and not self._deactivated:
+            log.info("task %s: unhealthy container; stopping it", self.task_id)
+            self._deactivated = True
+            self._advance(TaskState.RUNNING, self._status.message, err=ERR_UNHEALTHY, pid=self._pid)
+            if self._networking is not None:
+                await self._clock.sleep(GOSSIP_CONVERGE_DELAY)
+        try:
+            info = await executor.stop(self._engine, self._container_ref, self._plan.stop_timeout)
+        except SwarmletError as exc:
+            self._fatal(exc)
+            return
+        if info is None:
+            self._exit = _Exit(error=f"No such container: {self._plan.name}")
+        elif info.exited:
+            self._exit = _Exit(code=info.exit_code)
+        else:  # not down yet (restarting?): its end is what is reported
+            self._exit = _Exit(code=await self._engine.wait_container(self._container_ref))
+
     def _finish(self) -> None:
         ended = self._exit
         assert ended is not None
+        cause = ERR_UNHEALTHY if self._unhealthy else None
         if ended.error is not None:
             self._advance(TaskState.FAILED, self._status.message, err=ended.error)
         elif ended.code == 0:
+            # As Swarm: an unhealthy container that exits 0 once stopped has finished.
             self._advance(TaskState.COMPLETE, "finished", exit_code=0)
         else:
             self._advance(
                 TaskState.FAILED,
                 self._status.message,
-                err=exit_error(ended.code),
+                err=exit_error(ended.code, cause),
                 exit_code=ended.code,
             )
+
+    def _start_watching(self, group: asyncio.TaskGroup) -> None:
+        """Wait for the process to exit and, if it has a healthcheck, follow its health."""
+        if self._watcher is None:
+            self._watcher = group.create_task(self._watch_exit(), name=f"wait-{self._plan.name}")
+        if self._health != Health.NONE and self._health_watcher is None:
+            follow = follow_health(self._engine, self._clock, self._container_ref, self._set_health)
+            self._health_watcher = group.create_task(follow, name=f"health-{self._plan.name}")
+
+    def _set_health(self, health: Health) -> None:
+        if health != self._health:
+            log.info("task %s: container %s", self.task_id, health or "without healthcheck")
+            self._health = health
+            self._wake.set()
 
     async def _watch_exit(self) -> None:
         retry = RETRY_INITIAL
@@ -313,6 +406,9 @@ class TaskController:
         watcher, self._watcher = self._watcher, None
         if watcher is not None and not watcher.done():
             await cancel_and_wait(watcher)
+        health, self._health_watcher = self._health_watcher, None
+        if health is not None and not health.done():
+            await cancel_and_wait(health)
 
     # -- status -----------------------------------------------------------------------------
 
@@ -321,6 +417,18 @@ class TaskController:
         if self._status.state.is_terminal:
             return
         if container.running:
+            self._started, self._pid = True, container.pid
+            self._health = Health.of(container.health)
+            ports = host_mode_ports(self._task.endpoint_spec)
+            self._port_status = port_status(ports, container.ports)
+            if self._status.state < TaskState.RUNNING and self._health in (
+                Health.STARTING,
+                Health.UNHEALTHY,
+            ):
+                # Not healthy yet: it stays STARTING (no traffic) until it is.
+                if self._status.state < TaskState.STARTING:
+                    self._advance(TaskState.STARTING, "starting")
+                return
             self._advance(TaskState.RUNNING, "started", pid=container.pid)
         elif container.exited:
             self._exit = _Exit(code=container.exit_code)
@@ -393,5 +501,6 @@ class TaskController:
             message=message,
             err=err,
             container_status=container,
+            port_status=self._port_status,
         )
         self._report(self._status)

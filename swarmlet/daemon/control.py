@@ -43,6 +43,7 @@ from swarmlet.models import (
     NodeStatus,
 )
 from swarmlet.net.host import HostChanges
+from swarmlet.net.host_ports import remove_host_ports
 from swarmlet.net.mesh import remove_mesh
 from swarmlet.net.netlink import program_host
 from swarmlet.pki import Credentials, JoinToken
@@ -280,6 +281,7 @@ class NodeControl:
             # Nothing of the swarm's networks stays on the host: bridges, tunnels, rules.
             await program_host([], identity.advertise_addr)
             await remove_mesh()
+            await remove_host_ports()
             await asyncio.to_thread(HostChanges(self._state_dir).restore)
             identity_file.forget(self._state_dir)
             self._credentials.forget()

@@ -9,10 +9,11 @@ isolation.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, model_validator
 
 from swarmlet.models.base import Model, StoredObject, Version, ZeroIsDefault
 from swarmlet.models.secret import ConfigReference, SecretReference
@@ -53,6 +54,21 @@ class Isolation(StrEnum):
     DEFAULT = "default"
 
 
+class HealthConfig(Model):
+    """A container's healthcheck, as the Engine API's ``HealthConfig``: durations in
+    nanoseconds, 0 for the image's (or the engine's) default. ``Test`` is ``["NONE"]`` to turn
+    off the image's ``HEALTHCHECK`` (``--no-healthcheck``), ``["CMD", ...]`` or
+    ``["CMD-SHELL", "..."]``; empty inherits the image's."""
+
+    test: list[str] | None = None
+    # 0 is "not set", and not set is left out, as Go's omitempty does.
+    interval: ZeroIsDefault[int | None] = None
+    timeout: ZeroIsDefault[int | None] = None
+    retries: ZeroIsDefault[int | None] = None
+    start_period: ZeroIsDefault[int | None] = None
+    start_interval: ZeroIsDefault[int | None] = None
+
+
 class ContainerSpec(Model):
     image: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
@@ -70,6 +86,9 @@ class ContainerSpec(Model):
     secrets: list[SecretReference] | None = None
     configs: list[ConfigReference] | None = None
     isolation: ZeroIsDefault[Isolation] = Isolation.DEFAULT
+    # The task's container is created with it; the agent keeps the task STARTING until it is
+    # healthy (docs/agent.md).
+    healthcheck: HealthConfig | None = None
 
 
 class ResourceSpec(Model):
@@ -143,13 +162,63 @@ class GlobalMode(Model):
     pass
 
 
+class ReplicatedJob(Model):
+    """A job run to TotalCompletions successful tasks, at most MaxConcurrent at a time. Absent
+    fields take moby's defaults (daemon/cluster/convert): MaxConcurrent 1, TotalCompletions
+    MaxConcurrent."""
+
+    max_concurrent: int = 1
+    total_completions: int = 1
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moby_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        concurrent = data.pop("MaxConcurrent", data.pop("max_concurrent", None))
+        total = data.pop("TotalCompletions", data.pop("total_completions", None))
+        concurrent = 1 if concurrent is None else concurrent
+        total = concurrent if total is None else total
+        return {**data, "MaxConcurrent": concurrent, "TotalCompletions": total}
+
+
+class GlobalJob(Model):
+    """A job run once to completion on every eligible node."""
+
+
+class ModeKind(StrEnum):
+    """A service's mode, by the names of ``service ls``'s ``mode`` filter."""
+
+    REPLICATED = "replicated"
+    GLOBAL = "global"
+    REPLICATED_JOB = "replicated-job"
+    GLOBAL_JOB = "global-job"
+
+
 class ServiceMode(Model):
     replicated: ReplicatedMode | None = None
     global_: GlobalMode | None = Field(default=None, alias="Global")
+    replicated_job: ReplicatedJob | None = None
+    global_job: GlobalJob | None = None
 
     @property
     def is_global(self) -> bool:
-        return self.global_ is not None
+        """One task per node: a global service or a global job."""
+        return self.global_ is not None or self.global_job is not None
+
+    @property
+    def is_job(self) -> bool:
+        """Tasks run to completion (desired state COMPLETE) rather than forever."""
+        return self.replicated_job is not None or self.global_job is not None
+
+    @property
+    def kind(self) -> ModeKind:
+        if self.replicated_job is not None:
+            return ModeKind.REPLICATED_JOB
+        if self.global_job is not None:
+            return ModeKind.GLOBAL_JOB
+        return ModeKind.GLOBAL if self.global_ is not None else ModeKind.REPLICATED
 
 
 class FailureAction(StrEnum):
@@ -246,6 +315,14 @@ class ServiceStatus(Model):
     completed_tasks: int = 0
 
 
+class JobStatus(Model):
+    """Which run of a job is current (``JobIteration``, bumped by every update of the service,
+    copied by its tasks) and when it started."""
+
+    job_iteration: Version = Field(default_factory=Version)
+    last_execution: datetime | None = None
+
+
 class Service(StoredObject):
     spec: ServiceSpec
     previous_spec: ServiceSpec | None = None
@@ -255,6 +332,8 @@ class Service(StoredObject):
     endpoint: Endpoint | None = None
     update_status: UpdateStatus | None = None
     service_status: ServiceStatus | None = None
+    # A job's run: set at create, its iteration bumped by every update (docs/orchestrator.md).
+    job_status: JobStatus | None = None
 
     @property
     def name(self) -> str:

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from swarmlet.models.base import Model, StoredObject, Version
 from swarmlet.models.network import NetworkAttachment
-from swarmlet.models.service import EndpointSpec, TaskSpec
+from swarmlet.models.service import EndpointSpec, PortConfig, TaskSpec
 
 
 class TaskState(StrEnum):
@@ -83,12 +83,19 @@ class ContainerStatus(Model):
     exit_code: int | None = None
 
 
+class PortStatus(Model):
+    """The ports a task published in ``mode=host``, with the host port each one got."""
+
+    ports: list[PortConfig] | None = None
+
+
 class TaskStatus(Model):
     timestamp: datetime | None = None
     state: TaskState = TaskState.NEW
     message: str = ""
     err: str | None = None
     container_status: ContainerStatus | None = None
+    port_status: PortStatus | None = None
 
 
 class Task(StoredObject):
@@ -108,6 +115,12 @@ class Task(StoredObject):
     # Not in the Engine API (SwarmKit keeps the whole Endpoint): the service's endpoint spec
     # the task was made for, so a change of published ports replaces the task.
     endpoint_spec: EndpointSpec | None = None
+    # A job's task: the run of the job (the service's JobStatus.JobIteration) it belongs to.
+    job_iteration: Version | None = None
+    # Not in the Engine API (SwarmKit keeps it in the leader's memory): the times its instance
+    # was restarted under the task's spec, this task's own restart last. A restart's
+    # replacement carries it, so MaxAttempts and the restart delay survive a manager restart.
+    restart_history: tuple[datetime, ...] | None = None
 
     @property
     def state(self) -> TaskState:

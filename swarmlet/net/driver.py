@@ -27,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from swarmlet.errors import SwarmletError
 from swarmlet.net.endpoint import delete_veths
+from swarmlet.net.host_ports import PROTOCOLS, HostPort
 from swarmlet.net.names import mac_for
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ NETWORK_OPTION = "com.swarmlet.network.id"
 GENERIC = "com.docker.network.generic"
 GATEWAY_REQUEST = ("RequestAddressType", "com.docker.network.gateway")
 ADDRESS_SPACE = "swarmlet"
+# The container's port bindings among ProgramExternalConnectivity's options (netlabel.PortMap).
+PORT_MAP = "com.docker.network.portmap"
 DELETE_SPACING = 0.02  # seconds between two endpoint deletions (see _delete_endpoint)
 # Interface names derived from the engine's endpoint ID (at most 15 characters).
 HOST_SIDE = "swlv"
@@ -105,6 +108,12 @@ class DriverHost(Protocol):
 
     async def release_address(self, network_id: str, address: str) -> None: ...
 
+    async def publish(self, endpoint_id: str, ports: Sequence[HostPort]) -> None:
+        """Forward this host's ports to the endpoint (a host port 0: one the host chooses)."""
+        ...
+
+    async def unpublish(self, endpoint_id: str) -> None: ...
+
 
 class PluginError(SwarmletError):
     """A request the plugin cannot answer as asked."""
@@ -133,8 +142,8 @@ class NetworkPlugin:
             "/NetworkDriver.Leave": self._leave,
             "/NetworkDriver.DiscoverNew": self._nothing,
             "/NetworkDriver.DiscoverDelete": self._nothing,
-            "/NetworkDriver.ProgramExternalConnectivity": self._nothing,
-            "/NetworkDriver.RevokeExternalConnectivity": self._nothing,
+            "/NetworkDriver.ProgramExternalConnectivity": self._program_ports,
+            "/NetworkDriver.RevokeExternalConnectivity": self._revoke_ports,
             "/IpamDriver.GetCapabilities": self._ipam_capabilities,
             "/IpamDriver.GetDefaultAddressSpaces": self._address_spaces,
             "/IpamDriver.RequestPool": self._request_pool,
@@ -213,6 +222,22 @@ class NetworkPlugin:
             answer["Gateway"] = joined.gateway
         return answer
 
+    async def _program_ports(self, body: Json, pid: int) -> Json:
+        """A container's port bindings (``mode=host`` ports of a task), handed to the driver
+        of the network that gives it its gateway."""
+        endpoint_id = _text(body, "EndpointID")
+        endpoint = self._endpoints.get(endpoint_id)
+        bindings = (body.get("Options") or {}).get(PORT_MAP) or []
+        if endpoint is None or not bindings:
+            return {}
+        ports = [_host_port(binding, endpoint.ip) for binding in bindings]
+        await self._host.publish(endpoint_id, ports)
+        return {}
+
+    async def _revoke_ports(self, body: Json, pid: int) -> Json:
+        await self._host.unpublish(_text(body, "EndpointID"))
+        return {}
+
     async def _leave(self, body: Json, pid: int) -> Json:
         await self._host.leave(_text(body, "EndpointID"))
         return {}
@@ -262,6 +287,18 @@ class NetworkPlugin:
         return {}
 
 
+def _host_port(binding: Json, address: str) -> HostPort:
+    protocol = PROTOCOLS.get(int(binding.get("Proto") or 0))
+    if protocol is None:
+        raise PluginError(f"cannot publish a port of protocol {binding.get('Proto')}")
+    return HostPort(
+        protocol=protocol,
+        host_port=int(binding.get("HostPort") or 0),
+        address=address,
+        port=int(binding.get("Port") or 0),
+    )
+
+
 def _text(body: Json, key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str) or not value:
@@ -303,3 +340,9 @@ class TeardownHost:
 
     async def release_address(self, network_id: str, address: str) -> None:
         return
+
+    async def publish(self, endpoint_id: str, ports: Sequence[HostPort]) -> None:
+        raise PluginError("this node is leaving the swarm")
+
+    async def unpublish(self, endpoint_id: str) -> None:
+        return  # the whole table goes with the node's networks

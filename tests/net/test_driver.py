@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
@@ -15,6 +16,7 @@ from swarmlet.net.driver import (
     container_side,
     host_side,
 )
+from swarmlet.net.host_ports import HostPort
 
 ENGINE_NET = "e" * 64
 EID = "abcdef0123456789" * 4
@@ -49,6 +51,12 @@ class FakeHost:
 
     async def release_address(self, network_id: str, address: str) -> None:
         self.calls.append(("release", network_id, address))
+
+    async def publish(self, endpoint_id: str, ports: Sequence[HostPort]) -> None:
+        self.calls.append(("publish", endpoint_id, list(ports)))
+
+    async def unpublish(self, endpoint_id: str) -> None:
+        self.calls.append(("unpublish", endpoint_id))
 
 
 @pytest.fixture
@@ -177,3 +185,30 @@ async def test_endpoints_are_deleted_one_at_a_time(plugin, host):
     ]
     assert await asyncio.gather(*deletes) == [{}] * 5
     assert most[0] == 1
+
+
+async def test_a_containers_port_bindings_are_forwarded_to_its_endpoint(plugin, host):
+    create = {"NetworkID": ENGINE_NET, "EndpointID": EID, "Interface": {"Address": "10.0.1.5/24"}}
+    await plugin.handle("/NetworkDriver.CreateEndpoint", create, 4242)
+    # As the engine sends them: the sandbox's labels, with libnetwork's protocol numbers.
+    options = {
+        "com.docker.network.portmap": [
+            {"Proto": 6, "IP": "", "Port": 80, "HostIP": "", "HostPort": 8080, "HostPortEnd": 8080},
+            {"Proto": 17, "IP": "", "Port": 53, "HostIP": "", "HostPort": 0, "HostPortEnd": 0},
+        ],
+        "com.docker.network.endpoint.exposedports": [{"Proto": 6, "Port": 80}],
+    }
+    body = {"NetworkID": ENGINE_NET, "EndpointID": EID, "Options": options}
+    assert await plugin.handle("/NetworkDriver.ProgramExternalConnectivity", body, 1) == {}
+    assert host.calls[-1] == (
+        "publish",
+        EID,
+        [HostPort("tcp", 8080, "10.0.1.5", 80), HostPort("udp", 0, "10.0.1.5", 53)],
+    )
+    # A container with no bindings publishes nothing.
+    body = {"NetworkID": ENGINE_NET, "EndpointID": EID, "Options": {}}
+    await plugin.handle("/NetworkDriver.ProgramExternalConnectivity", body, 1)
+    assert host.calls[-1][0] == "publish"
+    body = {"NetworkID": ENGINE_NET, "EndpointID": EID}
+    assert await plugin.handle("/NetworkDriver.RevokeExternalConnectivity", body, 1) == {}
+    assert host.calls[-1] == ("unpublish", EID)

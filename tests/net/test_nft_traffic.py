@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from swarmlet.net import nft
+from swarmlet.net.host_ports import HostPort, host_ports_ruleset, remove_host_ports_ruleset
 from swarmlet.net.mesh import MESH_SYSCTLS, mesh_ruleset, remove_mesh
 from swarmlet.net.vip import vip_ruleset
 from swarmlet.protocol import PublishedBackend, PublishedPort, ServiceEntry
@@ -229,3 +230,16 @@ def test_removing_the_mesh_leaves_no_rule(lab):
     assert ruleset_of(lab.host).strip() == ""
     with pytest.raises(ConnectionRefusedError):
         ask(lab.client, HOST_EXT, 8080)
+
+
+def test_a_host_mode_port_leads_to_its_one_local_task(lab):
+    document = host_ports_ruleset([HostPort("tcp", 8090, BACKENDS["b1"], 80)])
+    in_netns(lab.host, lambda: asyncio.run(nft.apply(document)))
+
+    # From outside with the client's own address; from the host itself, 127.0.0.1 included.
+    assert lab.spread(lab.client, HOST_EXT, 8090) == {"b1": {CLIENT}}
+    assert lab.spread(lab.host, "127.0.0.1", 8090) == {"b1": {HOST_INGRESS}}
+    assert set(lab.spread(lab.host, HOST_EXT, 8090)) == {"b1"}
+
+    in_netns(lab.host, lambda: asyncio.run(nft.apply(remove_host_ports_ruleset())))
+    assert "swarmlet-hostports" not in ruleset_of(lab.host)

@@ -83,13 +83,14 @@ class Allocation:
 def is_released(task: Task) -> bool:
     """A task whose addresses are free again: it is meant to stop and has ended, or will
     never reach a node."""
-    return task.desired_state > TaskState.RUNNING and (
-        task.state.is_terminal or task.state < TaskState.ASSIGNED
+    # A job's task is meant to run to COMPLETE: it holds its addresses until it ended.
+    return (task.desired_state > TaskState.RUNNING and task.state.is_terminal) or (
+        task.desired_state > TaskState.COMPLETE and task.state < TaskState.ASSIGNED
     )
 
 
 def waits_for_addresses(task: Task) -> bool:
-    return task.state is TaskState.NEW and task.desired_state <= TaskState.RUNNING
+    return task.state is TaskState.NEW and task.desired_state <= TaskState.COMPLETE
 
 
 def network_configs(service: Service) -> list[NetworkAttachmentConfig]:

@@ -18,6 +18,7 @@ from swarmlet.manager.api import (
     autolock,
     containers,
     follower,
+    logs,
     networks,
     nodes,
     services,
@@ -72,8 +73,10 @@ ROUTES: tuple[Route, ...] = (
     ("GET", "/services/{id}", services.inspect_service),
     ("DELETE", "/services/{id}", services.remove_service),
     ("POST", "/services/{id}/update", services.update_service),
+    ("GET", "/services/{id}/logs", logs.service_logs),
     ("GET", "/tasks", tasks.list_tasks),
     ("GET", "/tasks/{id}", tasks.inspect_task),
+    ("GET", "/tasks/{id}/logs", logs.task_logs),
     # Overlay networks are ours; other drivers and requests for local networks go through.
     ("GET", "/networks", networks.list_networks),
     ("POST", "/networks/create", networks.create_network),

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +24,7 @@ import aiohttp
 from aiohttp import web
 from pydantic import Field
 
+from swarmlet.clock import rfc3339
 from swarmlet.errors import EngineError, InvalidSpec, NameConflict, NotFound
 from swarmlet.ids import new_id
 from swarmlet.manager.allocator import allocate_network, network_configs, publishes_ingress
@@ -85,12 +86,9 @@ class NetworkCreateRequest(Model):
 # Shapes
 
 
-def rfc3339(moment: datetime | None) -> str:
-    if moment is None:
-        return "0001-01-01T00:00:00Z"
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+def created(moment: datetime | None) -> str:
+    """When the network was made; Go's zero time when that is not known."""
+    return "0001-01-01T00:00:00Z" if moment is None else rfc3339(moment)
 
 
 def network_to_api(network: Network) -> dict[str, Any]:
@@ -104,7 +102,7 @@ def network_to_api(network: Network) -> dict[str, Any]:
     return {
         "Name": network.name,
         "Id": network.id,
-        "Created": rfc3339(network.created_at),
+        "Created": created(network.created_at),
         "Scope": SWARM_SCOPE,
         "Driver": network.driver,
         "EnableIPv4": True,
@@ -144,7 +142,7 @@ def tasks_using(network: Network, tasks: Iterable[Task]) -> list[Task]:
     return [
         task
         for task in tasks
-        if task.desired_state <= TaskState.RUNNING
+        if task.desired_state <= TaskState.COMPLETE  # a job's task runs to COMPLETE
         and task.state <= TaskState.RUNNING
         and any(a.network.id == network.id for a in task.networks_attachments)
     ]

@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from swarmlet.clock import rfc3339
 from swarmlet.errors import EngineError, InvalidSpec
 from swarmlet.ids import new_id
 from swarmlet.manager.allocator import allocate_ports, held_ports
@@ -27,8 +28,10 @@ from swarmlet.manager.api.filters import (
     match_prefix,
     match_runtime,
 )
+from swarmlet.manager.api.jobs import job_service_status, new_job_status, next_job_status
 from swarmlet.manager.api.lookup import resolve, service_names
 from swarmlet.manager.api.proxy import ENGINE
+from swarmlet.manager.api.unsupported import spec_warnings
 from swarmlet.manager.api.validate import (
     check_ingress_network,
     check_port_conflicts,
@@ -65,7 +68,7 @@ def service_matches(service: Service, filters: Filters) -> bool:
         match_prefix(service.spec.name, filters.get("name"))
         and match_prefix(service.id, filters.get("id"))
         and match_labels(service.spec.labels, filters.get("label"))
-        and match_any("global" if service.is_global else "replicated", filters.get("mode"))
+        and match_any(service.spec.mode.kind.value, filters.get("mode"))
         and match_runtime(filters.get("runtime"))
     )
 
@@ -75,6 +78,8 @@ def service_status(
 ) -> ServiceStatus:
     """Running and desired task counts, as SwarmKit's ListServiceStatuses counts them: only
     tasks on nodes that exist and are not down count."""
+    if service.spec.mode.is_job:
+        return job_service_status(service, tasks)
     running = desired = 0
     is_global = service.is_global
     # Whether each node counts, looked up once per node rather than once per task.
@@ -184,8 +189,9 @@ async def create_service(request: web.Request) -> web.Response:
     service_id = new_id()
     endpoint = endpoint_for(spec, None, service_id, store.all(Service))
     service = Service(id=service_id, spec=spec, spec_version=Version(index=1), endpoint=endpoint)
+    service = service.replace(job_status=new_job_status(spec, clock_of(request).now()))
     store.commit([Op.create(service)])
-    return json_response({"ID": service.id, "Warnings": []}, status=201)
+    return json_response({"ID": service.id, "Warnings": spec_warnings(spec)}, status=201)
 
 
 async def update_service(request: web.Request) -> web.Response:
@@ -204,7 +210,7 @@ async def update_service(request: web.Request) -> web.Response:
         spec = current.previous_spec
         update_status = UpdateStatus(
             state=UpdateState.ROLLBACK_STARTED,
-            started_at=clock_of(request).now().isoformat(),
+            started_at=rfc3339(clock_of(request).now()),
             message="manually requested rollback",
         )
     await refuse_local_networks(request, spec, store)
@@ -220,8 +226,9 @@ async def update_service(request: web.Request) -> web.Response:
     if tasks_differ(current.spec, spec):
         changes["spec_version"] = Version(index=current.spec_version.index + 1)
     changes["endpoint"] = endpoint_for(spec, current.endpoint, current.id, store.all(Service))
+    changes["job_status"] = next_job_status(current, clock_of(request).now())
     store.commit([Op.update(current.replace(**changes))])
-    return json_response({"Warnings": []})
+    return json_response({"Warnings": spec_warnings(spec)})
 
 
 async def remove_service(request: web.Request) -> web.Response:

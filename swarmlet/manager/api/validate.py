@@ -69,16 +69,28 @@ def parse_service_spec(body: Any, default_name: str = "") -> ServiceSpec:
     if not spec.name:
         spec = spec.replace(name=default_name or random_name())
     mode = spec.mode
-    if mode.replicated is None and mode.global_ is None and not mode.model_extra:
+    if not _modes_set(mode) and not mode.model_extra:
         spec = spec.replace(mode=ServiceMode(replicated=ReplicatedMode()))
     return spec
+
+
+def _modes_set(mode: ServiceMode) -> int:
+    return sum(
+        kind is not None
+        for kind in (mode.replicated, mode.global_, mode.replicated_job, mode.global_job)
+    )
 
 
 def validate_service_spec(spec: ServiceSpec) -> None:
     _validate_name(spec.name)
     _validate_mode(spec.mode)
     _validate_task_template(spec)
-    _validate_update_config("UpdateConfig", spec.update_config)
+    if spec.mode.is_job:
+        # SwarmKit's validateJob: a job has no rolling update (its update config unchecked).
+        if spec.update_config is not None:
+            raise InvalidSpec("Jobs may not have an update config")
+    else:
+        _validate_update_config("UpdateConfig", spec.update_config)
     _validate_update_config("RollbackConfig", spec.rollback_config)
     if spec.endpoint_spec is not None:
         _validate_endpoint(spec.endpoint_spec)
@@ -88,7 +100,7 @@ def validate_service_update(current: Service, spec: ServiceSpec) -> None:
     validate_service_spec(spec)
     if spec.name != current.spec.name:
         raise InvalidSpec("renaming services is not supported")
-    if spec.mode.is_global != current.spec.mode.is_global:
+    if spec.mode.kind != current.spec.mode.kind:
         raise InvalidSpec("service mode change is not allowed")
 
 
@@ -102,11 +114,18 @@ def _validate_name(name: str) -> None:
 def _validate_mode(mode: ServiceMode) -> None:
     if mode.model_extra:
         kinds = ", ".join(sorted(mode.model_extra))
-        raise InvalidSpec(f"Mode: {kinds} is not supported (only Replicated and Global)")
-    if mode.replicated is not None and mode.global_ is not None:
+        raise InvalidSpec(
+            f"Mode: {kinds} is not supported (only Replicated, Global, ReplicatedJob and GlobalJob)"
+        )
+    if _modes_set(mode) > 1:
         raise InvalidSpec("Mode: must specify only one service mode")
     if mode.replicated is not None and mode.replicated.replicas < 0:
         raise InvalidSpec("Mode.Replicated.Replicas: must not be negative")
+    job = mode.replicated_job
+    if job is not None and job.max_concurrent < 0:
+        raise InvalidSpec("Maximum concurrent jobs must not be negative")
+    if job is not None and job.total_completions < 0:
+        raise InvalidSpec("Total completed jobs must not be negative")
 
 
 def _validate_task_template(spec: ServiceSpec) -> None:

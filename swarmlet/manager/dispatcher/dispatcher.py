@@ -18,6 +18,7 @@ from swarmlet.clock import Clock
 from swarmlet.errors import SwarmletError
 from swarmlet.manager.ca.rotation import certificate_update
 from swarmlet.manager.dispatcher import decide, networks
+from swarmlet.manager.dispatcher.logs import broker_for
 from swarmlet.manager.store import Action, Op, OwnCommits, Store, Watch
 from swarmlet.models import (
     SECOND_NS,
@@ -37,8 +38,11 @@ from swarmlet.models import (
 from swarmlet.protocol import (
     Assignments,
     Certificates,
+    LogsBatch,
+    LogsDone,
     Message,
     NetworkState,
+    NodeTLS,
     Register,
     Registered,
     StatusUpdate,
@@ -72,6 +76,8 @@ class Dispatcher:
         # The manager's own node: it is the leader (there is one manager for now).
         self._manager_node_id = node_id
         self._connections: dict[str, AgentConnection] = {}
+        # ``docker service logs``: subscriptions sent on the sessions, answers routed back.
+        self.logs = broker_for(store, clock)
         self._sent_networks: dict[str, NetworkState] = {}
         self._sent_certificates: dict[str, Certificates] = {}
         # The commits of agents' status reports.
@@ -118,6 +124,7 @@ class Dispatcher:
     def attach(self, node_id: str, connection: AgentConnection) -> None:
         """Start pushing assignments to a registered agent (replacing an older session)."""
         self._connections[node_id] = connection
+        self.logs.connected(node_id, connection)
         self._sent_networks.pop(node_id, None)
         self._sent_certificates.pop(node_id, None)
         # The network first: a task's attachment needs the host's bridge to exist.
@@ -127,6 +134,7 @@ class Dispatcher:
 
     def detach(self, node_id: str, connection: AgentConnection) -> None:
         # Only the session that is current may detach: a reconnect may have replaced it.
+        self.logs.disconnected(node_id, connection)
         if self._connections.get(node_id) is connection:
             del self._connections[node_id]
             now = self._clock.monotonic()
@@ -135,6 +143,13 @@ class Dispatcher:
             )
             self._sent_networks.pop(node_id, None)
             self._sent_certificates.pop(node_id, None)
+
+    def receive(self, node_id: str, message: Message) -> None:
+        """Any other message of an agent's: its TLS report, its log messages."""
+        if isinstance(message, NodeTLS):
+            self.report_tls(node_id, message.tls_info)
+        elif isinstance(message, LogsBatch | LogsDone):
+            self.logs.received(node_id, message)
 
     def report_tls(self, node_id: str, tls_info: TLSInfo) -> None:
         """The agent's report of what it trusts and who issued its certificate."""
@@ -167,6 +182,7 @@ class Dispatcher:
         self._sent_certificates.pop(node_id, None)
         self._last_seen.pop(node_id, None)
         if connection is not None:
+            self.logs.disconnected(node_id, connection)
             connection.close()
 
     def heartbeat(self, node_id: str) -> None:

@@ -42,13 +42,19 @@ def is_present(task: Task) -> bool:
     return (
         task.node_id is not None
         and TaskState.ASSIGNED <= task.state <= TaskState.RUNNING
-        and task.desired_state <= TaskState.RUNNING
+        and task.desired_state <= TaskState.COMPLETE  # a job's task runs to COMPLETE
     )
 
 
 def is_serving(task: Task) -> bool:
-    """The task may take connections: running, and meant to."""
-    return task.state == TaskState.RUNNING and task.desired_state == TaskState.RUNNING
+    """The task may take connections: running, and meant to. A task with a healthcheck is
+    RUNNING only once healthy; a running task with an Err is being stopped by its agent (it
+    turned unhealthy), and leaves the load balancer before its container stops."""
+    return (
+        task.state == TaskState.RUNNING
+        and task.desired_state == TaskState.RUNNING
+        and not task.status.err
+    )
 
 
 def network_state(node_id: str, cluster: Cluster) -> NetworkState:

@@ -26,7 +26,6 @@ from swarmlet.protocol import (
     SESSION_PATH,
     Heartbeat,
     Message,
-    NodeTLS,
     Register,
     SessionError,
     StatusUpdates,
@@ -120,8 +119,8 @@ def _sessions_app(
                     dispatcher.heartbeat(node_id)
                 elif isinstance(message, StatusUpdates):
                     dispatcher.report_statuses(node_id, message.updates)
-                elif isinstance(message, NodeTLS):
-                    dispatcher.report_tls(node_id, message.tls_info)
+                else:
+                    dispatcher.receive(node_id, message)
         except ValidationError as exc:
             log.warning("node %s sent a malformed message: %s", node_id, exc)
         finally:

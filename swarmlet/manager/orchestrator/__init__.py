@@ -5,17 +5,20 @@
 - ``restart`` (the restart supervisor) and ``update`` (the rolling updater): the steps both
   modes share.
 - ``reaper``: which tasks to delete (history limit, REMOVE, deleted services).
-- ``ReplicatedOrchestrator``, ``GlobalOrchestrator`` and ``TaskReaper``: the control loops,
-  each built from the store and a clock with one ``async def run()``.
+- ``jobs``: the decisions for replicated and global jobs (tasks run to completion).
+- ``ReplicatedOrchestrator``, ``GlobalOrchestrator``, ``JobOrchestrator`` and ``TaskReaper``:
+  the control loops, each built from the store and a clock with one ``async def run()``.
 """
 
 from __future__ import annotations
 
 from swarmlet.clock import Clock
 from swarmlet.manager.orchestrator.global_ import reconcile_global
+from swarmlet.manager.orchestrator.jobs import reconcile_global_job, reconcile_replicated_job
 from swarmlet.manager.orchestrator.loop import ControlLoop
 from swarmlet.manager.orchestrator.orchestrator import (
     GlobalOrchestrator,
+    JobOrchestrator,
     ReplicatedOrchestrator,
     ServiceOrchestrator,
 )
@@ -30,6 +33,7 @@ def controllers(store: Store, clock: Clock) -> list[ControlLoop]:
     return [
         ReplicatedOrchestrator(store, clock),
         GlobalOrchestrator(store, clock),
+        JobOrchestrator(store, clock),
         TaskReaper(store, clock),
     ]
 
@@ -37,6 +41,7 @@ def controllers(store: Store, clock: Clock) -> list[ControlLoop]:
 __all__ = [
     "ControlLoop",
     "GlobalOrchestrator",
+    "JobOrchestrator",
     "Memory",
     "Now",
     "Plan",
@@ -46,5 +51,7 @@ __all__ = [
     "controllers",
     "reap",
     "reconcile_global",
+    "reconcile_global_job",
     "reconcile_replicated",
+    "reconcile_replicated_job",
 ]

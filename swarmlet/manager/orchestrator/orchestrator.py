@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from swarmlet.clock import Clock
 from swarmlet.errors import InvalidSpec, SwarmletError
 from swarmlet.manager.orchestrator.global_ import reconcile_global
+from swarmlet.manager.orchestrator.jobs import reconcile_global_job, reconcile_replicated_job
 from swarmlet.manager.orchestrator.loop import ControlLoop
 from swarmlet.manager.orchestrator.plan import Memory, Now, Plan
 from swarmlet.manager.orchestrator.replicated import reconcile_replicated
@@ -62,7 +63,7 @@ class ServiceOrchestrator(ControlLoop):
     ) -> Plan: ...
 
     def _owns(self, service: Service) -> bool:
-        return service.is_global == self.is_global
+        return not service.spec.mode.is_job and service.is_global == self.is_global
 
     # Marking.
 
@@ -104,7 +105,7 @@ class ServiceOrchestrator(ControlLoop):
             return False
         if state == TaskState.RUNNING:
             memory = self._memory.get(task.service_id)
-            return memory is None or bool(memory.updating)
+            return memory is None or bool(memory.rollout.updating)
         return True
 
     def _services_near(self, node: Node) -> Iterable[str]:
@@ -193,3 +194,35 @@ class GlobalOrchestrator(ServiceOrchestrator):
     def _services_near(self, node: Node) -> Iterable[str]:
         # Any node may join, leave or start to match a global service's constraints.
         return {s.id for s in self._store.all(Service) if s.is_global}
+
+
+class JobOrchestrator(ServiceOrchestrator):
+    """Replicated and global jobs: tasks that run to completion, once per iteration of the
+    job; failed ones restarted (SwarmKit's one jobs orchestrator for both modes)."""
+
+    def _owns(self, service: Service) -> bool:
+        return service.spec.mode.is_job
+
+    def reconcile(
+        self,
+        service: Service,
+        tasks: Iterable[Task],
+        nodes: Mapping[str, Node],
+        now: Now,
+        memory: Memory,
+    ) -> Plan:
+        if service.is_global:
+            return reconcile_global_job(service, tasks, nodes, now, memory)
+        return reconcile_replicated_job(service, tasks, nodes, now, memory)
+
+    def _may_decide(self, task: Task) -> bool:
+        # A job's task on its way or running decides nothing; its end does (a slot to fill,
+        # a failure to restart), as in SwarmKit's jobs orchestrator.
+        if task.desired_state == TaskState.COMPLETE:
+            return task.state.is_terminal
+        return True
+
+    def _services_near(self, node: Node) -> Iterable[str]:
+        # Any node may join, leave or start to match a global job's constraints.
+        near = set(super()._services_near(node))
+        return near | {s.id for s in self._store.all(Service) if s.spec.mode.global_job}

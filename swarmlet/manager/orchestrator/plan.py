@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 from swarmlet.ids import new_id
 from swarmlet.manager.store import Op
-from swarmlet.models import Service, Task, TaskState, TaskStatus
+from swarmlet.models import Service, Task, TaskState, TaskStatus, Version
 
 # A replicated task's slot number, or a global task's node ID.
 InstanceKey = int | str
@@ -37,35 +37,57 @@ class Now:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """What the rolling update (or rollback) in progress remembers, like SwarmKit's updater:
+    a new spec or a new start of the update begins with a fresh one."""
+
+    # How many instances were dirty when it began: the failure ratio's denominator.
+    size: int = 0
+    # Instances of the current batch whose new task has not run yet.
+    updating: frozenset[InstanceKey] = frozenset()
+    # Monotonic time before which the next batch must not start.
+    next_batch_at: float = 0.0
+    # Every task this update created -> the monotonic time a pass first saw it running (None:
+    # not yet). Only these tasks' failures count, and only before or within Monitor of that.
+    started: Mapping[str, float | None] = field(default_factory=dict)
+    # The tasks already counted as failures.
+    failed: frozenset[str] = frozenset()
+    # Monotonic time until which the finished update still watches for failures (None: the
+    # last batch is not done yet).
+    monitor_until: float | None = None
+
+
+@dataclass(frozen=True)
 class Memory:
     """What an orchestrator remembers about one service between passes.
 
-    It lives in the leader's memory only, like SwarmKit's restart history and updater state:
-    a new leader starts with none. Its first pass over a service schedules again the restarts
-    the old leader had pending, due one delay after that pass (``restart.recover_restarts``):
-    a leader change may delay a restart by up to one extra delay, never lose it. What is lost
-    for good: the restarts counted against MaxAttempts (an instance that had used them up may
-    be restarted again), and the rolling update's batch in flight and its delay (the next
-    batch may start early).
+    It lives in the leader's memory only, like SwarmKit's updater state: a new leader starts
+    with none. (The restart history is on the tasks: ``Task.restart_history``.) Its first pass
+    over a service schedules again the restarts of rejected tasks the old leader had pending,
+    due one delay after that pass (``restart.recover_restarts``): a leader change may delay
+    such a restart by up to one extra delay, never lose it. What is lost for good: the rolling
+    update's batch in flight, its delay and the failures it counted (the next batch may start
+    early; the new leader's update counts afresh, over the instances still dirty).
     """
 
-    # The spec version the restart history counts for: a new spec starts a clean slate.
+    # The spec version the rollout is for: a new spec starts a new update.
     spec_version: int = 0
-    # Monotonic times of the restarts of each instance.
-    restarts: Mapping[InstanceKey, tuple[float, ...]] = field(default_factory=dict)
-    # Instance -> monotonic time when the replacement of its ended task is due.
+    # Instance -> monotonic time when the replacement of its ended task is due, for an
+    # instance left empty meanwhile (its task was rejected before it could start), and the
+    # restart history the replacement will carry.
     restart_at: Mapping[InstanceKey, float] = field(default_factory=dict)
-    # Instances of the rolling update's current batch whose new task has not run yet.
-    updating: frozenset[InstanceKey] = frozenset()
-    # Monotonic time before which the next batch of the rolling update must not start.
-    next_batch_at: float = 0.0
+    restart_histories: Mapping[InstanceKey, tuple[datetime, ...]] = field(default_factory=dict)
+    # The rolling update in progress (update.py).
+    rollout: Rollout = field(default_factory=Rollout)
     # Whether a pass has looked for restarts a previous leader left pending (only the first
     # one does: see restart.recover_restarts).
     recovered: bool = False
 
 
 def is_current(task: Task) -> bool:
-    return task.desired_state <= TaskState.RUNNING
+    """Meant to run: desired state at most RUNNING, or COMPLETE for a job's task (which a
+    service's task never has)."""
+    return task.desired_state <= TaskState.COMPLETE
 
 
 def is_live(task: Task) -> bool:
@@ -77,13 +99,6 @@ def instance_order(key: InstanceKey) -> tuple[int, str]:
     return (key, "") if isinstance(key, int) else (0, key)
 
 
-def rfc3339(moment: datetime) -> str:
-    """A timestamp as the Engine API writes them (UTC, with a Z)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 class Plan:
     """Changes to one service's tasks (and its update status), built up step by step."""
 
@@ -91,7 +106,8 @@ class Plan:
         self.service = service
         self.now = now
         if memory.spec_version != service.spec_version.index:
-            memory = replace(memory, spec_version=service.spec_version.index, restarts={})
+            # A new spec: its update is a new one.
+            memory = replace(memory, spec_version=service.spec_version.index, rollout=Rollout())
         self.memory = memory
         # The service with a changed update status, when it changed.
         self.updated_service: Service | None = None
@@ -115,6 +131,9 @@ class Plan:
             return task.node_id
         return task.slot
 
+    def task(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
     def instances(self) -> dict[InstanceKey, list[Task]]:
         """Live tasks by instance (instances with none left out)."""
         groups = {key: self.instance(key) for key in self._by_key}
@@ -137,9 +156,21 @@ class Plan:
 
     # Changing them.
 
-    def new_task(self, key: InstanceKey, desired: TaskState = TaskState.RUNNING) -> Task:
-        """A fresh task for an instance, from the service's current spec, added to the plan."""
+    def new_task(
+        self,
+        key: InstanceKey,
+        desired: TaskState | None = None,
+        restart_history: tuple[datetime, ...] | None = None,
+    ) -> Task:
+        """A fresh task for an instance, from the service's current spec, added to the plan
+        (a restart's replacement carries the instance's restart history). It is meant to run
+        (RUNNING), or for a job, to run to completion (COMPLETE) in the job's current run."""
         service = self.service
+        job = service.spec.mode.is_job
+        if desired is None:
+            desired = TaskState.COMPLETE if job else TaskState.RUNNING
+        status = service.job_status
+        iteration = (status.job_iteration if status else Version()) if job else None
         if isinstance(key, str):
             slot, node_id, name = None, key, f"{service.spec.name}.{key}"
         else:
@@ -158,6 +189,8 @@ class Plan:
                 state=TaskState.NEW, message=CREATED_MESSAGE, timestamp=self.now.wall
             ),
             desired_state=desired,
+            restart_history=restart_history,
+            job_iteration=iteration,
         )
         self._add(task)
         self._created.add(task.id)

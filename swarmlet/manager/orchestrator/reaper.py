@@ -7,6 +7,9 @@
 - Tasks marked REMOVE (scaled away, their node gone) go once they ended, never reached a node
   or their node is gone from the store.
 - Tasks of a deleted service go under the same conditions.
+- A job's tasks have no history limit: every task of every iteration stays (completed ones
+  are the job's result) until it is marked REMOVE, as SwarmKit's reaper, which trims the
+  history of replicated and global services only.
 - Attachments (plain containers' tasks, no service) go when their node is removed from the
   swarm; until then they are their node's to delete.
 """
@@ -62,7 +65,7 @@ def reap(
             continue
         unwanted = service is None or task.desired_state >= TaskState.REMOVE
         (doomed if unwanted and _is_over(task, node_ids) else kept).append(task)
-    if service is None or retention_limit < 0:
+    if service is None or retention_limit < 0 or service.spec.mode.is_job:
         return doomed
     instances: dict[int | str | None, list[Task]] = {}
     for task in kept:
@@ -87,7 +90,11 @@ def reap(
 
 
 def _on_its_way(task: Task) -> bool:
-    return task.desired_state == TaskState.RUNNING and not task.status.state.is_terminal
+    # A job's task (desired COMPLETE) on its way frees nothing either.
+    return (
+        task.desired_state in (TaskState.RUNNING, TaskState.COMPLETE)
+        and not task.status.state.is_terminal
+    )
 
 
 class TaskReaper(ControlLoop):

@@ -2,39 +2,42 @@
 a task waiting to start (desired READY) may go.
 
 After SwarmKit's ``manager/orchestrator/restart``: the stopped task is marked SHUTDOWN; if the
-restart policy asks for it, a replacement is created in the same instance once the restart
-delay has passed. MaxAttempts counts the restarts of an instance within Window (0: ever) under
-the current spec; a new spec starts counting again.
+restart policy asks for it, a replacement is created at once in the same instance, in desired
+READY — an agent prepares it, and ``docker service ps`` shows it ``Ready`` above its failed
+predecessors — and it starts once the restart delay has passed. MaxAttempts counts the
+restarts of an instance within Window (0: ever) under the current spec; a new spec starts
+counting again.
 
-Unlike SwarmKit, the replacement is not created at once in desired READY: an agent prepares a
-READY task (pulls, creates), so a task that fails while preparing (a missing image) would be
-replaced again at once, and the delay would never slow the loop. The instance waits instead,
-with nothing in it, until the delay has passed.
+Unlike SwarmKit, the count is not kept in the leader's memory but carried by the tasks: each
+replacement holds its instance's restart history (``Task.restart_history``, wall-clock times,
+its own restart last). The count and the delay of a READY replacement (due one delay after its
+restart) therefore survive a manager restart or a leader change.
 
-The due time of that wait is kept only in the leader's ``Memory``. A new leader (or a manager
-that restarted) starts without it, so on its first pass over a service it looks at the
-instances with no current task and no pending restart: one whose newest task ended on its own
-and that the policy would restart gets its restart scheduled again, due one delay from then. A
-leader change may thus delay a restart by up to one extra delay, but never loses it. Only the
-first pass does this: afterwards every such instance is one the supervisor saw end and chose
-to leave stopped (a decision that a passing Window or a reset restart history does not undo).
+One exception keeps the delay from being skipped: a task *rejected* before it could start (a
+missing image, a container the engine refused) is not replaced by a READY task at once — the
+agent would prepare it, fail the same way at once, and the delay would never slow the loop.
+Its instance waits empty until the delay has passed, then gets a replacement in desired
+RUNNING. The due time of that wait is kept only in the leader's ``Memory``. A new leader (or a
+manager that restarted) starts without it, so on its first pass over a service it looks at the
+instances with no current task and no pending restart: one whose newest task was rejected and
+that the policy would restart gets its restart scheduled again, due one delay from then. Only
+the first pass does this: afterwards every such instance is one the supervisor saw end and
+chose to leave stopped (a decision that a passing Window does not undo).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from swarmlet.manager.orchestrator.plan import (
     InstanceKey,
-    Memory,
     Plan,
     instance_order,
     is_current,
 )
 from swarmlet.models import (
-    SECOND_NS,
     Node,
     NodeState,
     RestartCondition,
@@ -55,6 +58,10 @@ def restart_policy(service: Service) -> RestartPolicy:
     return service.spec.task_template.restart_policy or RestartPolicy()
 
 
+def _delay(policy: RestartPolicy) -> timedelta:
+    return timedelta(microseconds=policy.delay // 1000)
+
+
 def condition_restarts(policy: RestartPolicy, state: TaskState) -> bool:
     """Whether the policy's condition asks to restart a task that ended in this state.
 
@@ -68,37 +75,39 @@ def condition_restarts(policy: RestartPolicy, state: TaskState) -> bool:
     return True
 
 
-def counted_restarts(policy: RestartPolicy, history: tuple[float, ...], now: float) -> int:
-    """How many of the restarts in ``history`` (monotonic times) count against MaxAttempts."""
+def counted_restarts(
+    policy: RestartPolicy, history: Sequence[datetime], now: datetime
+) -> tuple[datetime, ...]:
+    """The restarts in ``history`` that count against MaxAttempts: those within Window."""
     if policy.window <= 0:
-        return len(history)
-    since = now - policy.window / SECOND_NS
-    return sum(1 for at in history if at > since)
+        return tuple(history)
+    since = now - timedelta(microseconds=policy.window // 1000)
+    return tuple(at for at in history if at > since)
 
 
-def attempts_left(policy: RestartPolicy, memory: Memory, key: InstanceKey, now: float) -> bool:
-    if policy.max_attempts <= 0:
-        return True
-    return counted_restarts(policy, memory.restarts.get(key, ()), now) < policy.max_attempts
+def history_of(plan: Plan, task: Task) -> tuple[datetime, ...]:
+    """The restarts of the task's instance under the service's current spec (none when the
+    task is of another spec)."""
+    if plan.is_dirty(task):
+        return ()
+    return task.restart_history or ()
 
 
 def wants_restart(plan: Plan, task: Task) -> bool:
     """Whether the policy (condition and attempts) would restart this ended task."""
     policy = restart_policy(plan.service)
-    key = plan.key(task)
-    return (
-        key is not None
-        and condition_restarts(policy, task.state)
-        and attempts_left(policy, plan.memory, key, plan.now.mono)
-    )
+    if plan.key(task) is None or not condition_restarts(policy, task.state):
+        return False
+    if policy.max_attempts <= 0:
+        return True
+    counted = counted_restarts(policy, history_of(plan, task), plan.now.wall)
+    return len(counted) < policy.max_attempts
 
 
 def supervise(plan: Plan, can_replace: Callable[[Task], bool]) -> None:
     """Handle current tasks that stopped on their own: shut them down, and restart them where
     the policy asks and ``can_replace`` allows (a global service's node may no longer take
     tasks)."""
-    policy = restart_policy(plan.service)
-    delay = policy.delay / SECOND_NS
     for task in plan.tasks():
         if not is_current(task) or not task.state.is_terminal:
             continue
@@ -111,20 +120,31 @@ def supervise(plan: Plan, can_replace: Callable[[Task], bool]) -> None:
         # still has a task and needs no other.
         if any(is_current(other) for other in plan.instance(key)):
             continue
-        _restart(plan, key, delay)
+        _restart(plan, key, task)
 
 
-def _restart(plan: Plan, key: InstanceKey, delay: float) -> None:
-    """Count a restart of the instance, and start its replacement now (no delay) or once the
-    delay has passed."""
-    memory = plan.memory
-    restarts = {**memory.restarts, key: (*memory.restarts.get(key, ()), plan.now.mono)}
-    plan.remember(replace(memory, restarts=restarts))
-    if delay > 0:
-        restart_at = {**plan.memory.restart_at, key: plan.now.mono + delay}
-        plan.remember(replace(plan.memory, restart_at=restart_at))
+def _restart(plan: Plan, key: InstanceKey, ended: Task) -> None:
+    """Count a restart of the instance and replace its ended task: at once in desired READY
+    (RUNNING without a delay), or, for a task rejected before it started, once the delay has
+    passed."""
+    policy = restart_policy(plan.service)
+    now = plan.now
+    history = (*counted_restarts(policy, history_of(plan, ended), now.wall), now.wall)
+    delay = policy.delay / 1e9
+    if delay <= 0:
+        plan.new_task(key, restart_history=history)
+    elif ended.state == TaskState.REJECTED:
+        memory = plan.memory
+        plan.remember(
+            replace(
+                memory,
+                restart_at={**memory.restart_at, key: now.mono + delay},
+                restart_histories={**memory.restart_histories, key: history},
+            )
+        )
     else:
-        plan.new_task(key)
+        plan.new_task(key, desired=TaskState.READY, restart_history=history)
+        plan.wake(now.mono + delay)
 
 
 def newest(tasks: Iterable[Task]) -> Task:
@@ -135,26 +155,27 @@ def newest(tasks: Iterable[Task]) -> Task:
 def recover_restarts(plan: Plan, can_start: Callable[[InstanceKey], bool]) -> None:
     """On the first pass with no memory of the service (a new leader), schedule again the
     restarts a previous leader left pending: those of instances with no current task and no
-    pending restart, whose newest task ended on its own and that the policy would restart
-    (and ``can_start`` allows). The delay counts from now; the restart counts against
-    MaxAttempts, as the lost one did."""
+    pending restart whose newest task was rejected and that the policy would restart (and
+    ``can_start`` allows). A delay counts from now. (Any other task that ended got its
+    replacement in the commit that marked it SHUTDOWN: an instance left empty after it is one
+    the supervisor chose to leave stopped.)"""
     if plan.memory.recovered:
         return
-    delay = restart_policy(plan.service).delay / SECOND_NS
     instances = plan.instances()
     for key in sorted(instances, key=instance_order):
         tasks = instances[key]
         if key in plan.memory.restart_at or any(is_current(task) for task in tasks):
             continue
         last = newest(tasks)
-        if last.state in SELF_ENDED and wants_restart(plan, last) and can_start(key):
-            _restart(plan, key, delay)
+        if last.state == TaskState.REJECTED and wants_restart(plan, last) and can_start(key):
+            _restart(plan, key, last)
     plan.remember(replace(plan.memory, recovered=True))
 
 
 def start_due_restarts(plan: Plan, can_start: Callable[[InstanceKey], bool]) -> None:
-    """Create the replacements whose restart delay has passed. An instance that meanwhile got
-    a task (a new spec) or was removed (scaled down: it has no live task left) needs none.
+    """Create the replacements of rejected tasks whose restart delay has passed. An instance
+    that meanwhile got a task (a new spec) or was removed (scaled down: it has no live task
+    left) needs none.
 
     A replacement that ``can_start`` refuses when due (a global service's node that was
     paused, drained, went Down or stopped matching the constraints) is dropped: the global
@@ -162,6 +183,7 @@ def start_due_restarts(plan: Plan, can_start: Callable[[InstanceKey], bool]) -> 
     only once due, so a node paused for less than the delay still waits out the delay.
     """
     pending = dict(plan.memory.restart_at)
+    histories = dict(plan.memory.restart_histories)
     for key, due in list(pending.items()):
         tasks = plan.instance(key)
         if not tasks or any(is_current(task) for task in tasks):
@@ -171,8 +193,9 @@ def start_due_restarts(plan: Plan, can_start: Callable[[InstanceKey], bool]) -> 
         else:
             del pending[key]
             if can_start(key):
-                plan.new_task(key)
-    plan.remember(replace(plan.memory, restart_at=pending))
+                plan.new_task(key, restart_history=histories.get(key))
+    histories = {key: history for key, history in histories.items() if key in pending}
+    plan.remember(replace(plan.memory, restart_at=pending, restart_histories=histories))
 
 
 def may_still_run(task: Task, nodes: Mapping[str, Node]) -> bool:
@@ -184,11 +207,23 @@ def may_still_run(task: Task, nodes: Mapping[str, Node]) -> bool:
     return node is not None and node.status.state != NodeState.DOWN
 
 
+def restart_due(plan: Plan, task: Task) -> datetime | None:
+    """When a restart's READY replacement may start (None: it is not one)."""
+    if not task.restart_history:
+        return None
+    return task.restart_history[-1] + _delay(restart_policy(plan.service))
+
+
 def start_ready(plan: Plan, nodes: Mapping[str, Node]) -> None:
-    """Move tasks waiting in desired READY (a stop-first update's replacement) to RUNNING once
-    no other task of their instance may still be running: the old one stops first."""
+    """Move tasks waiting in desired READY to RUNNING: a restart's replacement once its delay
+    has passed, and any of them once no other task of their instance may still run (a
+    stop-first update's old task stops first)."""
     for task in plan.tasks():
         if task.desired_state != TaskState.READY:
+            continue
+        due = restart_due(plan, task)
+        if due is not None and due > plan.now.wall:
+            plan.wake(plan.now.mono + (due - plan.now.wall).total_seconds())
             continue
         key = plan.key(task)
         others = plan.instance(key) if key is not None else []

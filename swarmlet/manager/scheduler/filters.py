@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from swarmlet.errors import InvalidSpec
 from swarmlet.manager.scheduler.constraints import Constraint, constraints_match, parse_constraints
-from swarmlet.manager.scheduler.nodeinfo import NodeInfo, reservations
+from swarmlet.manager.scheduler.nodeinfo import NodeInfo, host_ports, reservations
 from swarmlet.models import Task
 
 NodeCheck = Callable[[NodeInfo], bool]
@@ -119,6 +119,23 @@ class ConstraintFilter(Filter):
 
     def explain(self, nodes: int) -> str:
         return _on_nodes("scheduling constraints not satisfied", nodes)
+
+
+class HostPortFilter(Filter):
+    """None of the task's host-mode published ports is bound on the node by an active task."""
+
+    def check_for(self, task: Task) -> NodeCheck | None:
+        ports = host_ports(task.endpoint_spec)
+        if not ports:
+            return None
+
+        def free(info: NodeInfo) -> bool:
+            return ports.isdisjoint(info.used_host_ports)
+
+        return free
+
+    def explain(self, nodes: int) -> str:
+        return _on_nodes("host-mode port already in use", nodes)
 
 
 class MaxReplicasFilter(Filter):

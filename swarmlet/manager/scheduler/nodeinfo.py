@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from swarmlet.models import Node, Task, TaskSpec, TaskState
+from swarmlet.models.service import EndpointSpec, PublishMode
 
 # A set lookup is cheaper than TaskState's comparisons, for every placed task of every pass.
 TERMINAL_STATES = frozenset(state for state in TaskState if state.is_terminal)
@@ -17,6 +18,22 @@ def reservations(spec: TaskSpec) -> tuple[int, int]:
     if resources is None or resources.reservations is None:
         return 0, 0
     return resources.reservations.nano_cpus, resources.reservations.memory_bytes
+
+
+# A port a task binds on its node's own addresses: (protocol, published port).
+HostPort = tuple[str, int]
+
+
+def host_ports(endpoint_spec: EndpointSpec | None) -> frozenset[HostPort]:
+    """The host-mode ports a task of this endpoint spec binds on its node (a port left to the
+    engine's choice, published 0, binds none that another task could want)."""
+    if endpoint_spec is None or not endpoint_spec.ports:
+        return frozenset()
+    return frozenset(
+        (str(port.protocol), port.published_port)
+        for port in endpoint_spec.ports
+        if port.publish_mode == PublishMode.HOST and port.published_port
+    )
 
 
 @dataclass(slots=True, eq=False)
@@ -32,6 +49,7 @@ class NodeInfo:
     free_memory_bytes: int
     active_tasks: int = 0
     active_by_service: dict[str, int] = field(default_factory=dict)
+    used_host_ports: set[HostPort] = field(default_factory=set)
 
     @classmethod
     def of(cls, node: Node, tasks: Iterable[Task] = ()) -> NodeInfo:
@@ -47,10 +65,18 @@ class NodeInfo:
         return self.node.id
 
     def add(self, task: Task) -> None:
-        self.reserve(task.service_id, *reservations(task.spec))
+        self.reserve(task.service_id, *reservations(task.spec), host_ports(task.endpoint_spec))
 
-    def reserve(self, service_id: str, nano_cpus: int, memory_bytes: int) -> None:
-        """Count one more active task of the service, holding these reservations."""
+    def reserve(
+        self,
+        service_id: str,
+        nano_cpus: int,
+        memory_bytes: int,
+        ports: frozenset[HostPort] = frozenset(),
+    ) -> None:
+        """Count one more active task of the service, holding these reservations and ports."""
+        if ports:
+            self.used_host_ports |= ports
         self.free_nano_cpus -= nano_cpus
         self.free_memory_bytes -= memory_bytes
         self.active_tasks += 1
@@ -75,5 +101,5 @@ def node_infos(nodes: Iterable[Node], placed: Iterable[Task]) -> dict[str, NodeI
         amounts = reserved.get(id(spec))
         if amounts is None:
             amounts = reserved[id(spec)] = reservations(spec)
-        info.reserve(task.service_id, *amounts)
+        info.reserve(task.service_id, *amounts, host_ports(task.endpoint_spec))
     return infos

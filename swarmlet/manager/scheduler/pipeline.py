@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from swarmlet.manager.scheduler.filters import (
     ConstraintFilter,
     Filter,
+    HostPortFilter,
     MaxReplicasFilter,
     NodeCheck,
     ReadyFilter,
@@ -22,11 +23,12 @@ from swarmlet.models import Task
 
 NO_SUITABLE_NODE = "no suitable node"
 
-# SwarmKit's order (its plugin, platform, host-port and volume filters come later here).
+# SwarmKit's order (its plugin, platform and volume filters come later here).
 DEFAULT_FILTERS: tuple[Filter, ...] = (
     ReadyFilter(),  # always first: a node that cannot take tasks is explained as such
     ResourceFilter(),
     ConstraintFilter(),
+    HostPortFilter(),
     MaxReplicasFilter(),
 )
 

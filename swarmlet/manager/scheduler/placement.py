@@ -10,7 +10,7 @@ import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-from swarmlet.manager.scheduler.nodeinfo import NodeInfo, node_infos, reservations
+from swarmlet.manager.scheduler.nodeinfo import NodeInfo, host_ports, node_infos, reservations
 from swarmlet.manager.scheduler.pipeline import (
     DEFAULT_PIPELINE,
     Pipeline,
@@ -117,6 +117,7 @@ def _place_group(
         queue = SpreadQueue(service_id, candidates)
     passes = dynamic.passes if dynamic.checks else None
     nano_cpus, memory_bytes = reservations(group.spec)
+    ports = host_ports(first.endpoint_spec)
     decisions: list[Decision] = []
     append = decisions.append
     for index, task in enumerate(tasks):
@@ -126,7 +127,7 @@ def _place_group(
             error = no_suitable_node(checks.explain(nodes.values()))
             decisions.extend(Decision(rest.id, None, error) for rest in tasks[index:])
             break
-        node.reserve(service_id, nano_cpus, memory_bytes)
+        node.reserve(service_id, nano_cpus, memory_bytes, ports)
         queue.put(node)
         append(Decision(task.id, node.node.id, None))
     return decisions

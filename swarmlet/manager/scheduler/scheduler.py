@@ -27,7 +27,9 @@ PENDING_MESSAGE = "pending task scheduling"
 
 # Sets of states, because set lookups are cheaper than TaskState's comparisons: a pass reads
 # the state of every waiting task and of every task on a node.
-_UP_TO_RUNNING = frozenset(state for state in TaskState if state <= TaskState.RUNNING)
+# Desired states of a task meant to run: up to RUNNING, or COMPLETE for a job's (SwarmKit's
+# scheduler takes tasks whose desired state is at most COMPLETED).
+_UP_TO_RUNNING = frozenset(state for state in TaskState if state <= TaskState.COMPLETE)
 _NOT_YET_ASSIGNED = frozenset(state for state in TaskState if state < TaskState.ASSIGNED)
 
 

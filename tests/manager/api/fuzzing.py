@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import currently_in_test_context, note
 
@@ -420,6 +421,20 @@ async def _fake_engine(request: web.Request) -> web.StreamResponse:
 
 # The harness
 
+# A log stream (``/services/{id}/logs``) is read this long at most: with follow=1 it never ends.
+STREAM_READ = 1.0
+
+
+async def _read(response: ClientResponse) -> bytes:
+    if not response.content_type.startswith("application/vnd.docker."):
+        return await response.read()
+    chunks = []
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(STREAM_READ):
+            async for chunk in response.content.iter_any():
+                chunks.append(chunk)
+    return b"".join(chunks)
+
 
 class Harness:
     """One app, served for a whole module from its own event loop; `reset` before each
@@ -478,7 +493,7 @@ class Harness:
         data = io.BytesIO(request.body) if request.body is not None else None
         started = time.monotonic()
         async with self.client.request(request.method, url, data=data, headers=headers) as response:
-            body = await response.read()
+            body = await _read(response)
         seconds = time.monotonic() - started
         return Answer(response.status, response.headers.get("Content-Type", ""), body, seconds)
 

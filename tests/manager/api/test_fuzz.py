@@ -241,6 +241,7 @@ QUERY = st.dictionaries(
         [
             *("force", "rotateWorkerToken", "rotateManagerToken", "rotateManagerUnlockKey"),
             *("status", "rollback", "scope", "insertDefaults", "registryAuthFrom", "verbose"),
+            *("stdout", "stderr", "follow", "tail", "since", "timestamps", "details"),
         ]
     ),
     QUERY_VALUES,

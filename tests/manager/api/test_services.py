@@ -63,7 +63,23 @@ REFUSED = [
     (service_spec("web", image="Not Valid"), "is not a valid repository/tag"),
     (service_spec("-web"), "name must be valid as a DNS name component"),
     (service_spec("web", Mode={"Replicated": {"Replicas": -1}}), "Replicas: must not be negative"),
-    (service_spec("web", Mode={"ReplicatedJob": {}}), "ReplicatedJob is not supported"),
+    (service_spec("web", Mode={"Cron": {}}), "Mode: Cron is not supported"),
+    (
+        service_spec("web", Mode={"ReplicatedJob": {}}, UpdateConfig={"Parallelism": 1}),
+        "Jobs may not have an update config",
+    ),
+    (
+        service_spec("web", Mode={"ReplicatedJob": {"MaxConcurrent": -1}}),
+        "Maximum concurrent jobs must not be negative",
+    ),
+    (
+        service_spec("web", Mode={"ReplicatedJob": {"TotalCompletions": -1}}),
+        "Total completed jobs must not be negative",
+    ),
+    (
+        service_spec("web", Mode={"GlobalJob": {}, "Global": {}}),
+        "must specify only one service mode",
+    ),
     (
         service_spec("web", Mode={"Replicated": {"Replicas": 1}, "Global": {}}),
         "must specify only one service mode",

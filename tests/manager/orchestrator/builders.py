@@ -35,7 +35,7 @@ from swarmlet.models import (
     UpdateOrder,
     Version,
 )
-from swarmlet.models.service import GlobalMode
+from swarmlet.models.service import FailureAction, GlobalMode
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -77,9 +77,22 @@ def restart_policy(
 
 
 def update_config(
-    parallelism: int = 1, delay: float = 0, order: UpdateOrder = UpdateOrder.STOP_FIRST
+    parallelism: int = 1,
+    delay: float = 0,
+    order: UpdateOrder = UpdateOrder.STOP_FIRST,
+    *,
+    failure_action: FailureAction = FailureAction.PAUSE,
+    monitor: float = 5,
+    max_failure_ratio: float = 0,
 ) -> UpdateConfig:
-    return UpdateConfig(parallelism=parallelism, delay=int(delay * SECOND_NS), order=order)
+    return UpdateConfig(
+        parallelism=parallelism,
+        delay=int(delay * SECOND_NS),
+        order=order,
+        failure_action=failure_action,
+        monitor=int(monitor * SECOND_NS),
+        max_failure_ratio=max_failure_ratio,
+    )
 
 
 def service_spec(
@@ -90,6 +103,7 @@ def service_spec(
     image: str = "nginx:1",
     restart: RestartPolicy | None = None,
     update: UpdateConfig | None = None,
+    rollback: UpdateConfig | None = None,
     constraints: Sequence[str] = (),
 ) -> ServiceSpec:
     mode = (
@@ -102,7 +116,13 @@ def service_spec(
         restart_policy=restart,
         placement=Placement(constraints=list(constraints)) if constraints else None,
     )
-    return ServiceSpec(name=name, task_template=template, mode=mode, update_config=update)
+    return ServiceSpec(
+        name=name,
+        task_template=template,
+        mode=mode,
+        update_config=update,
+        rollback_config=rollback,
+    )
 
 
 def service(
@@ -147,7 +167,11 @@ def task(
 def apply(tasks: Iterable[Task], plan: Plan) -> list[Task]:
     """The tasks after the plan is written."""
     result = {t.id: t for t in tasks}
-    for t in [*plan.created, *plan.updated]:
+    # The store stamps a new task's creation with the time of the commit.
+    created = [
+        t if t.created_at else t.replace(created_at=t.status.timestamp) for t in plan.created
+    ]
+    for t in [*created, *plan.updated]:
         result[t.id] = t
     return list(result.values())
 

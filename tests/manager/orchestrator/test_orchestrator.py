@@ -87,22 +87,20 @@ async def test_a_failed_task_restarts_after_the_delay_and_stays_in_history(
     [first] = cluster.tasks(svc.id)
     cluster.end(first.id, TaskState.FAILED)
     await cluster.converge()
-    # The slot waits empty: no replacement exists (to be prepared) before the delay.
-    [old] = cluster.tasks(svc.id)
-    assert old.id == first.id
-    assert old.desired_state == TaskState.SHUTDOWN
-    assert old.state == TaskState.FAILED
-
-    await cluster.advance(4.9)
-    await cluster.converge()
-    assert [t.id for t in cluster.tasks(svc.id)] == [first.id]
-    await cluster.advance(0.1)
-    await cluster.converge()
+    # The replacement exists at once, prepared (READY) but not started before the delay.
     old, new = sorted(cluster.tasks(svc.id), key=lambda t: t.id != first.id)
     assert old.id == first.id
     assert old.desired_state == TaskState.SHUTDOWN
+    assert old.state == TaskState.FAILED
     assert new.slot == 1
-    assert new.desired_state == TaskState.RUNNING
+    assert (new.desired_state, new.state) == (TaskState.READY, TaskState.READY)
+
+    await cluster.advance(4.9)
+    await cluster.converge()
+    assert cluster.store.get(Task, new.id).desired_state == TaskState.READY
+    await cluster.advance(0.1)
+    await cluster.converge()
+    assert cluster.store.get(Task, new.id).desired_state == TaskState.RUNNING
     assert running(cluster, svc.id) == [new.id]
 
 
@@ -274,6 +272,10 @@ async def test_rolling_update_stop_first_one_by_one(cluster: FakeCluster):
     assert all(t.state == TaskState.SHUTDOWN for t in old)
     status = cluster.service(svc.id).update_status
     assert status is not None
+    assert status.state == UpdateState.UPDATING  # it watches for failures for Monitor (5 s)
+    await cluster.advance(5)
+    status = cluster.service(svc.id).update_status
+    assert status is not None
     assert status.state == UpdateState.COMPLETED
     assert status.message == "update completed"
 
@@ -296,6 +298,7 @@ async def test_rolling_update_start_first(cluster: FakeCluster):
     await cluster.converge()
     assert all(t.id not in old_ids for t in cluster.current(svc.id))
     assert len(running(cluster, svc.id)) == 2
+    await cluster.advance(5)  # Monitor, after the last batch
     status = cluster.service(svc.id).update_status
     assert status is not None
     assert status.state == UpdateState.COMPLETED
@@ -316,6 +319,10 @@ async def test_update_delay_waits_on_the_clock(cluster: FakeCluster):
     await cluster.advance(1)
     await cluster.converge()
     assert all(t.spec.container_spec.image == "nginx:2" for t in cluster.current(svc.id))
+    # The last batch's delay, then Monitor (5 s), and the update is complete.
+    await cluster.advance(34)
+    assert cluster.service(svc.id).update_status.state == UpdateState.UPDATING  # type: ignore[union-attr]
+    await cluster.advance(1)
     assert cluster.service(svc.id).update_status.state == UpdateState.COMPLETED  # type: ignore[union-attr]
 
 
@@ -413,7 +420,7 @@ async def test_a_service_that_cannot_be_reconciled_does_not_stop_the_others(
     assert len(running(cluster, good.id)) == 1
 
 
-async def test_a_new_orchestrator_restarts_what_the_old_one_had_pending():
+async def test_a_new_orchestrator_starts_a_pending_restart_when_it_was_due():
     clock = FakeClock()
     store = Store(MemoryBackend(), clock)
     fake = FakeCluster(store, clock)
@@ -424,7 +431,8 @@ async def test_a_new_orchestrator_restarts_what_the_old_one_had_pending():
     [failed] = fake.tasks(svc.id)
     fake.end(failed.id, TaskState.FAILED)
     await fake.converge()
-    assert fake.current(svc.id) == []
+    [ready] = fake.current(svc.id)
+    assert ready.desired_state == TaskState.READY
 
     # The manager restarts before the delay has passed: a fresh controller, no memory.
     await fake.advance(2)
@@ -432,21 +440,16 @@ async def test_a_new_orchestrator_restarts_what_the_old_one_had_pending():
     await asyncio.gather(first, return_exceptions=True)
     second = asyncio.create_task(ReplicatedOrchestrator(store, clock).run())
     await fake.converge()
-    assert fake.current(svc.id) == []
-    # Its delay counts from its start: up to one delay later than planned, never lost.
-    await fake.advance(4.9)
+    # The replacement carries its restart's time: it starts when it was due, not later.
+    await fake.advance(2.9)
     await fake.converge()
-    assert fake.current(svc.id) == []
+    assert [t.desired_state for t in fake.current(svc.id)] == [TaskState.READY]
     await fake.advance(0.1)
     await fake.converge()
-    [new] = fake.current(svc.id)
-    assert new.id != failed.id
-    assert new.slot == 1
-    assert new.desired_state == TaskState.RUNNING
-    assert running(fake, svc.id) == [new.id]
+    assert running(fake, svc.id) == [ready.id]
     await fake.advance(60)
     await fake.converge()
-    assert [t.id for t in fake.current(svc.id)] == [new.id]
+    assert [t.id for t in fake.current(svc.id)] == [ready.id]
     assert len(fake.tasks(svc.id)) == 2
     assert not second.done()
     second.cancel()
@@ -454,7 +457,41 @@ async def test_a_new_orchestrator_restarts_what_the_old_one_had_pending():
     store.close()
 
 
-async def test_a_global_restart_does_not_land_on_a_node_drained_meanwhile(cluster: FakeCluster):
+async def test_a_new_orchestrator_restarts_a_rejected_task_the_old_one_had_pending():
+    clock = FakeClock()
+    store = Store(MemoryBackend(), clock)
+    fake = FakeCluster(store, clock)
+    first = asyncio.create_task(ReplicatedOrchestrator(store, clock).run())
+    fake.add_node("n1")
+    fake.missing_images.add("nginx:1")
+    svc = fake.create_service(service_spec(replicas=1, restart=restart_policy(delay=5)))
+    await fake.converge()
+    [rejected] = fake.tasks(svc.id)
+    assert rejected.state == TaskState.REJECTED
+    assert fake.current(svc.id) == []  # a rejected task's slot waits empty
+
+    await fake.advance(2)
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    second = asyncio.create_task(ReplicatedOrchestrator(store, clock).run())
+    await fake.converge()
+    assert fake.current(svc.id) == []
+    # Its delay counts from the new controller's start: up to one delay late, never lost.
+    await fake.advance(4.9)
+    await fake.converge()
+    assert len(fake.tasks(svc.id)) == 1
+    fake.missing_images.clear()
+    await fake.advance(0.1)
+    await fake.converge()
+    [new] = fake.current(svc.id)
+    assert new.id != rejected.id
+    assert running(fake, svc.id) == [new.id]
+    second.cancel()
+    await asyncio.gather(second, return_exceptions=True)
+    store.close()
+
+
+async def test_a_global_restart_on_a_node_drained_meanwhile_is_shut_down(cluster: FakeCluster):
     cluster.add_node("n1")
     cluster.add_node("n2")
     svc = cluster.create_service(service_spec(is_global=True, restart=restart_policy(delay=5)))
@@ -466,9 +503,10 @@ async def test_a_global_restart_does_not_land_on_a_node_drained_meanwhile(cluste
     await cluster.converge()
     await cluster.advance(5)
     await cluster.converge()
-    # No task was created there (only to be shut down in the next pass).
-    assert [t.id for t in cluster.tasks(svc.id) if t.node_id == "n1"] == [on_n1.id]
+    # The waiting replacement went with the drain, before it ever started.
     assert [t.node_id for t in cluster.current(svc.id)] == ["n2"]
+    on_n1_now = [t for t in cluster.tasks(svc.id) if t.node_id == "n1"]
+    assert all(t.state != TaskState.RUNNING for t in on_n1_now if t.id != on_n1.id)
     await cluster.advance(60)
     await cluster.converge()
     assert [t.node_id for t in cluster.current(svc.id)] == ["n2"]
@@ -479,25 +517,24 @@ async def test_a_global_restart_does_not_land_on_a_node_drained_meanwhile(cluste
     assert len(running(cluster, svc.id)) == 2
 
 
-async def test_a_global_restart_does_not_land_on_a_node_paused_meanwhile(cluster: FakeCluster):
+async def test_a_global_restart_on_a_node_paused_meanwhile_starts_when_due(
+    cluster: FakeCluster,
+):
     cluster.add_node("n1")
     svc = cluster.create_service(service_spec(is_global=True, restart=restart_policy(delay=5)))
     await cluster.converge()
     [first] = cluster.tasks(svc.id)
     cluster.end(first.id, TaskState.FAILED)
     await cluster.converge()
+    [ready] = cluster.current(svc.id)
+    assert ready.node_id == "n1"
     await cluster.advance(2)
+    # A paused node keeps the tasks it has, as in Swarm: the replacement is one of them.
     cluster.set_node("n1", availability=NodeAvailability.PAUSE)
     await cluster.converge()
     await cluster.advance(3)
     await cluster.converge()
-    assert cluster.current(svc.id) == []
-    assert [t.id for t in cluster.tasks(svc.id)] == [first.id]
-    cluster.set_node("n1", availability=NodeAvailability.ACTIVE)
-    await cluster.converge()
-    [new] = cluster.current(svc.id)
-    assert new.node_id == "n1"
-    assert running(cluster, svc.id) == [new.id]
+    assert running(cluster, svc.id) == [ready.id]
 
 
 class CountingOrchestrator(ReplicatedOrchestrator):

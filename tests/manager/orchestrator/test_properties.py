@@ -73,27 +73,29 @@ def test_every_slot_ends_with_one_current_task(replicas, spec, down):
     assert len(live_slots) == replicas
     per_slot = Counter(t.slot for t in after if is_current(t))
     assert all(count == 1 for count in per_slot.values())
-    # A slot whose task ended on its own waits, with no current task, for the restart delay
-    # (5 seconds by default); every other slot has its current task already.
+    # Every live slot has its one current task. A slot whose task ended on its own has its
+    # replacement already, waiting in desired READY for the restart delay (5 s by default).
+    assert set(per_slot) == live_slots
     ended = {slot for slot, _, state in spec if state in (TaskState.FAILED, TaskState.COMPLETE)}
-    waiting = set(plan.memory.restart_at)
+    waiting = {t.slot for t in after if is_current(t) and t.desired_state == TaskState.READY}
     assert waiting == ended & live_slots
-    assert set(per_slot) == live_slots - waiting
-    assert all(due == 5 for due in plan.memory.restart_at.values())
+    assert plan.memory.restart_at == {}
     assert plan.wake_at == (5 if waiting else None)
     # Nothing current is left on a Down node.
     assert not [t for t in after if is_current(t) and t.node_id in down]
     # Every task the plan wrote kept its identity.
     assert {t.id for t in tasks} <= {t.id for t in after}
 
-    # Once the delay has passed, every slot has its one current task.
+    # Once the delay has passed, the waiting replacements are told to run.
     later_plan = reconcile_replicated(svc, after, cluster, at(5), plan.memory)
     later = apply(after, later_plan)
     assert {t.slot for t in later if is_live(t)} == live_slots
     per_slot = Counter(t.slot for t in later if is_current(t))
     assert set(per_slot) == live_slots
     assert all(count == 1 for count in per_slot.values())
-    assert {t.slot for t in later_plan.created} == waiting
+    assert later_plan.created == []
+    started = {t.slot for t in later_plan.updated if t.desired_state == TaskState.RUNNING}
+    assert started == waiting
     assert later_plan.memory.restart_at == {}
     assert not [t for t in later if is_current(t) and t.node_id in down]
     assert {t.id for t in after} <= {t.id for t in later}

@@ -60,44 +60,62 @@ def test_condition(condition, state, restarts):
     assert condition_restarts(RestartPolicy(condition=condition), state) is restarts
 
 
-def test_a_failed_task_is_replaced_in_its_slot_after_the_delay():
+def test_a_failed_task_is_replaced_at_once_and_started_after_the_delay():
     svc = service(service_spec(replicas=1, restart=restart_policy(delay=5)))
     failed = crash(svc)
     tasks, plan = replicated_pass(svc, [failed], 0)
     old = next(t for t in tasks if t.id == failed.id)
     assert old.desired_state == TaskState.SHUTDOWN
-    # The slot waits empty: nothing an agent could prepare (and fail) before the delay.
-    assert plan.created == []
-    assert [t.id for t in plan.updated] == [failed.id]
-    assert plan.memory.restart_at == {1: 5}
+    # The replacement exists at once, for an agent to prepare: `service ps` shows it Ready.
+    [new] = plan.created
+    assert new.slot == 1
+    assert new.desired_state == TaskState.READY
+    assert new.restart_history == (START,)
+    assert plan.memory.restart_at == {}
     assert plan.wake_at == 5
 
     tasks, plan = replicated_pass(svc, tasks, 3, plan.memory)
     assert plan.ops() == []
-    assert plan.memory.restart_at == {1: 5}
     assert plan.wake_at == 5
 
     tasks, plan = replicated_pass(svc, tasks, 5, plan.memory)
-    [new] = plan.created
-    assert new.slot == 1
-    assert new.desired_state == TaskState.RUNNING
-    assert plan.updated == []
+    assert plan.created == []
+    [started] = plan.updated
+    assert started.id == new.id
+    assert started.desired_state == TaskState.RUNNING
     assert plan.wake_at is None
-    assert plan.memory.restart_at == {}
     assert [t.id for t in current(tasks)] == [new.id]
 
 
-def test_the_default_policy_restarts_any_exit_after_five_seconds():
-    svc = service(service_spec(replicas=1))
-    tasks, plan = replicated_pass(svc, [crash(svc, TaskState.COMPLETE)], 0)
+def test_a_rejected_task_is_replaced_only_once_the_delay_has_passed():
+    svc = service(service_spec(replicas=1, restart=restart_policy(delay=5)))
+    rejected = crash(svc, TaskState.REJECTED)
+    tasks, plan = replicated_pass(svc, [rejected], 0)
+    # The slot waits empty: a replacement prepared at once would be rejected at once.
     assert plan.created == []
     assert plan.memory.restart_at == {1: 5}
     assert plan.wake_at == 5
     tasks, plan = replicated_pass(svc, tasks, 4.9, plan.memory)
     assert plan.ops() == []
-    _, plan = replicated_pass(svc, tasks, 5, plan.memory)
+    tasks, plan = replicated_pass(svc, tasks, 5, plan.memory)
     [new] = plan.created
     assert new.desired_state == TaskState.RUNNING
+    assert new.restart_history == (START,)
+    assert plan.memory.restart_at == {}
+    assert plan.memory.restart_histories == {}
+
+
+def test_the_default_policy_restarts_any_exit_after_five_seconds():
+    svc = service(service_spec(replicas=1))
+    tasks, plan = replicated_pass(svc, [crash(svc, TaskState.COMPLETE)], 0)
+    [new] = plan.created
+    assert new.desired_state == TaskState.READY
+    assert plan.wake_at == 5
+    tasks, plan = replicated_pass(svc, tasks, 4.9, plan.memory)
+    assert plan.ops() == []
+    _, plan = replicated_pass(svc, tasks, 5, plan.memory)
+    [started] = plan.updated
+    assert started.desired_state == TaskState.RUNNING
 
 
 def test_a_zero_delay_starts_the_replacement_in_the_same_pass():
@@ -124,13 +142,14 @@ def test_on_failure_does_not_restart_a_clean_exit():
     svc = service(service_spec(replicas=2, restart=policy))
     done = task(svc, 1, node_id="n1", state=TaskState.COMPLETE)
     failed = task(svc, 2, node_id="n1", state=TaskState.FAILED)
-    tasks, plan = replicated_pass(svc, [done, failed], 0)
-    assert plan.created == []
-    assert plan.memory.restart_at == {2: 5}  # only the failed slot waits for a restart
+    _, plan = replicated_pass(svc, [done, failed], 0)
+    assert [t.slot for t in plan.created] == [2]  # only the failed slot
     assert {t.id for t in plan.updated} == {done.id, failed.id}
-    _, plan = replicated_pass(svc, tasks, 5, plan.memory)
-    assert [t.slot for t in plan.created] == [2]
-    assert plan.updated == []
+
+
+def fails(t: Task) -> Task:
+    """The task, run by an agent on n1, failed."""
+    return t.replace(node_id="n1", status=t.status.replace(state=TaskState.FAILED))
 
 
 def test_max_attempts_stops_restarting_the_slot():
@@ -142,8 +161,8 @@ def test_max_attempts_stops_restarting_the_slot():
         memory = plan.memory
         if attempt < 2:
             [new] = plan.created
-            # The agent runs it, and it fails again.
-            tasks = [t if t.id != new.id else crash(svc).replace(id=new.id) for t in tasks]
+            assert len(new.restart_history or ()) == attempt + 1
+            tasks = [fails(t) if t.id == new.id else t for t in tasks]
         else:
             assert plan.created == []
     assert current(tasks) == []
@@ -152,24 +171,27 @@ def test_max_attempts_stops_restarting_the_slot():
 
 def test_max_attempts_counts_only_within_the_window():
     policy = restart_policy(delay=0, max_attempts=1, window=60)
-    assert counted_restarts(policy, (0.0, 50.0), 100.0) == 1
-    assert counted_restarts(policy.replace(window=0), (0.0, 50.0), 100.0) == 2
+    history = (START, START + timedelta(seconds=50))
+    assert counted_restarts(policy, history, START + timedelta(seconds=100)) == history[1:]
+    assert counted_restarts(policy.replace(window=0), history, START) == history
     svc = service(service_spec(replicas=1, restart=policy))
-    memory = Memory(spec_version=svc.spec_version.index, restarts={1: (0.0,)})
-    _, plan = replicated_pass(svc, [crash(svc)], 30, memory)
+    restarted = crash(svc).replace(restart_history=(START,))
+    _, plan = replicated_pass(svc, [restarted], 30)
     assert plan.created == []
-    _, plan = replicated_pass(svc, [crash(svc)], 61, memory)
-    assert len(plan.created) == 1
+    _, plan = replicated_pass(svc, [restarted], 61)
+    [new] = plan.created
+    # The restart that no longer counts is dropped from the history.
+    assert new.restart_history == (START + timedelta(seconds=61),)
 
 
-def test_a_new_spec_version_forgets_the_restart_history():
-    svc = service(service_spec(replicas=1, restart=restart_policy(max_attempts=1)))
-    memory = Memory(spec_version=svc.spec_version.index - 1, restarts={1: (0.0,)})
-    tasks, plan = replicated_pass(svc, [crash(svc)], 1, memory)
-    assert plan.memory.restarts == {1: (1.0,)}  # the old restart no longer counts
-    assert plan.memory.restart_at == {1: 6}
-    _, plan = replicated_pass(svc, tasks, 6, plan.memory)
-    assert len(plan.created) == 1
+def test_a_new_spec_forgets_the_restart_history():
+    policy = restart_policy(max_attempts=1)
+    old = service(service_spec(replicas=1, restart=policy))
+    restarted = crash(old).replace(restart_history=(START,))
+    svc = changed(old, service_spec(replicas=1, image="nginx:2", restart=policy))
+    _, plan = replicated_pass(svc, [restarted], 1)
+    [new] = plan.created  # the old spec's restart does not count
+    assert new.restart_history == (START + timedelta(seconds=1),)
 
 
 def test_scaling_down_while_a_restart_is_pending_does_not_recreate_the_removed_slot():
@@ -177,15 +199,15 @@ def test_scaling_down_while_a_restart_is_pending_does_not_recreate_the_removed_s
     ok = task(svc, 1, node_id="n1")
     failed = task(svc, 2, node_id="n2", state=TaskState.FAILED)
     tasks, plan = replicated_pass(svc, [ok, failed], 0)
-    assert plan.memory.restart_at == {2: 5}
+    [waiting] = plan.created
+    assert waiting.slot == 2
 
     # Scaled to one replica before the delay has passed: the waiting slot is the one to go.
     smaller = changed(svc, service_spec(replicas=1, restart=restart_policy(delay=5)))
     tasks, plan = replicated_pass(smaller, tasks, 1, plan.memory)
     assert plan.created == []
-    [removed] = [t for t in plan.updated if t.id == failed.id]
-    assert removed.desired_state == TaskState.REMOVE
-    assert plan.memory.restart_at == {}
+    removed = {t.id for t in plan.updated if t.desired_state == TaskState.REMOVE}
+    assert removed == {failed.id, waiting.id}
     assert plan.wake_at is None
 
     # Once the delay would have passed (and later), nothing comes back in slot 2.
@@ -224,23 +246,22 @@ def test_a_global_task_restarts_on_its_node():
     failed = task(svc, node_id="n1", state=TaskState.FAILED)
     ok = task(svc, node_id="n2")
     plan = reconcile_global(svc, [failed, ok], nodes("n1", "n2"), at(0))
-    # The node waits without a task (placement must not fill it in before the delay).
-    assert plan.created == []
+    [new] = plan.created
+    assert new.node_id == "n1"
+    assert new.name == "web.n1"
+    assert new.desired_state == TaskState.READY
     [old] = plan.updated
     assert old.id == failed.id
     assert old.desired_state == TaskState.SHUTDOWN
-    assert plan.memory.restart_at == {"n1": 5}
     assert plan.wake_at == 5
     tasks = apply([failed, ok], plan)
     plan = reconcile_global(svc, tasks, nodes("n1", "n2"), at(4.9), plan.memory)
     assert plan.ops() == []
     assert plan.wake_at == 5
     plan = reconcile_global(svc, tasks, nodes("n1", "n2"), at(5), plan.memory)
-    [new] = plan.created
-    assert new.node_id == "n1"
-    assert new.name == "web.n1"
-    assert new.desired_state == TaskState.RUNNING
-    assert plan.memory.restart_at == {}
+    [started] = plan.updated
+    assert started.id == new.id
+    assert started.desired_state == TaskState.RUNNING
     assert plan.wake_at is None
 
 
@@ -270,20 +291,32 @@ def test_delay_is_read_in_nanoseconds():
 # A new leader starts with no memory: the restarts the old one had pending are scheduled again.
 
 
-def test_a_restart_pending_when_memory_is_lost_is_scheduled_again():
+def test_a_waiting_replacement_keeps_its_due_time_when_memory_is_lost():
     svc = service(service_spec(replicas=1, restart=restart_policy(delay=5)))
     tasks, plan = replicated_pass(svc, [crash(svc)], 0)
+    [new] = plan.created
+    # A new leader at 2 s: the replacement carries its restart's time, still due at 5.
+    tasks, plan = replicated_pass(svc, tasks, 2, Memory())
+    assert plan.ops() == []
+    assert plan.wake_at == 5
+    tasks, plan = replicated_pass(svc, tasks, 5, plan.memory)
+    [started] = plan.updated
+    assert started.id == new.id
+    assert started.desired_state == TaskState.RUNNING
+
+
+def test_a_rejected_tasks_restart_pending_when_memory_is_lost_is_scheduled_again():
+    svc = service(service_spec(replicas=1, restart=restart_policy(delay=5)))
+    tasks, plan = replicated_pass(svc, [crash(svc, TaskState.REJECTED)], 0)
     assert plan.memory.restart_at == {1: 5}
 
     # A new leader at 2 s: its delay counts from now, so the restart is due at 7, not 5.
     tasks, plan = replicated_pass(svc, tasks, 2, Memory())
     assert plan.ops() == []
     assert plan.memory.restart_at == {1: 7}
-    assert plan.memory.restarts == {1: (2.0,)}
     assert plan.wake_at == 7
     tasks, plan = replicated_pass(svc, tasks, 6.9, plan.memory)
     assert plan.ops() == []
-    assert plan.wake_at == 7
 
     tasks, plan = replicated_pass(svc, tasks, 7, plan.memory)
     [new] = plan.created
@@ -295,10 +328,9 @@ def test_a_restart_pending_when_memory_is_lost_is_scheduled_again():
 
 def test_intact_memory_neither_moves_nor_repeats_a_pending_restart():
     svc = service(service_spec(replicas=1, restart=restart_policy(delay=5)))
-    tasks, plan = replicated_pass(svc, [crash(svc)], 0)
+    tasks, plan = replicated_pass(svc, [crash(svc, TaskState.REJECTED)], 0)
     tasks, plan = replicated_pass(svc, tasks, 2, plan.memory)
     assert plan.memory.restart_at == {1: 5}
-    assert plan.memory.restarts == {1: (0.0,)}
     tasks, plan = replicated_pass(svc, tasks, 5, plan.memory)
     assert len(plan.created) == 1
     tasks, plan = replicated_pass(svc, tasks, 20, plan.memory)
@@ -327,29 +359,28 @@ def test_a_slot_stopped_by_max_attempts_stays_stopped_after_its_window():
     policy = restart_policy(delay=1, max_attempts=1, window=10)
     svc = service(service_spec(replicas=1, restart=policy))
     tasks, plan = replicated_pass(svc, [crash(svc)], 0)
-    tasks, plan = replicated_pass(svc, tasks, 1, plan.memory)
     [again] = plan.created
-    tasks = [t.replace(status=t.status.replace(state=TaskState.FAILED)) for t in tasks]
+    tasks, plan = replicated_pass(svc, tasks, 1, plan.memory)
+    tasks = [fails(t) if t.id == again.id else t for t in tasks]
     tasks, plan = replicated_pass(svc, tasks, 2, plan.memory)
     assert plan.created == []
-    assert plan.memory.restart_at == {}
     assert current(tasks) == []
-    # The restart at 1 s no longer counts once the window has passed, but the decision stands.
+    # The restart at 0 s no longer counts once the window has passed, but the decision
+    # stands, for this leader and for a new one.
     _, plan = replicated_pass(svc, tasks, 60, plan.memory)
     assert plan.ops() == []
-    assert plan.memory.restart_at == {}
-    assert again.id in {t.id for t in tasks}
+    _, plan = replicated_pass(svc, tasks, 60, Memory())
+    assert plan.ops() == []
 
 
-def test_a_restart_scheduled_again_counts_against_max_attempts():
+def test_max_attempts_survive_a_new_leader():
     svc = service(service_spec(replicas=1, restart=restart_policy(delay=5, max_attempts=1)))
-    tasks, _ = replicated_pass(svc, [crash(svc)], 0)
-    tasks, plan = replicated_pass(svc, tasks, 1, Memory())
-    tasks, plan = replicated_pass(svc, tasks, 6, plan.memory)
-    assert len(plan.created) == 1
-    assert plan.memory.restarts == {1: (1.0,)}
-    tasks = [t.replace(status=t.status.replace(state=TaskState.FAILED)) for t in tasks]
-    tasks, plan = replicated_pass(svc, tasks, 7, plan.memory)
+    tasks, plan = replicated_pass(svc, [crash(svc)], 0)
+    [again] = plan.created
+    tasks, plan = replicated_pass(svc, tasks, 5, plan.memory)
+    tasks = [fails(t) if t.id == again.id else t for t in tasks]
+    # A new leader sees the failure: the task carries the one restart it was.
+    tasks, plan = replicated_pass(svc, tasks, 7, Memory())
     assert plan.created == []
     assert plan.memory.restart_at == {}
     assert current(tasks) == []
@@ -357,7 +388,7 @@ def test_a_restart_scheduled_again_counts_against_max_attempts():
 
 def test_the_newest_task_of_the_slot_decides_when_memory_is_lost():
     svc = service(service_spec(replicas=1, restart=restart_policy(RestartCondition.ON_FAILURE)))
-    failed = task(svc, 1, node_id="n1", state=TaskState.FAILED, desired=TaskState.SHUTDOWN)
+    failed = task(svc, 1, node_id="n1", state=TaskState.REJECTED, desired=TaskState.SHUTDOWN)
     done = task(svc, 1, node_id="n1", state=TaskState.COMPLETE, desired=TaskState.SHUTDOWN)
     # Created later, the clean exit is the slot's last word: it stays stopped.
     later = done.replace(created_at=START + timedelta(seconds=1))
@@ -372,7 +403,7 @@ def test_the_newest_task_of_the_slot_decides_when_memory_is_lost():
 
 def test_a_global_restart_pending_when_memory_is_lost_waits_for_a_delay():
     svc = service(service_spec(is_global=True))
-    failed = task(svc, node_id="n1", state=TaskState.FAILED)
+    failed = task(svc, node_id="n1", state=TaskState.REJECTED)
     plan = reconcile_global(svc, [failed], nodes("n1"), at(0))
     tasks = apply([failed], plan)
     assert plan.memory.restart_at == {"n1": 5}
@@ -400,7 +431,8 @@ def test_a_global_restart_lost_with_memory_is_not_scheduled_on_a_paused_node():
     assert new.node_id == "n1"
 
 
-# A global restart lands only on a node that may still take tasks.
+# A global restart lands only on a node that may still take tasks (a rejected task's, made
+# once the delay has passed; a waiting READY replacement is placement's like any task).
 
 NOT_TAKING_TASKS = {
     "drained": node("n1", availability=NodeAvailability.DRAIN),
@@ -415,7 +447,7 @@ def test_a_global_restart_is_dropped_when_its_node_stops_taking_tasks(change):
     spec = service_spec(is_global=True, constraints=["node.labels.zone==east"])
     svc = service(spec)
     east = {"n1": node("n1", labels={"zone": "east"})}
-    failed = task(svc, node_id="n1", state=TaskState.FAILED)
+    failed = task(svc, node_id="n1", state=TaskState.REJECTED)
     plan = reconcile_global(svc, [failed], east, at(0))
     tasks = apply([failed], plan)
     assert plan.memory.restart_at == {"n1": 5}
@@ -438,7 +470,7 @@ def test_a_global_restart_is_dropped_when_its_node_stops_taking_tasks(change):
 
 def test_a_node_paused_for_less_than_the_delay_gets_its_restart_when_due():
     svc = service(service_spec(is_global=True))
-    failed = task(svc, node_id="n1", state=TaskState.FAILED)
+    failed = task(svc, node_id="n1", state=TaskState.REJECTED)
     plan = reconcile_global(svc, [failed], nodes("n1"), at(0))
     tasks = apply([failed], plan)
     paused = {"n1": node("n1", availability=NodeAvailability.PAUSE)}

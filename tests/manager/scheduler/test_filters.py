@@ -2,6 +2,7 @@ import pytest
 
 from swarmlet.manager.scheduler.filters import (
     ConstraintFilter,
+    HostPortFilter,
     MaxReplicasFilter,
     ReadyFilter,
     ResourceFilter,
@@ -12,13 +13,16 @@ from swarmlet.manager.scheduler.pipeline import (
     explain_failures,
     no_suitable_node,
 )
-from swarmlet.models import NodeAvailability, NodeState, TaskState
-from tests.manager.scheduler.builders import CPU, GB, node, spec, task
+from swarmlet.manager.scheduler.placement import schedule
+from swarmlet.models import NodeAvailability, NodeState, Task, TaskState
+from swarmlet.models.service import EndpointSpec
+from tests.manager.scheduler.builders import CPU, GB, node, spec, task, tasks
 
 READY = ReadyFilter()
 RESOURCES = ResourceFilter()
 CONSTRAINTS = ConstraintFilter()
 MAX_REPLICAS = MaxReplicasFilter()
+HOST_PORTS = HostPortFilter()
 
 
 def info(**node_fields: object) -> NodeInfo:
@@ -198,3 +202,56 @@ def test_static_and_dynamic_checks():
     checks = DEFAULT_PIPELINE.checks_for(full)
     assert [type(f) for f, _ in checks.static().checks] == [ReadyFilter, ConstraintFilter]
     assert [type(f) for f, _ in checks.dynamic().checks] == [ResourceFilter, MaxReplicasFilter]
+
+
+# Host-mode ports
+
+
+def published(*ports: tuple[int, str], mode: str = "host") -> EndpointSpec:
+    return EndpointSpec.from_api(
+        {
+            "Ports": [
+                {"TargetPort": 80, "PublishedPort": port, "Protocol": protocol,
+                 "PublishMode": mode}
+                for port, protocol in ports
+            ]
+        }
+    )  # fmt: skip
+
+
+def test_host_port_filter_applies_only_to_fixed_host_mode_ports():
+    assert HOST_PORTS.check_for(task("t")) is None
+    assert (
+        HOST_PORTS.check_for(with_ports(task("t"), published((8080, "tcp"), mode="ingress")))
+        is None
+    )
+    assert HOST_PORTS.check_for(with_ports(task("t"), published((0, "tcp")))) is None
+    assert HOST_PORTS.check_for(with_ports(task("t"), published((8080, "tcp")))) is not None
+
+
+def with_ports(t: Task, endpoint: EndpointSpec) -> Task:
+    return t.replace(endpoint_spec=endpoint)
+
+
+def test_host_port_filter_keeps_a_port_to_one_active_task_per_node():
+    web = published((8080, "tcp"))
+    busy = with_ports(task("a", "other", node_id="node1", state=TaskState.RUNNING), web)
+    ended = with_ports(task("b", "other", node_id="node2", state=TaskState.FAILED), web)
+    udp = with_ports(task("c", "other", node_id="node3", state=TaskState.RUNNING),
+                     published((8080, "udp")))  # fmt: skip
+    infos = node_infos([node("node1"), node("node2"), node("node3")], [busy, ended, udp])
+    check = HOST_PORTS.check_for(with_ports(task("t"), web))
+    assert check is not None
+    assert [check(infos[n]) for n in ("node1", "node2", "node3")] == [False, True, True]
+    assert HOST_PORTS.explain(1) == "host-mode port already in use on 1 node"
+    assert HOST_PORTS.explain(2) == "host-mode port already in use on 2 nodes"
+
+
+def test_a_host_mode_service_gets_one_task_per_node_and_the_rest_wait():
+    web = published((8080, "tcp"))
+    pending = [with_ports(t, web) for t in tasks(3)]
+    decisions = schedule(pending, [node("node1"), node("node2")], [])
+    placed = [d.node_id for d in decisions if d.node_id]
+    assert sorted(placed) == ["node1", "node2"]
+    [waiting] = [d for d in decisions if d.node_id is None]
+    assert waiting.error == "no suitable node (host-mode port already in use on 2 nodes)"
