@@ -35,7 +35,7 @@ def containers_by_host(cli: Cli, service: str) -> dict[str, str]:
 def test_a_host_mode_port_answers_on_each_task_s_host_only(cli: Cli) -> None:
     cli.ok("network", "create", "--driver", "overlay", "hp")
     try:
-        cli.create("hostport", "--network", "hp", "--replicas", "3",
+        cli.create("hostport", "--stop-grace-period", "1s", "--network", "hp", "--replicas", "3",
                    "--publish", "mode=host,published=8082,target=80", IMAGE, *SERVE)  # fmt: skip
         cli.running("hostport", 3)
         rows = cli.tasks("hostport", running_only=True)
@@ -49,7 +49,7 @@ def test_a_host_mode_port_answers_on_each_task_s_host_only(cli: Cli) -> None:
             )
 
         # The port is taken on every host: a second service's task waits.
-        cli.create("second", "--network", "hp",
+        cli.create("second", "--stop-grace-period", "1s", "--network", "hp",
                    "--publish", "mode=host,published=8082,target=80", IMAGE, *SERVE)  # fmt: skip
         eventually(
             lambda: (

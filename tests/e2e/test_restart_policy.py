@@ -32,9 +32,10 @@ def test_the_replacement_waits_ready_above_its_failed_predecessor(cli: Cli) -> N
 
     def ready_above_failed() -> list[str] | None:
         table = cli.ok("service", "ps", "ha").splitlines()
-        return table if len(table) == 3 else None
+        # Prepared by its agent (it passes through Assigned, Preparing) and left waiting.
+        return table if len(table) == 3 and table[1].split()[4:6] == ["Ready", "Ready"] else None
 
-    table = eventually(ready_above_failed, what="a replacement beside the failed task")
+    table = eventually(ready_above_failed, what="a prepared replacement above the failed task")
     top, below = table[1].split(), table[2].split()
     # ID NAME IMAGE NODE DESIRED CURRENT...: `ha.1 ... Ready Ready 1 second ago`.
     assert top[1] == "ha.1"

@@ -36,7 +36,7 @@ def running_args(cli: Cli, service: str) -> list[str]:
 
 
 def test_a_failing_update_pauses_with_swarms_message_and_the_next_update_resumes(cli: Cli) -> None:
-    cli.create("pause", "--replicas", "3", IMAGE, "sleep", "1000")
+    cli.create("pause", "--stop-grace-period", "1s", "--replicas", "3", IMAGE, "sleep", "1000")
     cli.running("pause", 3)
     done = cli(
         "service", "update", "--detach=false", "--args", FAILS, "--update-parallelism", "1",
@@ -65,7 +65,7 @@ def test_a_failing_update_pauses_with_swarms_message_and_the_next_update_resumes
 
 
 def test_a_failing_update_rolls_back_with_the_clis_rollback_line(cli: Cli) -> None:
-    cli.create("rollsback", "--replicas", "3", IMAGE, "sleep", "1000")
+    cli.create("rollsback", "--stop-grace-period", "1s", "--replicas", "3", IMAGE, "sleep", "1000")
     cli.running("rollsback", 3)
     done = cli(
         "service", "update", "--detach=false", "--args", FAILS, "--update-parallelism", "1",
@@ -91,7 +91,7 @@ def test_a_failing_update_rolls_back_with_the_clis_rollback_line(cli: Cli) -> No
 
 
 def test_service_rollback_restores_the_previous_spec(cli: Cli) -> None:
-    cli.create("manual", "--replicas", "2", IMAGE, "sleep", "1000")
+    cli.create("manual", "--stop-grace-period", "1s", "--replicas", "2", IMAGE, "sleep", "1000")
     cli.running("manual", 2)
     cli.ok("service", "update", "--detach=false", "--image", IMAGE_V2, "manual", timeout=90)
     assert update_status(cli, "manual")["State"] == "completed"
@@ -110,8 +110,8 @@ def test_service_rollback_restores_the_previous_spec(cli: Cli) -> None:
 
 
 def test_start_first_never_drops_below_the_replica_count(cli: Cli) -> None:
-    cli.create("overlap", "--replicas", "3", "--update-order", "start-first", IMAGE, "sleep",
-               "1000")  # fmt: skip
+    cli.create("overlap", "--stop-grace-period", "1s", "--replicas", "3", "--update-order",
+               "start-first", IMAGE, "sleep", "1000")  # fmt: skip
     cli.running("overlap", 3)
     lowest: list[int] = []
     stop = threading.Event()
@@ -139,7 +139,7 @@ def test_start_first_never_drops_below_the_replica_count(cli: Cli) -> None:
 
 def test_max_failure_ratio_and_monitor_decide_what_a_failure_is(cli: Cli) -> None:
     # 3 slots, ratio 0.5: the first failure (1/3) passes, the second (2/3) pauses.
-    cli.create("ratio", "--replicas", "3", IMAGE, "sleep", "1000")
+    cli.create("ratio", "--stop-grace-period", "1s", "--replicas", "3", IMAGE, "sleep", "1000")
     cli.running("ratio", 3)
     cli.ok(
         "service", "update", "--detach=true", "--args", FAILS, "--update-parallelism", "1",
@@ -153,7 +153,7 @@ def test_max_failure_ratio_and_monitor_decide_what_a_failure_is(cli: Cli) -> Non
     assert running_args(cli, "ratio").count("sleep 1000") == 1
 
     # A task that fails after Monitor is not the update's failure: the update completes.
-    cli.create("monitor", "--replicas", "2", IMAGE, "sleep", "1000")
+    cli.create("monitor", "--stop-grace-period", "1s", "--replicas", "2", IMAGE, "sleep", "1000")
     cli.running("monitor", 2)
     cli.ok(
         "service", "update", "--detach=true", "--args", "sh -c 'sleep 3; exit 3'",
