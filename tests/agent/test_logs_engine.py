@@ -14,7 +14,9 @@ STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z")
 
 async def run(docker: EngineClient, labels: dict[str, str], script: str, tty: bool = False) -> str:
     config = {"Image": IMAGE, "Cmd": ["sh", "-c", script], "Labels": labels, "Tty": tty}
-    container = await docker.create_container(f"swl-logs-{labels.popitem()[1][:12]}", config, {})
+    # Named after the test's label, which the container keeps: the fixture removes it after.
+    name = f"swl-logs-{next(iter(labels.values()))[:12]}"
+    container = await docker.create_container(name, config, {})
     await docker.start_container(container)
     return container
 
