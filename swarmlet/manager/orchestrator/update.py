@@ -65,6 +65,9 @@ def rollout_config(service: Service) -> UpdateConfig:
 
 
 def roll(plan: Plan) -> None:
+    """One pass of the service's rollout: tidy, count failures (and act on one), start the
+    next batch when it is due, and write UpdateStatus as it starts, pauses, rolls back or
+    completes."""
     service = plan.service
     stale = _tidy(plan)
     status = service.update_status
@@ -97,8 +100,8 @@ def roll(plan: Plan) -> None:
 
 def _tidy(plan: Plan) -> list[InstanceKey]:
     """Bring clean tasks up to the spec version, shut down what a start-first replacement now
-    replaces, and return the stale instances: dirty, with no new task yet (or waiting for a
-    restart with old tasks only)."""
+    replaces, and return the stale instances: dirty, with no new task yet (or left empty for
+    the restart delay of a rejected task of an old spec)."""
     service = plan.service
     stale: list[InstanceKey] = []
     instances = plan.instances()
@@ -119,9 +122,9 @@ def _tidy(plan: Plan) -> list[InstanceKey]:
 
 
 def _restart_is_stale(plan: Plan, key: InstanceKey, tasks: list[Task], current: list[Task]) -> bool:
-    """An instance waiting out a restart delay after a task of an old spec ended: the rollout
-    replaces it now, as SwarmKit's updater replaces the READY task its restart supervisor
-    left there, rather than the restart bringing it back later."""
+    """An instance left empty for a rejected task's restart delay, that task of an old spec:
+    the rollout replaces it now (as SwarmKit's updater replaces the READY task its restart
+    supervisor leaves), rather than the restart bringing the old spec back later."""
     return not current and key in plan.memory.restart_at and plan.is_dirty(newest(tasks))
 
 
