@@ -12,14 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from swarmlet.models.service import EndpointSpec, PortConfig, PublishMode
+from swarmlet.models.service import EndpointSpec, PortConfig
 from swarmlet.models.task import PortStatus
 
 
 def host_mode_ports(endpoint_spec: EndpointSpec | None) -> list[PortConfig]:
-    if endpoint_spec is None or not endpoint_spec.ports:
-        return []
-    return [port for port in endpoint_spec.ports if port.publish_mode == PublishMode.HOST]
+    return endpoint_spec.host_mode_ports() if endpoint_spec is not None else []
 
 
 def _key(port: PortConfig) -> str:

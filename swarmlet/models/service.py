@@ -269,6 +269,10 @@ class EndpointSpec(Model):
     mode: ZeroIsDefault[ResolutionMode] = ResolutionMode.VIP
     ports: list[PortConfig] | None = None
 
+    def host_mode_ports(self) -> list[PortConfig]:
+        """The ports published in ``mode=host``: bound on each task's own host."""
+        return [port for port in self.ports or () if port.publish_mode == PublishMode.HOST]
+
 
 class ServiceSpec(Model):
     name: str = ""

@@ -80,6 +80,15 @@ class Cli:
 
         eventually(settled, what=f"{count} tasks of {service} running")
 
+    def inspect_tasks(self, service: str, *filters: str) -> list[dict[str, Any]]:
+        """`docker inspect` of the service's tasks (those `service ps` lists with ``filters``,
+        as `desired-state=running`)."""
+        args = ["service", "ps", "-q", "--no-trunc"]
+        for value in filters:
+            args += ["--filter", value]
+        ids = self.ok(*args, service).split()
+        return json.loads(self.ok("inspect", "--type", "task", *ids)) if ids else []  # type: ignore[no-any-return]
+
     def node_id(self, hostname: str) -> str:
         return self.ok("node", "inspect", hostname, "--format", "{{.ID}}").strip()
 

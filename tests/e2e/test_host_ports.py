@@ -4,8 +4,6 @@ one task per host, and a task that finds it taken everywhere waits with Swarm's 
 
 from __future__ import annotations
 
-import json
-
 from tests.e2e.conftest import Cli, eventually
 
 IMAGE = "swarmlet-test/busybox:latest"
@@ -22,8 +20,7 @@ def answer(cli: Cli, hostname: str) -> str:
 
 def containers_by_host(cli: Cli, service: str) -> dict[str, str]:
     """The running tasks' container IDs (12 characters, their hostnames) by host."""
-    ids = cli.ok("service", "ps", "-q", "--filter", "desired-state=running", service).split()
-    tasks = json.loads(cli.ok("inspect", "--type", "task", *ids)) if ids else []
+    tasks = cli.inspect_tasks(service, "desired-state=running")
     names = {cli.node_id(h): h for h in HOSTS}
     return {
         names[t["NodeID"]]: t["Status"]["ContainerStatus"]["ContainerID"][:12]

@@ -4,7 +4,6 @@ delay (as in the first tutorial), and a missing image retried no faster than the
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 
@@ -12,15 +11,6 @@ from swarmlet.lab.lab import Lab
 from tests.e2e.conftest import Cli, eventually
 
 IMAGE = "swarmlet-test/busybox:latest"
-
-
-def task_rows(cli: Cli, service: str) -> list[dict[str, str]]:
-    return cli.tasks(service)
-
-
-def tasks_of(cli: Cli, service: str) -> list[dict[str, object]]:
-    ids = cli.ok("service", "ps", "-q", "--no-trunc", service).split()
-    return json.loads(cli.ok("inspect", "--type", "task", *ids)) if ids else []  # type: ignore[no-any-return]
 
 
 def created_at(task: dict[str, object]) -> datetime:
@@ -51,10 +41,10 @@ def test_condition_none_and_on_failure(cli: Cli) -> None:
                "sh", "-c", "exit 0")  # fmt: skip
     cli.create("dirty", "--restart-condition", "on-failure", "--restart-delay", "1s", IMAGE,
                "sh", "-c", "sleep 1; exit 2")  # fmt: skip
-    eventually(lambda: len(task_rows(cli, "dirty")) >= 3, what="on-failure restarting a failure")
+    eventually(lambda: len(cli.tasks("dirty")) >= 3, what="on-failure restarting a failure")
     # Meanwhile (3 s and more) the other two ended once and stayed so.
     for name, state in (("never", "Failed"), ("clean", "Complete")):
-        [row] = task_rows(cli, name)
+        [row] = cli.tasks(name)
         assert row["CurrentState"].startswith(state)
         assert row["DesiredState"] == "Shutdown"
 
@@ -63,23 +53,23 @@ def test_max_attempts_within_a_window_survive_a_manager_restart(cli: Cli, lab: L
     cli.create("twice", "--restart-condition", "on-failure", "--restart-max-attempts", "2",
                "--restart-window", "1m", "--restart-delay", "2s", IMAGE, "sh", "-c",
                "sleep 1; exit 3")  # fmt: skip
-    eventually(lambda: len(task_rows(cli, "twice")) >= 2, what="the first restart")
+    eventually(lambda: len(cli.tasks("twice")) >= 2, what="the first restart")
     # The manager restarts between the restarts: the attempts made are not forgotten.
     lab.stop("node1")
     lab.start("node1")
     eventually(
-        lambda: [r["CurrentState"].split()[0] for r in task_rows(cli, "twice")] == ["Failed"] * 3,
+        lambda: [r["CurrentState"].split()[0] for r in cli.tasks("twice")] == ["Failed"] * 3,
         timeout=60,
         what="three failed tasks: the first and its two restarts",
     )
     time.sleep(5)  # two more delays: no fourth task
-    assert len(task_rows(cli, "twice")) == 3
+    assert len(cli.tasks("twice")) == 3
 
 
 def test_a_missing_image_is_retried_no_faster_than_the_delay(cli: Cli) -> None:
     cli.create("absent", "--restart-delay", "3s", "swarmlet-test/nope:2")
-    eventually(lambda: len(tasks_of(cli, "absent")) >= 4, timeout=60, what="four attempts")
-    tasks = sorted(tasks_of(cli, "absent"), key=created_at)
+    eventually(lambda: len(cli.inspect_tasks("absent")) >= 4, timeout=60, what="four attempts")
+    tasks = sorted(cli.inspect_tasks("absent"), key=created_at)
     gaps = [
         (b - a).total_seconds()
         for a, b in zip(map(created_at, tasks), map(created_at, tasks[1:]), strict=False)

@@ -4,7 +4,6 @@ on the 3-host lab."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
@@ -26,8 +25,7 @@ def args_of(cli: Cli, service: str) -> list[str]:
 
 def running_args(cli: Cli, service: str) -> list[str]:
     """The command of each running task, by inspecting the tasks."""
-    ids = cli.ok("service", "ps", "-q", "--filter", "desired-state=running", service).split()
-    tasks = json.loads(cli.ok("inspect", "--type", "task", *ids)) if ids else []
+    tasks = cli.inspect_tasks(service, "desired-state=running")
     return sorted(
         " ".join(t["Spec"]["ContainerSpec"]["Args"])
         for t in tasks

@@ -37,12 +37,12 @@ from swarmlet.manager.orchestrator.plan import (
 )
 from swarmlet.manager.orchestrator.replicated import fail_over
 from swarmlet.manager.orchestrator.restart import (
-    condition_restarts,
-    counted_restarts,
-    history_of,
+    history_with_restart,
     newest,
     restart_policy,
+    restart_when_due,
     start_due_restarts,
+    wants_restart,
 )
 from swarmlet.manager.scheduler.constraints import (
     Constraint,
@@ -50,7 +50,6 @@ from swarmlet.manager.scheduler.constraints import (
     parse_constraints,
 )
 from swarmlet.models import (
-    SECOND_NS,
     Node,
     NodeAvailability,
     NodeState,
@@ -225,55 +224,37 @@ def _stopped(plan: Plan, tasks: list[Task]) -> bool:
         return False
     last = newest(tasks)
     key = plan.key(last)
-    return last.state in _FAILED and (key is None or not _wants_restart(plan, last, key))
+    return last.state in _FAILED and (key is None or not wants_restart(plan, last))
 
 
 # Restarts, as the restart supervisor makes them, for tasks meant to COMPLETE
-
-
-def _wants_restart(plan: Plan, task: Task, key: InstanceKey) -> bool:
-    """The policy's condition (``any`` meaning ``on-failure``: the task here did not complete)
-    and MaxAttempts, counted over the restart history the task carries."""
-    policy = restart_policy(plan.service)
-    if not condition_restarts(policy, task.state):
-        return False
-    counted = counted_restarts(policy, history_of(plan, task), plan.now.wall)
-    return policy.max_attempts <= 0 or len(counted) < policy.max_attempts
 
 
 def supervise(plan: Plan, can_replace: Callable[[Task], bool]) -> None:
     """A task meant to complete that ended otherwise (failed, rejected, shut down) is shut
     down, and replaced in its instance where the policy asks and ``can_replace`` allows. A
     completed task stays as it is: it is never restarted."""
-    delay = restart_policy(plan.service).delay / SECOND_NS
     for task in plan.tasks():
         if not is_current(task) or not task.state.is_terminal or task.state == TaskState.COMPLETE:
             continue
         key = plan.key(task)
-        restart = key is not None and _wants_restart(plan, task, key)
+        # The task did not complete: the condition ``any`` restarts it as ``on-failure`` does.
+        restart = wants_restart(plan, task)
         plan.set_desired(task, TaskState.SHUTDOWN)
         if key is None or not restart or not can_replace(task):
             continue
         if not any(is_current(other) for other in plan.instance(key)):
-            _restart(plan, key, task, delay)
+            _restart(plan, key, task)
 
 
-def _restart(plan: Plan, key: InstanceKey, ended: Task, delay: float) -> None:
-    """Count a restart of the instance; its replacement starts now or once the delay passed."""
-    policy = restart_policy(plan.service)
-    now = plan.now
-    history = (*counted_restarts(policy, history_of(plan, ended), now.wall), now.wall)
-    if delay <= 0:
+def _restart(plan: Plan, key: InstanceKey, ended: Task) -> None:
+    """Count a restart of the instance; its replacement starts now or once the delay passed
+    (a job's slot waits empty: no READY task)."""
+    history = history_with_restart(plan, ended)
+    if restart_policy(plan.service).delay <= 0:
         plan.new_task(key, restart_history=history)
-        return
-    memory = plan.memory
-    plan.remember(
-        replace(
-            memory,
-            restart_at={**memory.restart_at, key: now.mono + delay},
-            restart_histories={**memory.restart_histories, key: history},
-        )
-    )
+    else:
+        restart_when_due(plan, key, history)
 
 
 def recover_restarts(plan: Plan, can_start: Callable[[InstanceKey], bool]) -> None:
@@ -282,13 +263,12 @@ def recover_restarts(plan: Plan, can_start: Callable[[InstanceKey], bool]) -> No
     newest task failed and that the policy would restart (``restart.recover_restarts``)."""
     if plan.memory.recovered:
         return
-    delay = restart_policy(plan.service).delay / SECOND_NS
     instances = plan.instances()
     for key in sorted(instances, key=instance_order):
         tasks = instances[key]
         if key in plan.memory.restart_at or any(is_current(task) for task in tasks):
             continue
         last = newest(tasks)
-        if last.state in _FAILED and _wants_restart(plan, last, key) and can_start(key):
-            _restart(plan, key, last, delay)
+        if last.state in _FAILED and wants_restart(plan, last) and can_start(key):
+            _restart(plan, key, last)
     plan.remember(replace(plan.memory, recovered=True))

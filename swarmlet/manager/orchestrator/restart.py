@@ -38,6 +38,7 @@ from swarmlet.manager.orchestrator.plan import (
     is_current,
 )
 from swarmlet.models import (
+    SECOND_NS,
     Node,
     NodeState,
     RestartCondition,
@@ -127,24 +128,37 @@ def _restart(plan: Plan, key: InstanceKey, ended: Task) -> None:
     """Count a restart of the instance and replace its ended task: at once in desired READY
     (RUNNING without a delay), or, for a task rejected before it started, once the delay has
     passed."""
-    policy = restart_policy(plan.service)
-    now = plan.now
-    history = (*counted_restarts(policy, history_of(plan, ended), now.wall), now.wall)
-    delay = policy.delay / 1e9
+    history = history_with_restart(plan, ended)
+    delay = restart_policy(plan.service).delay / SECOND_NS
     if delay <= 0:
         plan.new_task(key, restart_history=history)
     elif ended.state == TaskState.REJECTED:
-        memory = plan.memory
-        plan.remember(
-            replace(
-                memory,
-                restart_at={**memory.restart_at, key: now.mono + delay},
-                restart_histories={**memory.restart_histories, key: history},
-            )
-        )
+        restart_when_due(plan, key, history)
     else:
         plan.new_task(key, desired=TaskState.READY, restart_history=history)
-        plan.wake(now.mono + delay)
+        plan.wake(plan.now.mono + delay)
+
+
+def history_with_restart(plan: Plan, ended: Task) -> tuple[datetime, ...]:
+    """The history the ended task's replacement carries: the restarts that still count, and
+    this one."""
+    policy = restart_policy(plan.service)
+    now = plan.now.wall
+    return (*counted_restarts(policy, history_of(plan, ended), now), now)
+
+
+def restart_when_due(plan: Plan, key: InstanceKey, history: tuple[datetime, ...]) -> None:
+    """Leave the instance empty until the restart delay has passed; ``start_due_restarts``
+    then makes the replacement, carrying ``history``."""
+    memory = plan.memory
+    due = plan.now.mono + restart_policy(plan.service).delay / SECOND_NS
+    plan.remember(
+        replace(
+            memory,
+            restart_at={**memory.restart_at, key: due},
+            restart_histories={**memory.restart_histories, key: history},
+        )
+    )
 
 
 def newest(tasks: Iterable[Task]) -> Task:

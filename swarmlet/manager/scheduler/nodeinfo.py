@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from swarmlet.models import Node, Task, TaskSpec, TaskState
-from swarmlet.models.service import EndpointSpec, PublishMode
+from swarmlet.models.service import EndpointSpec
 
 # A set lookup is cheaper than TaskState's comparisons, for every placed task of every pass.
 TERMINAL_STATES = frozenset(state for state in TaskState if state.is_terminal)
@@ -27,12 +27,12 @@ HostPort = tuple[str, int]
 def host_ports(endpoint_spec: EndpointSpec | None) -> frozenset[HostPort]:
     """The host-mode ports a task of this endpoint spec binds on its node (a port left to the
     engine's choice, published 0, binds none that another task could want)."""
-    if endpoint_spec is None or not endpoint_spec.ports:
+    if endpoint_spec is None:
         return frozenset()
     return frozenset(
         (str(port.protocol), port.published_port)
-        for port in endpoint_spec.ports
-        if port.publish_mode == PublishMode.HOST and port.published_port
+        for port in endpoint_spec.host_mode_ports()
+        if port.published_port
     )
 
 

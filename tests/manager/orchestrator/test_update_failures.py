@@ -11,6 +11,7 @@ from swarmlet.manager.orchestrator import Memory, reconcile_replicated
 from swarmlet.models import Service, Task, TaskState, UpdateConfig
 from swarmlet.models.service import FailureAction, UpdateState, UpdateStatus
 from tests.manager.orchestrator.builders import (
+    apply,
     at,
     changed,
     current,
@@ -59,10 +60,7 @@ class World:
 
     def step(self) -> None:
         plan = reconcile_replicated(self.svc, self.tasks, NODES, at(self.now), self.memory)
-        # The store stamps a new task's creation.
-        created = [t.replace(created_at=at(self.now).wall) for t in plan.created]
-        changes = {t.id: t for t in [*created, *plan.updated]}
-        self.tasks = [changes.pop(t.id, t) for t in self.tasks] + list(changes.values())
+        self.tasks = apply(self.tasks, plan)  # new tasks last: the list is in order of creation
         self.svc = plan.updated_service or self.svc
         self.memory = plan.memory
 
