@@ -38,7 +38,8 @@ def test_a_failing_update_pauses_with_swarms_message_and_the_next_update_resumes
     cli.running("pause", 3)
     done = cli(
         "service", "update", "--detach=false", "--args", FAILS, "--update-parallelism", "1",
-        "--update-failure-action", "pause", "--update-monitor", "3s", "pause", timeout=90,
+        "--update-delay", "2s", "--update-failure-action", "pause", "--update-monitor", "3s",
+        "pause", timeout=90,
     )  # fmt: skip
     assert done.returncode != 0
     assert f"service update paused: update paused {TASK_FAILED}" in done.stderr
@@ -136,12 +137,14 @@ def test_start_first_never_drops_below_the_replica_count(cli: Cli) -> None:
 
 
 def test_max_failure_ratio_and_monitor_decide_what_a_failure_is(cli: Cli) -> None:
-    # 3 slots, ratio 0.5: the first failure (1/3) passes, the second (2/3) pauses.
+    # 3 slots, ratio 0.5: the first failure (1/3) passes, the second (2/3) pauses. The delay
+    # lets each slot's failure be seen before the next slot starts (without it, as in Swarm,
+    # whether the third slot is reached first is a race with the task's exit).
     cli.create("ratio", "--stop-grace-period", "1s", "--replicas", "3", IMAGE, "sleep", "1000")
     cli.running("ratio", 3)
     cli.ok(
         "service", "update", "--detach=true", "--args", FAILS, "--update-parallelism", "1",
-        "--update-max-failure-ratio", "0.5", "ratio",
+        "--update-delay", "2s", "--update-max-failure-ratio", "0.5", "ratio",
     )  # fmt: skip
     eventually(
         lambda: update_status(cli, "ratio").get("State") == "paused",
