@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from swarmlet.models import Config, Model, NodeDescription, Secret, Task, TaskStatus, TLSInfo
+from swarmlet.net.names import VXLAN_PORT
 
 # The manager's port (2377) serves, all over TLS:
 # the root CA, to a node about to join (no client certificate);
@@ -181,6 +182,8 @@ class NetworkState(Message):
     type: Literal["network"] = "network"
     networks: list[NetworkView] = Field(default_factory=list)
     published: list[PublishedPort] = Field(default_factory=list)
+    # The swarm's VXLAN UDP port (`docker swarm init --data-path-port`).
+    data_path_port: int = VXLAN_PORT
 
 
 class SessionError(Message):

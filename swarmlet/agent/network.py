@@ -193,7 +193,7 @@ class NetworkAgent:
                 # dockerd may have put its rules first.
                 await asyncio.to_thread(self._host.apply)
                 self._host_networks = networks
-            await program_host(state.networks, self._host_addr)
+            await program_host(state.networks, self._host_addr, state.data_path_port)
             mesh = mesh_for(state)
             if mesh != self._mesh:
                 await nft.apply(mesh)

@@ -17,6 +17,7 @@ from swarmlet import collector
 from swarmlet.agent import certificates
 from swarmlet.agent.agent import Agent
 from swarmlet.agent.describe import describe_node
+from swarmlet.agent.devices import NO_DEVICES, NodeDevices
 from swarmlet.agent.engine import EngineClient
 from swarmlet.agent.executor import LABEL_NODE_ID
 from swarmlet.agent.local_networks import LocalNetworks
@@ -30,6 +31,7 @@ from swarmlet.daemon.addresses import advertise_addr, split_addr
 from swarmlet.errors import InvalidSpec, Unavailable
 from swarmlet.ids import new_id
 from swarmlet.manager.api.app import forwarded_app
+from swarmlet.manager.api.common import WORKER
 from swarmlet.manager.api.control import InitRequest, JoinRequest, LeaderRoute, LocalNodeState
 from swarmlet.models import (
     Cluster,
@@ -90,8 +92,11 @@ class NodeControl:
         min_cert_expiry: timedelta = timedelta(hours=1),
         network_plugin: str = "swarmlet",
         network_suffix: str = "",
+        node_devices: NodeDevices = NO_DEVICES,
     ) -> None:
         self._state_dir = state_dir
+        # The generic resources the node advertises, and the devices behind them.
+        self._node_devices = node_devices
         self._network_plugin = network_plugin
         self._network_suffix = network_suffix
         self._min_cert_expiry = min_cert_expiry
@@ -152,7 +157,13 @@ class NodeControl:
 
         async with self._busy:
             if self._identity:
-                raise Unavailable(ALREADY_IN_SWARM)
+                if not request.force_new_cluster:
+                    raise Unavailable(ALREADY_IN_SWARM)
+                if self._store is None:
+                    raise Unavailable(WORKER)
+                # `--force-new-cluster` makes this manager the swarm's only one, keeping its
+                # state. A swarm has one manager today (its store): it already is.
+                return self._identity.node_id
             addr = advertise_addr(request.advertise_addr, request.listen_addr)
             listen_host, port = split_addr(request.listen_addr or "0.0.0.0:2377")
             identity = identity_file.NodeIdentity(
@@ -192,7 +203,15 @@ class NodeControl:
 
         spec = ClusterSpec.model_validate(request.spec or {})
         root_ca, join_tokens = new_cluster_root(self._clock.now())
-        cluster = Cluster(id=new_id(), spec=spec, join_tokens=join_tokens, root_ca=root_ca)
+        cluster = Cluster(
+            id=new_id(),
+            spec=spec,
+            join_tokens=join_tokens,
+            root_ca=root_ca,
+            default_addr_pool=list(request.default_addr_pool),
+            subnet_size=request.subnet_size,
+            data_path_port=request.data_path_port,
+        )
         # The routing mesh's network: its subnet is the pool's first.
         ingress = ingress_network(new_id(), cluster.default_addr_pool, cluster.subnet_size)
         store.commit([Op.create(cluster), Op.create(ingress)])
@@ -337,6 +356,7 @@ class NodeControl:
             plugin=self._network_plugin,
             network_suffix=self._network_suffix,
             renewed=self._read_role,
+            devices=self._node_devices,
         )
         self._agent = agent
         self._running.append(self._group.create_task(agent.run(), name="agent"))
@@ -387,7 +407,7 @@ class NodeControl:
         return Store(backend, self._clock)
 
     async def _describe_self(self) -> NodeDescription:
-        return await describe_node(self._engine, self._hostname)
+        return await describe_node(self._engine, self._hostname, self._node_devices.generic)
 
     async def _remove_containers(self, node_id: str) -> None:
         """The node's task containers."""

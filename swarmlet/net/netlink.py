@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from swarmlet.errors import NameConflict, NotFound, SwarmletError, Unavailable
+from swarmlet.net.names import VXLAN_PORT
 from swarmlet.net.overlay import (
     IP_FORWARD,
     AddAddress,
@@ -279,21 +280,23 @@ def _execute(rtnl: Rtnetlink, op: Op) -> None:
 # -- the entry points -----------------------------------------------------------------------
 
 
-def sync_host(views: Sequence[NetworkView], host_addr: str) -> list[Op]:
+def sync_host(views: Sequence[NetworkView], host_addr: str, port: int = VXLAN_PORT) -> list[Op]:
     """Read, plan, execute (blocking); returns the operations carried out."""
     with netlink_errors("opening netlink"), Rtnetlink() as rtnl:
         with netlink_errors("reading the overlay state"):
             current = read_state(rtnl)
-        ops = plan_host(views, host_addr, current)
+        ops = plan_host(views, host_addr, current, port)
         execute(rtnl, ops)
     return ops
 
 
-async def program_host(views: Sequence[NetworkView], host_addr: str) -> list[Op]:
+async def program_host(
+    views: Sequence[NetworkView], host_addr: str, port: int = VXLAN_PORT
+) -> list[Op]:
     """Make this host's kernel hold what ``views`` want (the overlay networks it takes part
-    in, ``host_addr`` its underlay address); returns the operations it took. Calls must not
-    overlap: the caller runs them one at a time."""
-    return await asyncio.to_thread(sync_host, list(views), host_addr)
+    in, ``host_addr`` its underlay address, VXLAN on UDP ``port``); returns the operations it
+    took. Calls must not overlap: the caller runs them one at a time."""
+    return await asyncio.to_thread(sync_host, list(views), host_addr, port)
 
 
 async def read_host_state() -> HostNetState:

@@ -184,8 +184,11 @@ Op = (
 # -- the wanted state -----------------------------------------------------------------------
 
 
-def desired_state(views: Sequence[NetworkView], host_addr: str) -> HostNetState:
-    """What the views want on the host whose underlay address is ``host_addr``."""
+def desired_state(
+    views: Sequence[NetworkView], host_addr: str, port: int = VXLAN_PORT
+) -> HostNetState:
+    """What the views want on the host whose underlay address is ``host_addr``, VXLAN on the
+    swarm's data path port."""
     local = ip_of(host_addr)
     links: dict[str, Link] = {}
     addresses: dict[str, frozenset[str]] = {}
@@ -202,7 +205,7 @@ def desired_state(views: Sequence[NetworkView], host_addr: str) -> HostNetState:
             master=bridge,
             vni=view.vni,
             local=local,
-            port=VXLAN_PORT,
+            port=port,
             learning=False,
         )
         addresses[bridge] = frozenset({own}) if own else frozenset()
@@ -229,9 +232,11 @@ def _by_vni(views: Sequence[NetworkView]) -> list[NetworkView]:
 # -- the plan -------------------------------------------------------------------------------
 
 
-def plan_host(views: Sequence[NetworkView], host_addr: str, current: HostNetState) -> list[Op]:
+def plan_host(
+    views: Sequence[NetworkView], host_addr: str, current: HostNetState, port: int = VXLAN_PORT
+) -> list[Op]:
     """The operations that take the host from ``current`` to what ``views`` want."""
-    return plan_changes(current, desired_state(views, host_addr))
+    return plan_changes(current, desired_state(views, host_addr, port))
 
 
 def plan_changes(current: HostNetState, wanted: HostNetState) -> list[Op]:

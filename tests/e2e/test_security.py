@@ -2,11 +2,13 @@
 with join tokens, and the manager's port takes only certificates of this swarm's nodes.
 
 The lab's daemons accept node certificates as short as 10 s (``--min-cert-expiry``), so that
-renewals happen while the tests watch; the swarm is made with ``--cert-expiry 20s``.
+renewals happen while the tests watch; the swarm is made with ``--cert-expiry 20s``, and with
+its own address pool, subnet size and data path port, which one test checks (issue 13).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -34,6 +36,9 @@ SECURE_LAB = LabConfig.named(
     swarmletd=(*LabConfig().swarmletd, "--min-cert-expiry", "10s"),
 )
 CERT_EXPIRY = "20s"
+# The swarm is made with its own address pool, subnet size and VXLAN port (issue 13, point 5).
+ADDRESS_POOL, SUBNET_SIZE, DATA_PATH_PORT = "10.123.0.0/16", 26, 7789
+IMAGE = "swarmlet-test/busybox:latest"
 
 
 def docker(
@@ -81,7 +86,9 @@ def swarm() -> Iterator[Swarm]:
     out, for the refusals."""
     with lab_running(SECURE_LAB, nodes=4, form_swarm=False) as lab:
         address = lab.host("node1").address
-        ok(lab, "node1", "swarm", "init", "--advertise-addr", address, "--cert-expiry", CERT_EXPIRY)
+        ok(lab, "node1", "swarm", "init", "--advertise-addr", address, "--cert-expiry", CERT_EXPIRY,
+           "--default-addr-pool", ADDRESS_POOL, "--default-addr-pool-mask-length",
+           str(SUBNET_SIZE), "--data-path-port", str(DATA_PATH_PORT))  # fmt: skip
         token = ok(lab, "node1", "swarm", "join-token", "-q", "worker").strip()
         manager_addr = f"{address}:2377"
         joined = {
@@ -106,6 +113,76 @@ def test_the_cli_forms_a_swarm_with_the_worker_token(swarm: Swarm) -> None:
         assert (certificate.node_id, certificate.role) == (swarm.node_id(host), role)
         assert credentials.trust() == root
         assert (credentials.node_path.stat().st_mode & 0o777) == 0o600
+
+
+def test_overlays_take_the_swarms_pool_and_subnet_size_and_vxlan_runs_on_its_port(
+    swarm: Swarm,
+) -> None:
+    lab = swarm.lab
+    cluster = json.loads(ok(lab, "node1", "info", "--format", "{{json .Swarm.Cluster}}"))
+    assert (cluster["DefaultAddrPool"], cluster["SubnetSize"], cluster["DataPathPort"]) == (
+        [ADDRESS_POOL],
+        SUBNET_SIZE,
+        DATA_PATH_PORT,
+    )
+    pool = ipaddress.ip_network(ADDRESS_POOL)
+
+    def subnet(network: str) -> ipaddress.IPv4Network:
+        shown = ok(lab, "node1", "network", "inspect", network, "--format",
+                   "{{(index .IPAM.Config 0).Subnet}}")  # fmt: skip
+        return ipaddress.IPv4Network(shown.strip())
+
+    ok(lab, "node1", "network", "create", "--driver", "overlay", "pooled")
+    services = ["pooled-web", "pooled-client"]
+    try:
+        for network in ("ingress", "pooled"):
+            got = subnet(network)
+            assert got.subnet_of(pool), (network, got)
+            assert got.prefixlen == SUBNET_SIZE, (network, got)
+        quick = ("--detach=true", "--stop-grace-period", "1s", "--network", "pooled")
+        web = "mkdir -p /www && echo pooled > /www/index.html && exec httpd -f -p 80 -h /www"
+        ok(lab, "node1", "service", "create", "--name", "pooled-web", *quick, "--constraint",
+           "node.hostname == node2", IMAGE, "sh", "-c", web)  # fmt: skip
+        ok(lab, "node1", "service", "create", "--name", "pooled-client", *quick, "--constraint",
+           "node.hostname == node3", IMAGE, "sleep", "1000")  # fmt: skip
+
+        def client() -> str:
+            return ok(lab, "node1", "ps", "-q", "--filter",
+                      "label=com.docker.swarm.service.name=pooled-client").strip()  # fmt: skip
+
+        container = eventually(client, timeout=60, what="pooled-client running")
+        fetch = ("exec", container.split()[0], "timeout", "3", "wget", "-qO-", "http://pooled-web/")
+        eventually(
+            lambda: docker(lab, "node1", *fetch).stdout.strip() == "pooled",
+            timeout=60,
+            what="pooled-client on node3 reaching pooled-web on node2",
+        )
+        # The two hosts' VXLAN devices for the network use the swarm's port.
+        for host in ("node2", "node3"):
+            links = lab.exec(host, ["ip", "-d", "link", "show", "type", "vxlan"], check=True)
+            assert f"dstport {DATA_PATH_PORT}" in links.stdout, links.stdout
+            assert "dstport 4789" not in links.stdout
+    finally:
+        docker(lab, "node1", "service", "rm", *services)
+        eventually(
+            lambda: docker(lab, "node1", "network", "rm", "pooled").returncode == 0,
+            what="the network removed",
+        )
+
+
+def test_force_new_cluster_on_the_manager_keeps_the_swarm_and_a_worker_refuses_it(
+    swarm: Swarm,
+) -> None:
+    lab = swarm.lab
+    before = ok(lab, "node1", "node", "ls", "--format", "{{.ID}} {{.Hostname}}")
+    cluster_id = ok(lab, "node1", "info", "--format", "{{.Swarm.Cluster.ID}}")
+    done = ok(lab, "node1", "swarm", "init", "--force-new-cluster")
+    assert done.startswith(f"Swarm initialized: current node ({swarm.node_id('node1')}) is now a")
+    assert ok(lab, "node1", "node", "ls", "--format", "{{.ID}} {{.Hostname}}") == before
+    assert ok(lab, "node1", "info", "--format", "{{.Swarm.Cluster.ID}}") == cluster_id
+    refused = docker(lab, "node2", "swarm", "init", "--force-new-cluster")
+    assert refused.returncode != 0
+    assert "This node is not a swarm manager. Worker nodes can't be used" in refused.stderr
 
 
 def test_wrong_foreign_and_rotated_out_tokens_are_refused(swarm: Swarm) -> None:

@@ -287,3 +287,13 @@ def test_any_state_converges_in_one_plan(before, after):
     assert {k: dict(v) for k, v in done.neighbours.items()} == {
         k: dict(v) for k, v in wanted.neighbours.items()
     }
+
+
+def test_vxlan_runs_on_the_swarms_data_path_port_and_a_new_port_remakes_the_device():
+    assert desired_state([view()], HOST).links["swlvx4097"].port == 4789
+    wanted = desired_state([view()], HOST, port=7789)
+    assert wanted.links["swlvx4097"].port == 7789
+    on_default = simulate(HostNetState(), plan_host([view()], HOST, HostNetState()))
+    ops = plan_host([view()], HOST, on_default, port=7789)
+    assert DeleteLink("swlvx4097") in ops
+    assert any(isinstance(op, CreateLink) and op.link.port == 7789 for op in ops)

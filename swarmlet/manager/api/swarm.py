@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ from aiohttp import web
 from pydantic import Field
 
 from swarmlet.errors import InvalidSpec, NotFound, Unavailable
+from swarmlet.manager.allocator.ipam import DEFAULT_POOLS, DEFAULT_SUBNET_SIZE
 from swarmlet.manager.api.autolock import apply_autolock
 from swarmlet.manager.api.common import (
     LOCKED_LEAVE,
@@ -24,9 +26,12 @@ from swarmlet.manager.api.common import (
 from swarmlet.manager.api.control import InitRequest, JoinRequest, LocalNodeState
 from swarmlet.manager.store import Op
 from swarmlet.models import Cluster, ClusterSpec, Model, RootCA, Version
+from swarmlet.net.names import VXLAN_PORT
 from swarmlet.pki import JoinToken, tls_info
 
 _DEFAULT_LISTEN_ADDR = "0.0.0.0:2377"
+# moby's limit: a /29 leaves 8 addresses, of which libnetwork uses 4.
+_MAX_SUBNET_SIZE = 29
 _NO_TLS_INFO = {"TrustRoot": "", "CertIssuerSubject": "", "CertIssuerPublicKey": ""}
 
 
@@ -35,6 +40,9 @@ class InitBody(Model):
     advertise_addr: str = ""
     force_new_cluster: bool = False
     spec: dict[str, Any] | None = None
+    default_addr_pool: list[str] | None = None
+    subnet_size: int = 0
+    data_path_port: int = 0
 
 
 class JoinBody(Model):
@@ -86,6 +94,38 @@ def check_ca_config(spec: ClusterSpec, minimum: timedelta) -> None:
         raise InvalidSpec("external CAs are not supported: swarmlet signs with its own root")
 
 
+def address_pools(pools: list[str] | None, subnet_size: int) -> tuple[list[str], int]:
+    """The swarm's default address pools and subnet size, as moby's validateDefaultAddrPool
+    checks them: none given is 10.0.0.0/8, a size of 0 is 24."""
+    size = subnet_size or DEFAULT_SUBNET_SIZE
+    if not pools:
+        return list(DEFAULT_POOLS), size
+    if not 0 < size <= _MAX_SUBNET_SIZE:
+        raise InvalidSpec(f"subnet size is out of range: {subnet_size}")
+    checked = []
+    for pool in (pool.strip() for pool in pools):
+        try:
+            network = ipaddress.ip_network(pool, strict=False)
+        except ValueError:
+            raise InvalidSpec(f"invalid base pool {pool}: invalid CIDR address: {pool}") from None
+        if network.version != 4:
+            raise InvalidSpec(f"invalid base pool {pool}: only IPv4 pools are supported")
+        if size < network.prefixlen:
+            raise InvalidSpec(f"invalid CIDR: {pool!r}. Subnet size is too small for pool: {size}")
+        checked.append(str(network))
+    return checked, size
+
+
+def data_path_port(port: int) -> int:
+    """The VXLAN UDP port, as moby's getDataPathPort checks it: 0 is 4789, otherwise a
+    registered port (1024-49151)."""
+    if port == 0:
+        return VXLAN_PORT
+    if not 1024 <= port <= 49151:
+        raise InvalidSpec(f"Datapath port number is not in valid range (1024-49151) : {port}")
+    return port
+
+
 def check_update(current: ClusterSpec, spec: ClusterSpec) -> None:
     """What SwarmKit's UpdateCluster refuses."""
     if spec.name != current.name:
@@ -126,6 +166,7 @@ async def init(request: web.Request) -> web.Response:
     spec = body.spec or {}
     cluster_spec = ClusterSpec.from_api(spec)  # refuse a malformed spec here, naming the field
     check_ca_config(cluster_spec, min_cert_expiry_of(request))
+    pools, subnet_size = address_pools(body.default_addr_pool, body.subnet_size)
     control = control_of(request)
     node_id = await control.init(
         InitRequest(
@@ -133,6 +174,9 @@ async def init(request: web.Request) -> web.Response:
             advertise_addr=body.advertise_addr,
             force_new_cluster=body.force_new_cluster,
             spec=spec,
+            default_addr_pool=tuple(pools),
+            subnet_size=subnet_size,
+            data_path_port=data_path_port(body.data_path_port),
         )
     )
     await apply_autolock(control, cluster_spec, rotate=False)  # `swarm init --autolock`

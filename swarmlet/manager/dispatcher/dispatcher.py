@@ -35,6 +35,7 @@ from swarmlet.models import (
     Task,
     TLSInfo,
 )
+from swarmlet.net.names import VXLAN_PORT
 from swarmlet.protocol import (
     Assignments,
     Certificates,
@@ -255,6 +256,7 @@ class Dispatcher:
             services={service.id: service for service in store.all(Service)},
             # Filtered once here rather than once per connected node.
             tasks=[t for t in store.all(Task) if t.networks_attachments and networks.is_present(t)],
+            data_path_port=swarm.data_path_port if (swarm := store.cluster()) else VXLAN_PORT,
         )
         for node_id in node_ids:
             connection = self._connections.get(node_id)

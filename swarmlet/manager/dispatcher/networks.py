@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from swarmlet.models import Network, Node, NodeState, Service, Task, TaskState
-from swarmlet.net.names import ip_of, mac_for
+from swarmlet.net.names import VXLAN_PORT, ip_of, mac_for
 from swarmlet.protocol import (
     AttachmentEntry,
     NetworkState,
@@ -35,6 +35,7 @@ class Cluster:
     networks: Mapping[str, Network]
     services: Mapping[str, Service]
     tasks: Iterable[Task]
+    data_path_port: int = VXLAN_PORT
 
 
 def is_present(task: Task) -> bool:
@@ -60,7 +61,7 @@ def is_serving(task: Task) -> bool:
 def network_state(node_id: str, cluster: Cluster) -> NetworkState:
     node = cluster.nodes.get(node_id)
     if node is None:
-        return NetworkState()
+        return NetworkState(data_path_port=cluster.data_path_port)
     tasks = [task for task in cluster.tasks if task.networks_attachments and is_present(task)]
     local_addresses = {att.network_id: att.address for att in node.attachments}
     mine = set(local_addresses)
@@ -76,7 +77,7 @@ def network_state(node_id: str, cluster: Cluster) -> NetworkState:
     published: list[PublishedPort] = []
     if ingress is not None and ingress.id in local_addresses:
         published = _published(node_id, ingress, tasks, cluster)
-    return NetworkState(networks=views, published=published)
+    return NetworkState(networks=views, published=published, data_path_port=cluster.data_path_port)
 
 
 def _view(
