@@ -11,6 +11,7 @@ from swarmlet.agent import attachments
 from swarmlet.agent.certificates import CertificateRenewer
 from swarmlet.agent.dependencies import Dependencies
 from swarmlet.agent.describe import describe_node
+from swarmlet.agent.devices import NO_DEVICES, NodeDevices
 from swarmlet.agent.engine import EngineClient
 from swarmlet.agent.logs import LogPublisher
 from swarmlet.agent.network import NetworkAgent
@@ -43,8 +44,11 @@ class Agent:
         plugin: str,
         network_suffix: str = "",
         renewed: Callable[[], None] | None = None,
+        devices: NodeDevices = NO_DEVICES,
     ) -> None:
         self._engine = engine
+        # The generic resources the node advertises, and the devices behind them.
+        self._devices = devices
         # Told after each renewal of the node's certificate (its role may have changed).
         self._renewed = renewed
         # The secrets and configs of the last assignments, in memory only; their files are on
@@ -52,6 +56,9 @@ class Agent:
         self.dependencies = Dependencies()
         self.files = TaskFiles(files_dir(node_id, files_root), self.dependencies)
         self._hostname = hostname
+        # The node's last description, as the session sent it: its tasks' templates read the
+        # hostname and platform from it.
+        self._description: NodeDescription | None = None
         self.network = NetworkAgent(
             engine,
             host_addr=addr,
@@ -72,6 +79,8 @@ class Agent:
             container_labels=container_labels,
             networking=self.network,
             files=self.files,
+            devices=devices,
+            node=lambda: self._description,
         )
         self._credentials = credentials
         self.certificates = CertificateRenewer(
@@ -94,7 +103,8 @@ class Agent:
         )
 
     async def _describe(self) -> NodeDescription:
-        description = await describe_node(self._engine, self._hostname)
+        description = await describe_node(self._engine, self._hostname, self._devices.generic)
+        self._description = description
         return description.replace(tls_info=self._tls_info())
 
     def _tls_info(self) -> TLSInfo:

@@ -12,6 +12,13 @@ under ``/`` (moby's getSecretTargetPath and getConfigTargetPath). Owners default
 mode to 0444 (the CLI's default; an API client that sends no mode sends 0). A config with a
 ``Runtime`` target is a Windows credential spec: Linux has no use for it, so it is not mounted
 and need not have arrived (moby skips it the same way).
+
+A secret or config with ``Templating`` is expanded per task (``swarmlet.template.expand``,
+SwarmKit's templated getters): its data is a Go template run on the task's context (the node's
+ID, but not its hostname nor platform, as moby gives no node), with ``secret "<target>"`` and
+``config "<target>"`` (the data of another of the task's files, as delivered) and ``env
+"VAR"`` (the task's expanded Env). One that does not expand fails the task with moby's words:
+``unable to get secret from secret store: failed to expand templated secret <id>: ...``.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from dataclasses import dataclass, field
 
 from swarmlet.errors import InvalidSpec, NotFound
 from swarmlet.models import Config, FileTarget, Secret, Task
+from swarmlet.template import TemplateError
+from swarmlet.template.expand import Payloads, expand_payload
 
 SECRETS_TARGET = "/run/secrets"
 CONFIGS_TARGET = "/"
@@ -59,6 +68,15 @@ class Dependencies:
     def config(self, config_id: str) -> Config | None:
         return self._configs.get(config_id)
 
+    def secret_data(self, secret_id: str) -> bytes | None:
+        """A secret's data as delivered (a template's ``secret`` reads it unexpanded)."""
+        secret = self._secrets.get(secret_id)
+        return None if secret is None else secret.spec.data or b""
+
+    def config_data(self, config_id: str) -> bytes | None:
+        config = self._configs.get(config_id)
+        return None if config is None else config.spec.data or b""
+
     def __repr__(self) -> str:
         return f"<Dependencies: {len(self._secrets)} secrets, {len(self._configs)} configs>"
 
@@ -80,6 +98,7 @@ def plan_files(task: Task, dependencies: Dependencies) -> list[TaskFile]:
     arrive (SwarmKit's words: ``secret <id> not found``), InvalidSpec for a bad owner."""
     container = task.spec.container_spec
     files: list[TaskFile] = []
+    payloads = Payloads(secrets=dependencies.secret_data, configs=dependencies.config_data)
     for index, secret_ref in enumerate(container.secrets or ()):
         secret = dependencies.secret(secret_ref.secret_id)
         if secret is None:
@@ -88,7 +107,8 @@ def plan_files(task: Task, dependencies: Dependencies) -> list[TaskFile]:
             continue  # refused by the API: SwarmKit's agent skips it too
         what = f"secret {secret_ref.secret_name or secret.name}"
         target = _target(SECRETS_TARGET, secret_ref.file.name)
-        files.append(_file(f"secret-{index}", target, secret_ref.file, secret.spec.data, what))
+        data = _expanded("secret", secret, task, payloads)
+        files.append(_file(f"secret-{index}", target, secret_ref.file, data, what))
     for index, config_ref in enumerate(container.configs or ()):
         if config_ref.file is None:
             continue  # a runtime target: see the module's docstring
@@ -97,8 +117,23 @@ def plan_files(task: Task, dependencies: Dependencies) -> list[TaskFile]:
             raise NotFound(f"config {config_ref.config_id} not found")
         what = f"config {config_ref.config_name or config.name}"
         target = _target(CONFIGS_TARGET, config_ref.file.name)
-        files.append(_file(f"config-{index}", target, config_ref.file, config.spec.data, what))
+        data = _expanded("config", config, task, payloads)
+        files.append(_file(f"config-{index}", target, config_ref.file, data, what))
     return files
+
+
+def _expanded(word: str, obj: Secret | Config, task: Task, payloads: Payloads) -> bytes | None:
+    """The data a task's file gets: a templated secret's or config's expanded for the task."""
+    data, templating = obj.spec.data, obj.spec.templating
+    if templating is None or data is None:
+        return data
+    try:
+        return expand_payload(data, templating.name, task, payloads)
+    except TemplateError as exc:
+        raise TemplateError(
+            f"unable to get {word} from {word} store: failed to expand templated {word}"
+            f" {obj.id}: {exc.message}"
+        ) from None
 
 
 def _target(directory: str, name: str) -> str:

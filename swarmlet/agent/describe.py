@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from swarmlet.agent.engine import Engine
-from swarmlet.models import NodeDescription, Platform, Resources
-from swarmlet.models.node import EngineDescription
+from swarmlet.models import GenericResource, NodeDescription, Platform, Resources
+from swarmlet.models.node import EngineDescription, PluginDescription
 
 NANO = 1_000_000_000
 
@@ -20,7 +20,25 @@ def engine_labels(pairs: Iterable[str]) -> dict[str, str]:
     return labels
 
 
-def description_from_info(info: dict[str, object], hostname: str) -> NodeDescription:
+def engine_plugins(plugins: object) -> list[PluginDescription]:
+    """/info's ``Plugins`` (``{"Log": [...], "Network": [...], "Volume": [...]}``) as Swarm's
+    node description lists them: one entry per type and name, sorted by both."""
+    if not isinstance(plugins, dict):
+        return []
+    return [
+        PluginDescription(type=kind, name=name)
+        for kind, names in sorted(plugins.items())
+        if isinstance(names, list)
+        for name in sorted({str(name) for name in names})
+    ]
+
+
+def description_from_info(
+    info: dict[str, object], hostname: str, generic: Sequence[GenericResource] = ()
+) -> NodeDescription:
+    """The description; ``generic``: the resources the daemon advertises beyond CPUs and
+    memory (``--node-generic-resource``, devices), as ``Resources.GenericResources``."""
+
     def text(key: str) -> str:
         value = info.get(key)
         return value if isinstance(value, str) else ""
@@ -34,13 +52,20 @@ def description_from_info(info: dict[str, object], hostname: str) -> NodeDescrip
         hostname=hostname,
         # As the engine says it ("x86_64", "linux"), as Swarm's node inspect shows it.
         platform=Platform(architecture=text("Architecture"), os=text("OSType")),
-        resources=Resources(nano_cpus=number("NCPU") * NANO, memory_bytes=number("MemTotal")),
+        resources=Resources(
+            nano_cpus=number("NCPU") * NANO,
+            memory_bytes=number("MemTotal"),
+            generic_resources=list(generic) or None,
+        ),
         engine=EngineDescription(
             engine_version=text("ServerVersion"),
             labels=engine_labels(str(pair) for pair in labels) if isinstance(labels, list) else {},
+            plugins=engine_plugins(info.get("Plugins")) or None,
         ),
     )
 
 
-async def describe_node(engine: Engine, hostname: str) -> NodeDescription:
-    return description_from_info(await engine.info(), hostname)
+async def describe_node(
+    engine: Engine, hostname: str, generic: Sequence[GenericResource] = ()
+) -> NodeDescription:
+    return description_from_info(await engine.info(), hostname, generic)

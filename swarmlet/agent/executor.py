@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -64,6 +64,9 @@ def stop_timeout(spec: ContainerSpec) -> int:
 
 
 def plan_container(task: Task, node_id: str, extra_labels: Mapping[str, str]) -> ContainerPlan:
+    """The create request, field for field as moby's Swarm executor makes it
+    (daemon/cluster/executor/container/container.go: ``config``, ``hostConfig``,
+    ``resources``); the table is in docs/agent.md."""
     spec = task.spec.container_spec
     name = container_name(task)
     timeout = stop_timeout(spec)
@@ -86,6 +89,7 @@ def plan_container(task: Task, node_id: str, extra_labels: Mapping[str, str]) ->
         "User": spec.user,
         "Hostname": spec.hostname,
         "Tty": spec.tty,
+        "OpenStdin": spec.open_stdin,
         "StopSignal": spec.stop_signal,
         # Also the container's own: a stop without a timeout (an agent cleaning up a container
         # whose task it no longer knows) then still honours the task's grace period.
@@ -101,14 +105,30 @@ def plan_container(task: Task, node_id: str, extra_labels: Mapping[str, str]) ->
         config["Cmd"] = spec.args or []
     elif spec.args:
         config["Cmd"] = spec.args
-    host_config: dict[str, Any] = {"Init": spec.init, "Mounts": spec.mounts}
+    host_config: dict[str, Any] = {
+        "Init": spec.init,
+        "Mounts": spec.mounts,
+        "GroupAdd": spec.groups or None,
+        "ReadonlyRootfs": spec.read_only,
+        "Isolation": spec.isolation.value,
+        "Sysctls": spec.sysctls or None,
+        "CapAdd": spec.capability_add or None,
+        "CapDrop": spec.capability_drop or None,
+        "OomScoreAdj": spec.oom_score_adj or None,
+        "ExtraHosts": extra_hosts(spec.hosts or ()) or None,
+        **_dns(spec),
+        **_resources(task),
+    }
+    # The service's own, else the swarm's default the task was made with (TaskDefaults).
+    log_driver = task.spec.log_driver or task.log_driver
+    if log_driver is not None:
+        host_config["LogConfig"] = {
+            "Type": log_driver.name,
+            "Config": dict(log_driver.options or {}),
+        }
     ports = host_mode_ports(task.endpoint_spec)
     if ports:
         config["ExposedPorts"], host_config["PortBindings"] = port_bindings(ports)
-    limits = task.spec.resources.limits if task.spec.resources else None
-    if limits is not None:
-        host_config["NanoCpus"] = limits.nano_cpus or None
-        host_config["Memory"] = limits.memory_bytes or None
     return ContainerPlan(
         name=name,
         image=spec.image,
@@ -116,6 +136,57 @@ def plan_container(task: Task, node_id: str, extra_labels: Mapping[str, str]) ->
         host_config=_without_none(host_config),
         stop_timeout=timeout,
     )
+
+
+def extra_hosts(hosts: Iterable[str]) -> list[str]:
+    """``ContainerSpec.Hosts`` are hosts(5) lines, ``IP name [aliases...]``; the engine's
+    ``ExtraHosts`` are ``name:IP``. As moby, the aliases are dropped, and so is a line without
+    a name."""
+    converted = []
+    for entry in hosts:
+        fields = entry.split()
+        if len(fields) > 1:
+            converted.append(f"{fields[1]}:{fields[0]}")
+    return converted
+
+
+def _dns(spec: ContainerSpec) -> dict[str, Any]:
+    dns = spec.dns_config
+    if dns is None:
+        return {}
+    return {"Dns": dns.nameservers, "DnsSearch": dns.search, "DnsOptions": dns.options}
+
+
+def _resources(task: Task) -> dict[str, Any]:
+    """The HostConfig's resources, as moby's ``resources()``: the pids limit and ulimits, then
+    from the limits only (reservations are the scheduler's, never the container's) the CPUs,
+    the memory with its swap (``SwapBytes`` is swap beyond the memory: ``MemorySwap`` is their
+    sum, -1 unlimited, and needs a memory limit) and the swappiness. Zero is "not set"."""
+    spec = task.spec.container_spec
+    resources: dict[str, Any] = {}
+    if spec.ulimits:
+        resources["Ulimits"] = [
+            {"Name": ulimit.name, "Soft": ulimit.soft, "Hard": ulimit.hard}
+            for ulimit in spec.ulimits
+        ]
+    requirements = task.spec.resources
+    limits = requirements.limits if requirements is not None else None
+    if requirements is None or limits is None:
+        return resources
+    if limits.pids is not None and limits.pids > 0:
+        resources["PidsLimit"] = limits.pids
+    if limits.nano_cpus > 0:
+        resources["NanoCpus"] = limits.nano_cpus
+    if limits.memory_bytes > 0:
+        resources["Memory"] = limits.memory_bytes
+        swap = requirements.swap_bytes
+        if swap == -1:
+            resources["MemorySwap"] = -1
+        elif swap is not None and swap >= 0:
+            resources["MemorySwap"] = limits.memory_bytes + swap
+    if requirements.memory_swappiness is not None:
+        resources["MemorySwappiness"] = requirements.memory_swappiness
+    return resources
 
 
 def with_mounts(plan: ContainerPlan, mounts: list[dict[str, Any]]) -> ContainerPlan:

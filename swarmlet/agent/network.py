@@ -544,13 +544,20 @@ class NetworkAgent:
 
     def _update_dns(self) -> None:
         # A task is scoped to every network it is on, whichever of its addresses it asks from.
+        # A task's own DNS servers (`--dns`) are its upstreams: the engine is given this host's
+        # resolver as the container's nameserver in their place.
         scopes: dict[str, list[str]] = {}
+        upstreams: dict[str, list[str]] = {}
         for task in self._tasks.values():
             networks = [attachment.network.id for attachment in task.networks_attachments]
+            dns_config = task.spec.container_spec.dns_config
+            servers = list(dns_config.nameservers or ()) if dns_config else []
             for attachment in task.networks_attachments:
                 for address in attachment.addresses:
                     scopes[ip_of(address)] = networks
-        self._dns.update(self._state.networks, scopes)
+                    if servers:
+                        upstreams[ip_of(address)] = servers
+        self._dns.update(self._state.networks, scopes, upstreams)
 
     async def _listen(self) -> None:
         addresses = [

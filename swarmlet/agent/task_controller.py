@@ -23,6 +23,10 @@ an Err), and on networks it is stopped ``GOSSIP_CONVERGE_DELAY`` later, as Swarm
 A task's secrets and configs are written on the agent's tmpfs (``TaskFiles``) just before its
 container is created, and removed once the task is terminal; one that did not arrive with the
 assignments rejects the task (``secret <id> not found``).
+
+The task's spec is expanded for this node (its templates, docs/templates.md) before its
+container is planned; one that does not expand here is rejected at once, as Swarm's
+``resolving controller failed``.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import Any
 
 from swarmlet.agent import executor
 from swarmlet.agent.dependencies import uses_files
+from swarmlet.agent.devices import NO_DEVICES, NodeDevices, with_devices
 from swarmlet.agent.engine import ContainerInfo, Engine
 from swarmlet.agent.health import Health, follow_health
 from swarmlet.agent.host_ports import host_mode_ports, port_status
@@ -44,8 +49,10 @@ from swarmlet.agent.task_files import TaskFiles
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
 from swarmlet.errors import EngineError, SwarmletError, Unavailable
-from swarmlet.models import ContainerStatus, Task, TaskState, TaskStatus
+from swarmlet.models import ContainerStatus, NodeDescription, Task, TaskState, TaskStatus
 from swarmlet.models.task import PortStatus
+from swarmlet.template import TemplateError
+from swarmlet.template.expand import expand_task
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +64,9 @@ RETRY_MAX = 10.0
 GOSSIP_CONVERGE_DELAY = 2.0
 # moby's ErrContainerUnhealthy.
 ERR_UNHEALTHY = "dockerexec: unhealthy container"
+# SwarmKit's exec.Resolve, when the task's controller cannot be made (a template that does
+# not expand on this node).
+RESOLVE_FAILED = "resolving controller failed"
 
 
 class Step(Enum):
@@ -154,6 +164,8 @@ class TaskController:
         adopted: ContainerInfo | None = None,
         networking: TaskNetworking | None = None,
         files: TaskFiles | None = None,
+        devices: NodeDevices = NO_DEVICES,
+        node: NodeDescription | None = None,
     ) -> None:
         self._engine = engine
         self._networking = networking if task.networks_attachments else None
@@ -167,7 +179,17 @@ class TaskController:
         self._report = report
         self._task = task
         self._status = task.status
-        self._plan = executor.plan_container(task, node_id, container_labels or {})
+        # The task as this node runs it: its spec's templates expanded for this node (as
+        # SwarmKit's executor does when it makes the task's controller). One that does not
+        # expand is rejected with the error, as Swarm's "resolving controller failed".
+        self._expansion_error: str | None = None
+        try:
+            self._expanded = expand_task(node, task)
+        except TemplateError as exc:
+            self._expanded, self._expansion_error = task, exc.message
+        self._plan = executor.plan_container(self._expanded, node_id, container_labels or {})
+        # Its generic resources' env and devices, and bound device nodes as devices.
+        self._plan = with_devices(self._plan, self._expanded, devices)
         self._adopted = adopted
         self._container_id: str | None = adopted.id if adopted else None
         # A container still running for a task the manager shut down while this agent was away
@@ -258,11 +280,17 @@ class TaskController:
     async def _do(self, step: Step) -> None:
         match step:
             case Step.ACCEPT:
+                if self._expansion_error is not None:
+                    log.info("task %s rejected: %s", self.task_id, self._expansion_error)
+                    self._advance(TaskState.REJECTED, RESOLVE_FAILED, err=self._expansion_error)
+                    return
                 self._advance(TaskState.ACCEPTED, "accepted")
             case Step.BEGIN_PREPARE:
                 self._advance(TaskState.PREPARING, "preparing")
             case Step.PREPARE:
                 try:
+                    if self._expansion_error is not None:
+                        raise TemplateError(self._expansion_error)
                     if self._container_id is None:
                         await executor.ensure_image(self._engine, self._plan.image)
                         plan = executor.with_mounts(self._plan, await self._write_files())
@@ -448,7 +476,8 @@ class TaskController:
         if self._files is None:
             raise Unavailable("this agent cannot deliver secrets and configs")
         self._files_written = True
-        return await self._files.prepare(self._task)
+        # Expanded: a templated config's ``env`` reads the expanded Env, as in Swarm.
+        return await self._files.prepare(self._expanded)
 
     async def _release_files(self) -> None:
         """The process is gone for good: its secrets go (as Docker unmounts them at stop)."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from swarmlet.agent import executor
+from swarmlet.agent.devices import NO_DEVICES, NodeDevices
 from swarmlet.agent.engine import ContainerInfo, Engine
 from swarmlet.agent.executor import LABEL_NODE_ID, LABEL_TASK_ID
 from swarmlet.agent.networking import TaskNetworking
@@ -30,7 +31,7 @@ from swarmlet.agent.task_files import TaskFiles
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
 from swarmlet.errors import SwarmletError
-from swarmlet.models import Task, TaskState, TaskStatus
+from swarmlet.models import NodeDescription, Task, TaskState, TaskStatus
 from swarmlet.protocol import StatusUpdate
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,13 @@ class Worker:
         container_labels: Mapping[str, str] = NO_LABELS,
         networking: TaskNetworking | None = None,
         files: TaskFiles | None = None,
+        devices: NodeDevices = NO_DEVICES,
+        node: Callable[[], NodeDescription | None] | None = None,
     ) -> None:
         self._engine = engine
+        self._devices = devices
+        # The node's last description (its hostname and platform, for templates).
+        self._node = node
         self._networking = networking
         self._files = files
         self._node_id = node_id
@@ -164,6 +170,8 @@ class Worker:
             adopted=adopted,
             networking=self._networking,
             files=self._files,
+            devices=self._devices,
+            node=self._node() if self._node is not None else None,
         )
         job = group.create_task(controller.run(), name=f"task-{task.id}")
         self._controllers[task.id] = _Running(controller, job)

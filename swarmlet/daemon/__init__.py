@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
+from swarmlet.agent.devices import DeviceError, NodeDevices, node_devices
 from swarmlet.agent.engine import EngineClient
 from swarmlet.clock import SystemClock
 from swarmlet.daemon.control import NodeControl
@@ -38,6 +39,7 @@ async def _main(
     min_cert_expiry: timedelta,
     network_plugin: str,
     shared_engine: bool,
+    devices: NodeDevices,
 ) -> None:
     clock = SystemClock()
     engine = EngineClient(docker_host)
@@ -52,6 +54,7 @@ async def _main(
         min_cert_expiry=min_cert_expiry,
         network_plugin=network_plugin,
         network_suffix=f".{hostname}" if shared_engine else "",
+        node_devices=devices,
     )
     app = make_app(control, clock, min_cert_expiry=min_cert_expiry, attacher=control.attacher)
     runner = await serve(app, hosts, tls)
@@ -85,6 +88,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     except UsageError as exc:
         command.error(str(exc))  # exits 2
+    try:
+        # The resources the node advertises, and the devices behind them (SGX's found here).
+        devices = node_devices(args.node_generic_resources, args.node_devices)
+    except DeviceError as exc:
+        command.error(str(exc))  # exits 2
     logging.basicConfig(
         level=logging.DEBUG if args.debug or os.environ.get("SWARMLET_DEBUG") else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -100,5 +108,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.min_cert_expiry,
             args.network_plugin,
             args.shared_engine,
+            devices,
         )
     )

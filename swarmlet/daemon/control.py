@@ -153,8 +153,6 @@ class NodeControl:
         return self._engine_socket
 
     async def init(self, request: InitRequest) -> str:
-        from swarmlet.manager.store.encryption import create_key_file  # manager only (see above)
-
         async with self._busy:
             if self._identity:
                 if not request.force_new_cluster:
@@ -164,6 +162,9 @@ class NodeControl:
                 # `--force-new-cluster` makes this manager the swarm's only one, keeping its
                 # state. A swarm has one manager today (its store): it already is.
                 return self._identity.node_id
+            # Past the refusals: a worker asked to init stays without the manager's imports.
+            from swarmlet.manager.store.encryption import create_key_file  # manager only
+
             addr = advertise_addr(request.advertise_addr, request.listen_addr)
             listen_host, port = split_addr(request.listen_addr or "0.0.0.0:2377")
             identity = identity_file.NodeIdentity(
@@ -197,6 +198,7 @@ class NodeControl:
         """The new cluster with its root CA, the ingress network, and the first manager with
         its certificate."""
         from swarmlet.manager.allocator import ingress_network  # manager only (see above)
+        from swarmlet.manager.allocator.ipam import DEFAULT_POOLS
         from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
         from swarmlet.manager.store import Op
         from swarmlet.pki.ca import new_key_and_csr
@@ -208,12 +210,14 @@ class NodeControl:
             spec=spec,
             join_tokens=join_tokens,
             root_ca=root_ca,
-            default_addr_pool=list(request.default_addr_pool),
+            default_addr_pool=list(request.default_addr_pool) or None,
             subnet_size=request.subnet_size,
             data_path_port=request.data_path_port,
         )
         # The routing mesh's network: its subnet is the pool's first.
-        ingress = ingress_network(new_id(), cluster.default_addr_pool, cluster.subnet_size)
+        ingress = ingress_network(
+            new_id(), cluster.default_addr_pool or DEFAULT_POOLS, cluster.subnet_size
+        )
         store.commit([Op.create(cluster), Op.create(ingress)])
         node = Node(
             id=identity.node_id,

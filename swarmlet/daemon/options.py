@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
+from swarmlet import genericresource
+from swarmlet.agent.devices import DeviceError, DeviceMapping, parse_device_flag
 from swarmlet.daemon.duration import parse_duration
 from swarmlet.daemon.listen import Host, TcpHost, parse_host
 from swarmlet.daemon.tls import api_server_context
@@ -63,6 +65,22 @@ def label_value(value: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {value!r}")
     return key, label
+
+
+def generic_resource_value(value: str) -> str:
+    """A ``--node-generic-resource`` value, checked as dockerd's flag checks it."""
+    try:
+        return genericresource.flag_value(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def device_value(value: str) -> tuple[str, tuple[DeviceMapping, ...]]:
+    """A ``--node-device`` value: ``NAME=/dev/a[:/in/container][,/dev/b...]``."""
+    try:
+        return parse_device_flag(value)
+    except DeviceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def parser() -> argparse.ArgumentParser:
@@ -144,6 +162,30 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="KEY=VALUE put on every task container this node starts (repeatable).",
+    )
+    add(
+        "--node-generic-resource",
+        dest="node_generic_resources",
+        action="append",
+        type=generic_resource_value,
+        default=[],
+        metavar="NAME=VALUE",
+        help="A resource this node advertises beyond CPUs and memory, as dockerd's flag"
+        " (repeatable): NAME=COUNT (discrete, e.g. sgx=2) or NAME=ID, once per ID (named, e.g."
+        " gpu=UUID1 gpu=UUID2). Services reserve them with --generic-resource NAME=N.",
+    )
+    add(
+        "--node-device",
+        dest="node_devices",
+        action="append",
+        type=device_value,
+        default=[],
+        metavar="NAME=/dev/a[:/path][,...]",
+        help="The device nodes behind the generic resource NAME (repeatable; each at its own"
+        " path in the container unless :/path is given): a task given NAME gets them."
+        " NAME is advertised as --node-generic-resource gives it, else as NAME=1. SGX's devices"
+        " (/dev/isgx, /dev/sgx_enclave, /dev/sgx/enclave, /dev/sgx_provision) are found"
+        " without it, as sgx (docs/devices.md).",
     )
     add(
         "--min-cert-expiry",

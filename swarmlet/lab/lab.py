@@ -8,6 +8,7 @@ the same lab.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -93,7 +94,7 @@ class Lab:
         return [
             HostStatus(
                 host=host,
-                pid=self._running_pid(host.pid_file, host.command),
+                pid=self._daemon_pid(host),
                 engine_running=None if host.engine is None else self._engine_pid(host) is not None,
             )
             for host in self.plan.hosts
@@ -181,11 +182,22 @@ class Lab:
         pid = read_pid(pid_file)
         return pid if pid is not None and process_running(pid, command) else None
 
-    def _spawn_daemon(self, host: HostPlan) -> int:
+    def _spawn_daemon(self, host: HostPlan, extra_args: Sequence[str] = ()) -> int:
         host.api_socket.unlink(missing_ok=True)  # a killed daemon's socket, answering nothing
-        pid = self._spawn(host.argv, host.log_file, host.pid_file)
+        # Written before it starts, so that every process finds it by its whole argv.
+        extras = _extra_args_file(host)
+        if extra_args:
+            extras.write_text(json.dumps(list(extra_args)))
+        else:
+            extras.unlink(missing_ok=True)
+        argv = host.in_netns((*host.command, *extra_args))
+        pid = self._spawn(argv, host.log_file, host.pid_file)
         host.pid_file.write_text(f"{pid}\n")
         return pid
+
+    def _daemon_pid(self, host: HostPlan) -> int | None:
+        """The PID of the host's swarmletd, if it runs (with the extra args it was given)."""
+        return self._running_pid(host.pid_file, (*host.command, *_extra_args(host)))
 
     def _wait_daemon(self, host: HostPlan, pid: int) -> None:
         what = f"{host.hostname}'s swarmletd"
@@ -194,7 +206,7 @@ class Lab:
     def _tear_down(self, plan: LabPlan) -> None:
         config = plan.config
         for host in plan.hosts:
-            pid = self._running_pid(host.pid_file, host.command)
+            pid = self._daemon_pid(host)
             if pid is not None:
                 kill(pid)
         # The daemons are gone, so nothing restarts what is removed now.
@@ -263,18 +275,20 @@ class Lab:
     def stop(self, node: str) -> bool:
         """Kill the host's swarmletd with SIGKILL, as in a crash; its containers stay."""
         host = self.host(node)
-        pid = self._running_pid(host.pid_file, host.command)
+        pid = self._daemon_pid(host)
         if pid is None:
             return False
         kill(pid)
         return True
 
-    def start(self, node: str) -> bool:
-        """Start the host's swarmletd again with the same argv; False if it already runs."""
+    def start(self, node: str, extra_args: Sequence[str] = ()) -> bool:
+        """Start the host's swarmletd again with the same argv, and ``extra_args`` after it
+        (flags a test gives one host, e.g. ``--node-generic-resource``; a later start
+        without them puts the plain argv back); False if it already runs."""
         host = self.host(node)
-        if self._running_pid(host.pid_file, host.command) is not None:
+        if self._daemon_pid(host) is not None:
             return False
-        self._wait_daemon(host, self._spawn_daemon(host))
+        self._wait_daemon(host, self._spawn_daemon(host, extra_args))
         return True
 
     def exec(
@@ -354,6 +368,18 @@ def _has_iptables() -> bool:
 def _require_root() -> None:
     if os.geteuid() != 0:
         raise LabError("the lab needs root (network namespaces, a bridge, daemons)")
+
+
+def _extra_args_file(host: HostPlan) -> Path:
+    return host.run_dir / "swarmletd.extra-args.json"
+
+
+def _extra_args(host: HostPlan) -> tuple[str, ...]:
+    """The extra args the host's swarmletd was last started with (``start``)."""
+    try:
+        return tuple(json.loads(_extra_args_file(host).read_text()))
+    except FileNotFoundError:
+        return ()
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -18,6 +18,7 @@ from swarmlet.manager.ca import CertificateAuthority
 from swarmlet.manager.ca.rotation import RootRotation
 from swarmlet.manager.dispatcher import Dispatcher
 from swarmlet.manager.dispatcher.server import manager_app
+from swarmlet.manager.events import swarm_events_for
 from swarmlet.manager.scheduler.scheduler import Scheduler
 from swarmlet.manager.store import Store
 from swarmlet.pki import Credentials
@@ -66,6 +67,8 @@ class Manager:
                 group.create_task(Scheduler(self.store, self._clock).run(), name="scheduler")
                 rotation = RootRotation(self.store, self._clock)
                 group.create_task(rotation.run(), name="root-rotation")
+                events = swarm_events_for(self.store, self._clock)
+                group.create_task(events.run(), name="swarm-events")
                 for controller in orchestrator.controllers(self.store, self._clock):
                     group.create_task(controller.run(), name=type(controller).__name__)
         finally:

@@ -1,6 +1,15 @@
 """One model layer: the objects the store holds are the objects the API returns."""
 
-from swarmlet.models.base import Model, StoredObject, Version, ZeroIsDefault, api_name
+from swarmlet.models.base import (
+    Model,
+    OmitEmpty,
+    OmitUnset,
+    StoredObject,
+    Unset,
+    Version,
+    ZeroIsDefault,
+    api_name,
+)
 from swarmlet.models.cluster import Cluster, ClusterSpec, JoinTokens, RootCA
 from swarmlet.models.network import (
     INGRESS_NAME,
@@ -26,6 +35,7 @@ from swarmlet.models.node import (
     Resources,
     TLSInfo,
 )
+from swarmlet.models.resources import DiscreteResourceSpec, GenericResource, NamedResourceSpec
 from swarmlet.models.secret import (
     Config,
     ConfigReference,
@@ -40,6 +50,7 @@ from swarmlet.models.secret import (
 from swarmlet.models.service import (
     SECOND_NS,
     ContainerSpec,
+    DNSConfig,
     Endpoint,
     EndpointSpec,
     EndpointVirtualIP,
@@ -65,6 +76,7 @@ from swarmlet.models.service import (
     ServiceStatus,
     TaskRuntime,
     TaskSpec,
+    Ulimit,
     UpdateConfig,
     UpdateOrder,
     UpdateState,
@@ -84,12 +96,15 @@ __all__ = [
     "ConfigSpec",
     "ContainerSpec",
     "ContainerStatus",
+    "DNSConfig",
+    "DiscreteResourceSpec",
     "Driver",
     "Endpoint",
     "EndpointSpec",
     "EndpointVirtualIP",
     "FailureAction",
     "FileTarget",
+    "GenericResource",
     "GlobalMode",
     "IPAMConfig",
     "Isolation",
@@ -98,6 +113,7 @@ __all__ = [
     "Model",
     "Mount",
     "MountType",
+    "NamedResourceSpec",
     "Network",
     "NetworkAttachment",
     "NetworkAttachmentConfig",
@@ -111,6 +127,8 @@ __all__ = [
     "NodeSpec",
     "NodeState",
     "NodeStatus",
+    "OmitEmpty",
+    "OmitUnset",
     "Placement",
     "Platform",
     "PortConfig",
@@ -139,6 +157,8 @@ __all__ = [
     "TaskSpec",
     "TaskState",
     "TaskStatus",
+    "Ulimit",
+    "Unset",
     "UpdateConfig",
     "UpdateOrder",
     "UpdateState",

@@ -12,15 +12,33 @@ types.UpdateOrderStopFirst, "":``. Such a field then takes its default, which is
 API answers afterwards, as Swarm answers the value it converted to (``"stop-first"``).
 Elsewhere the zero value is a value, checked as any other (an empty node role is refused, as
 in Swarm).
+
+Keys are matched as Go's ``encoding/json`` matches them: the exact JSON name first, else a
+case-insensitive match (``{"global": {}}`` is ``Global``); when two keys of
+a body name the same field, the last one wins. A key that names no field is kept as an extra.
+
+What is written back leaves out what Go's ``omitempty`` leaves out. ``None`` is never written
+(a nil pointer, map or slice). A field declared ``OmitEmpty[...]`` is also left out when it
+holds its type's empty value (``""``, ``0``, ``False``, ``[]``, ``{}``), as Go omits a zero
+value (a field whose default is None declares it ``ZeroIsDefault[...]``: its empty value is
+read as None); a number field declared ``OmitUnset[...]`` with a default ``Unset(n)`` is left
+out while it holds that default, where Swarm keeps a nil pointer and swarmlet, reading the
+field, applies the default Swarm applies (a restart policy's ``Delay``).
 """
 
 from __future__ import annotations
 
+import operator
 from datetime import datetime
 from types import NoneType, UnionType
 from typing import Annotated, Any, ClassVar, Self, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 # Words that the Engine API spells in capitals.
 _ACRONYMS = {
@@ -55,9 +73,34 @@ class _ZeroIsDefault:
 
 _ZERO_IS_DEFAULT = _ZeroIsDefault()
 _T = TypeVar("_T")
-# A field whose Go zero value ("" for a string or a string enum, 0 for a number) means "not
-# set": it takes the field's default, as a missing key does.
+# A field whose Go zero value ("" for a string or a string enum, 0 for a number, false, an
+# empty list or map) means "not set": it takes the field's default, as a missing key does.
+# On a field whose default is None, it is also how Go's omitempty is declared: the empty value
+# becomes None, which is never written (and costs nothing as it is written).
 ZeroIsDefault = Annotated[_T, _ZERO_IS_DEFAULT]
+
+
+# A field that Go's omitempty leaves out of what is written when it holds its empty value
+# (checked as it is written: for a field whose default is None, ZeroIsDefault does the same
+# once, as it is read).
+# operator.not_ is Go's test (false, 0, "", empty) and, being C, costs no Python call per field.
+OmitEmpty = Annotated[_T, Field(exclude_if=operator.not_)]
+
+
+class Unset(int):
+    """The default of an ``OmitUnset`` field: read as the number it is, never written."""
+
+
+# A number field left out of what is written while it holds its default, declared ``Unset(n)``
+# (Swarm's nil pointer, where Swarm applies the same default). Any value set, even the same
+# number, is written.
+OmitUnset = Annotated[_T, Field(exclude_if=Unset.__instancecheck__)]
+
+
+def _fold(key: str) -> str:
+    """A key as Go's case-insensitive match compares it (its simple folding: the long s,
+    U+017F, is s; the Kelvin sign, U+212A, is k)."""
+    return key.lower().replace("\u017f", "s")
 
 
 def _zero_of(annotation: Any, where: str) -> object:
@@ -66,16 +109,30 @@ def _zero_of(annotation: Any, where: str) -> object:
         members = [arg for arg in get_args(annotation) if arg is not NoneType]
         if len(members) == 1:
             annotation = members[0]
+    origin = get_origin(annotation)
+    if origin in (list, tuple):
+        return []
+    if origin is dict:
+        return {}
     if isinstance(annotation, type) and issubclass(annotation, str):
         return ""
+    if annotation is bool:
+        return False
     if isinstance(annotation, type) and issubclass(annotation, int | float):
         return 0
-    raise TypeError(f"{where}: ZeroIsDefault needs a string or number type, not {annotation!r}")
+    raise TypeError(
+        f"{where}: ZeroIsDefault needs a string, number, bool, list or map type, not {annotation!r}"
+    )
 
 
 def _is_zero(value: object, zero: object) -> bool:
     # type() rather than isinstance(): False is not an int's zero (Go refuses a bool there).
-    return type(value) in (str, int, float) and value == zero
+    kind = type(value)
+    if kind in (str, int, float):
+        return type(zero) in (str, int, float) and value == zero
+    if kind is bool:
+        return value is False and zero is False
+    return kind in (list, dict) and not value and type(zero) is kind
 
 
 class Model(BaseModel):
@@ -89,27 +146,53 @@ class Model(BaseModel):
 
     # The ZeroIsDefault fields, by JSON name and by Python name, with their zero values.
     _zero_defaults: ClassVar[dict[str, object]] = {}
+    _zero_keys: ClassVar[frozenset[str]] = frozenset()
+    # The JSON names of the fields, and each by its folded form. A Python name (``node_id``)
+    # that folds to none is left as it is: pydantic takes it too (populate_by_name).
+    _exact_keys: ClassVar[frozenset[str]] = frozenset()
+    _folded_keys: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         zeros: dict[str, object] = {}
+        folded: dict[str, str] = {}
         for name, info in cls.model_fields.items():
+            alias = info.alias or name
+            folded.setdefault(_fold(alias), alias)
             if any(item is _ZERO_IS_DEFAULT for item in info.metadata):
                 zero = _zero_of(info.annotation, f"{cls.__name__}.{name}")
-                zeros[name] = zeros[info.alias or name] = zero
+                zeros[name] = zeros[alias] = zero
+            omits_unset = info.exclude_if == Unset.__instancecheck__
+            if omits_unset and not isinstance(info.default, Unset):
+                raise TypeError(f"{cls.__name__}.{name}: an OmitUnset field's default is Unset(n)")
         cls._zero_defaults = zeros
+        cls._zero_keys = frozenset(zeros)
+        cls._exact_keys = frozenset(folded.values())
+        cls._folded_keys = folded
 
     @model_validator(mode="before")
     @classmethod
-    def _unset_is_absent(cls, data: Any) -> Any:
-        """null, and the zero value of a ZeroIsDefault field, mean "not set", like a missing
-        key (see the module's docstring)."""
+    def _go_keys(cls, data: Any) -> Any:
+        """Keys matched as Go's decoder matches them; null, and the zero value of a
+        ZeroIsDefault field, mean "not set", like a missing key (see the module's
+        docstring)."""
         if not isinstance(data, dict):
             return data
+        if not cls._exact_keys.issuperset(data):
+            folded = cls._folded_keys
+            matched: dict[str, Any] = {}
+            for sent, value in data.items():
+                key = sent
+                if key not in cls._exact_keys and isinstance(key, str):
+                    key = folded.get(_fold(key), key)
+                matched.pop(key, None)  # the last of two keys for one field wins, as in Go
+                matched[key] = value
+            data = matched
         zeros = cls._zero_defaults
-        if None not in data.values() and not any(
-            _is_zero(data.get(key), zero) for key, zero in zeros.items()
+        if None not in data.values() and (
+            cls._zero_keys.isdisjoint(data)
+            or not any(_is_zero(data[key], zeros[key]) for key in cls._zero_keys.intersection(data))
         ):
             return data
         return {
@@ -118,9 +201,19 @@ class Model(BaseModel):
             if value is not None and not (key in zeros and _is_zero(value, zeros[key]))
         }
 
+    # Fields swarmlet keeps that the Engine API's object does not have (by Python name): the
+    # store keeps them, the API never shows them.
+    _not_in_api: ClassVar[set[str] | None] = None
+
     def to_api(self) -> dict[str, Any]:
         """The object as the Engine API returns it."""
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return self.model_dump(
+            mode="json", by_alias=True, exclude_none=True, exclude=self._not_in_api
+        )
+
+    def to_api_json(self) -> str:
+        """``to_api()`` as JSON text, written by pydantic without a dict between."""
+        return self.model_dump_json(by_alias=True, exclude_none=True, exclude=self._not_in_api)
 
     @classmethod
     def from_api(cls, data: Any) -> Self:

@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import Field
 
-from swarmlet.models.base import Model, StoredObject, ZeroIsDefault
+from swarmlet.models.base import Model, OmitEmpty, StoredObject, ZeroIsDefault
+from swarmlet.models.secret import Driver
 from swarmlet.models.service import SECOND_NS
 
 DEFAULT_CLUSTER_NAME = "default"
@@ -30,16 +31,24 @@ class RaftConfig(Model):
     log_entries_for_slow_followers: ZeroIsDefault[int] = 500
     election_tick: ZeroIsDefault[int] = 10
     heartbeat_tick: ZeroIsDefault[int] = 1
+    # Kept and shown; swarmlet's store keeps no raft snapshots.
+    keep_old_snapshots: int = 0
 
 
 class CAConfig(Model):
     node_cert_expiry: ZeroIsDefault[int] = 90 * 24 * 3600 * SECOND_NS
     # `docker swarm ca --rotate` increments it: every change starts a root rotation.
-    force_rotate: int = 0
+    force_rotate: OmitEmpty[int] = 0
     # A root given by the operator (`--ca-cert`/`--ca-key`): not taken yet.
-    signing_ca_cert: str = ""
-    signing_ca_key: str = ""
-    external_cas: list[dict[str, Any]] = Field(default_factory=list)
+    signing_ca_cert: OmitEmpty[str] = ""
+    signing_ca_key: OmitEmpty[str] = ""
+    external_cas: OmitEmpty[list[dict[str, Any]]] = Field(default_factory=list)
+
+
+class TaskDefaults(Model):
+    """What every task gets unless its service says otherwise (``swarm init --log-driver``)."""
+
+    log_driver: Driver | None = None
 
 
 class EncryptionConfig(Model):
@@ -53,6 +62,7 @@ class ClusterSpec(Model):
     raft: RaftConfig = Field(default_factory=RaftConfig)
     dispatcher: DispatcherConfig = Field(default_factory=DispatcherConfig)
     ca_config: CAConfig = Field(default_factory=CAConfig)
+    task_defaults: TaskDefaults = Field(default_factory=TaskDefaults)
     encryption_config: EncryptionConfig = Field(default_factory=EncryptionConfig)
 
 
@@ -76,9 +86,12 @@ class RootCA(Model):
 
 
 class Cluster(StoredObject):
+    _not_in_api = {"root_ca"}
+
     spec: ClusterSpec = Field(default_factory=ClusterSpec)
     join_tokens: JoinTokens = Field(default_factory=JoinTokens)
     root_ca: RootCA = Field(default_factory=RootCA)
-    default_addr_pool: list[str] = Field(default_factory=lambda: ["10.0.0.0/8"])
+    # The pools given at init; None (shown as null, as Swarm shows it) is 10.0.0.0/8.
+    default_addr_pool: list[str] | None = None
     subnet_size: int = 24
     data_path_port: int = 4789

@@ -7,8 +7,9 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from swarmlet.models.base import Model, StoredObject
+from swarmlet.models.base import Model, OmitEmpty, StoredObject, ZeroIsDefault
 from swarmlet.models.network import NodeAttachment
+from swarmlet.models.resources import GenericResource
 
 
 class NodeRole(StrEnum):
@@ -44,11 +45,20 @@ class Platform(Model):
 class Resources(Model):
     nano_cpus: int = 0
     memory_bytes: int = 0
+    generic_resources: ZeroIsDefault[list[GenericResource] | None] = None
+
+
+class PluginDescription(Model):
+    """One of the engine's plugins (``Type`` is ``Log``, ``Network``, ``Volume``...)."""
+
+    type: str = ""
+    name: str = ""
 
 
 class EngineDescription(Model):
     engine_version: str = ""
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: OmitEmpty[dict[str, str]] = Field(default_factory=dict)
+    plugins: ZeroIsDefault[list[PluginDescription] | None] = None
 
 
 class TLSInfo(Model):
@@ -91,6 +101,8 @@ class NodeCertificate(Model):
 
 
 class Node(StoredObject):
+    _not_in_api = {"certificate", "attachments"}
+
     spec: NodeSpec = Field(default_factory=NodeSpec)
     description: NodeDescription = Field(default_factory=NodeDescription)
     status: NodeStatus = Field(default_factory=NodeStatus)

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, PlainSerializer
 
-from swarmlet.models.base import Model, StoredObject
+from swarmlet.models.base import Model, OmitEmpty, StoredObject
 
 
 def _decode_base64(value: Any) -> Any:
@@ -46,8 +46,8 @@ Base64Bytes = Annotated[
 class Driver(Model):
     """A secret driver or a template driver, as the Engine API names one."""
 
-    name: str = ""
-    options: dict[str, str] = Field(default_factory=dict)
+    name: OmitEmpty[str] = ""
+    options: OmitEmpty[dict[str, str]] = Field(default_factory=dict)
 
 
 class SecretSpec(Model):

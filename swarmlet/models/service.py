@@ -1,22 +1,36 @@
 """Services and the task template they stamp tasks from, in the Engine API's shapes.
 
 Durations are integers of nanoseconds, as on the wire. The fields declared ``ZeroIsDefault``
-are those where moby's conversion (daemon/cluster/convert) takes an empty value as Swarm's
-default: a restart condition, an update's failure action, order and monitor period, an
-endpoint's mode, a port's protocol and publish mode, a mount's type, the runtime, the
-isolation.
+with a default other than None are those where moby's conversion (daemon/cluster/convert)
+takes an empty value as Swarm's default: a restart condition, an update's failure action,
+order and monitor period, an endpoint's mode, a port's protocol and publish mode, a mount's
+type, the runtime, the isolation. Those whose default is None are Go's ``omitempty`` fields:
+empty is not set.
+
+What is written back leaves out what moby's types leave out (``omitempty``, see
+``models/base.py``): the fields declared ``OmitEmpty`` when empty, ``OmitUnset`` while never
+set, ``None`` always.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from swarmlet.models.base import Model, StoredObject, Version, ZeroIsDefault
-from swarmlet.models.secret import ConfigReference, SecretReference
+from swarmlet.models.base import (
+    Model,
+    OmitEmpty,
+    OmitUnset,
+    StoredObject,
+    Unset,
+    Version,
+    ZeroIsDefault,
+)
+from swarmlet.models.resources import GenericResource
+from swarmlet.models.secret import ConfigReference, Driver, SecretReference
 
 SECOND_NS = 1_000_000_000
 
@@ -30,11 +44,39 @@ class MountType(StrEnum):
     TMPFS = "tmpfs"
 
 
+class BindOptions(Model):
+    propagation: OmitEmpty[str] = ""
+    non_recursive: OmitEmpty[bool] = False
+
+
+class MountDriver(Model):
+    name: OmitEmpty[str] = ""
+    options: OmitEmpty[dict[str, str]] = Field(default_factory=dict)
+
+
+class VolumeOptions(Model):
+    no_copy: OmitEmpty[bool] = False
+    labels: OmitEmpty[dict[str, str]] = Field(default_factory=dict)
+    driver_config: MountDriver | None = None
+
+
+class TmpfsOptions(Model):
+    size_bytes: OmitEmpty[int] = 0
+    mode: OmitEmpty[int] = 0
+
+
 class Mount(Model):
-    """One of ``ContainerSpec.Mounts``, as far as swarmlet checks it: its type, a bind mount
-    when none is given (moby's conversion); the rest is the engine's, as it came."""
+    """One of ``ContainerSpec.Mounts``, in moby's ``mount.Mount`` shape: a bind mount when no
+    type is given (moby's conversion). The agent hands it to the engine as it is."""
 
     type: ZeroIsDefault[MountType] = MountType.BIND
+    source: OmitEmpty[str] = ""
+    target: OmitEmpty[str] = ""
+    read_only: OmitEmpty[bool] = False
+    consistency: OmitEmpty[str] = ""
+    bind_options: BindOptions | None = None
+    volume_options: VolumeOptions | None = None
+    tmpfs_options: TmpfsOptions | None = None
 
 
 def _checked_mount(value: Any) -> Any:
@@ -60,7 +102,7 @@ class HealthConfig(Model):
     off the image's ``HEALTHCHECK`` (``--no-healthcheck``), ``["CMD", ...]`` or
     ``["CMD-SHELL", "..."]``; empty inherits the image's."""
 
-    test: list[str] | None = None
+    test: ZeroIsDefault[list[str] | None] = None
     # 0 is "not set", and not set is left out, as Go's omitempty does.
     interval: ZeroIsDefault[int | None] = None
     timeout: ZeroIsDefault[int | None] = None
@@ -69,36 +111,71 @@ class HealthConfig(Model):
     start_interval: ZeroIsDefault[int | None] = None
 
 
+class DNSConfig(Model):
+    """The container's resolv.conf, as ``--dns``, ``--dns-search`` and ``--dns-option``."""
+
+    nameservers: ZeroIsDefault[list[str] | None] = None
+    search: ZeroIsDefault[list[str] | None] = None
+    options: ZeroIsDefault[list[str] | None] = None
+
+
+class Ulimit(Model):
+    name: str
+    soft: int
+    hard: int
+
+
 class ContainerSpec(Model):
-    image: str = ""
-    labels: dict[str, str] = Field(default_factory=dict)
-    command: list[str] | None = None
-    args: list[str] | None = None
-    hostname: str | None = None
-    env: list[str] | None = None
-    dir: str | None = None
-    user: str | None = None
-    tty: bool | None = None
-    stop_signal: str | None = None
+    """Every field is left out when empty, as in moby's type, but for the pointers (``Init``,
+    ``StopGracePeriod``, ``Healthcheck``, ``DNSConfig``: written when set, even to a zero value)
+    and ``Isolation``, which moby's conversion always fills in."""
+
+    image: OmitEmpty[str] = ""
+    labels: OmitEmpty[dict[str, str]] = Field(default_factory=dict)
+    command: ZeroIsDefault[list[str] | None] = None
+    args: ZeroIsDefault[list[str] | None] = None
+    hostname: ZeroIsDefault[str | None] = None
+    env: ZeroIsDefault[list[str] | None] = None
+    dir: ZeroIsDefault[str | None] = None
+    user: ZeroIsDefault[str | None] = None
+    tty: ZeroIsDefault[bool | None] = None
+    stop_signal: ZeroIsDefault[str | None] = None
     stop_grace_period: int | None = None
-    mounts: list[MountSpec] | None = None
+    mounts: ZeroIsDefault[list[MountSpec] | None] = None
     init: bool | None = None
-    secrets: list[SecretReference] | None = None
-    configs: list[ConfigReference] | None = None
+    secrets: ZeroIsDefault[list[SecretReference] | None] = None
+    configs: ZeroIsDefault[list[ConfigReference] | None] = None
     isolation: ZeroIsDefault[Isolation] = Isolation.DEFAULT
     # The task's container is created with it; the agent keeps the task STARTING until it is
     # healthy (docs/agent.md).
     healthcheck: HealthConfig | None = None
+    groups: ZeroIsDefault[list[str] | None] = None
+    open_stdin: ZeroIsDefault[bool | None] = None
+    read_only: ZeroIsDefault[bool | None] = None
+    hosts: ZeroIsDefault[list[str] | None] = None
+    dns_config: DNSConfig | None = None
+    oom_score_adj: ZeroIsDefault[int | None] = None
+    sysctls: ZeroIsDefault[dict[str, str] | None] = None
+    capability_add: ZeroIsDefault[list[str] | None] = None
+    capability_drop: ZeroIsDefault[list[str] | None] = None
+    ulimits: ZeroIsDefault[list[Ulimit] | None] = None
 
 
 class ResourceSpec(Model):
-    nano_cpus: int = 0
-    memory_bytes: int = 0
+    """A task's limits (``Pids`` is a limit's only) or reservations (``GenericResources`` is a
+    reservation's only), as the Engine API's ``Limit`` and ``ResourceObject``."""
+
+    nano_cpus: OmitEmpty[int] = 0
+    memory_bytes: OmitEmpty[int] = 0
+    pids: ZeroIsDefault[int | None] = None
+    generic_resources: ZeroIsDefault[list[GenericResource] | None] = None
 
 
 class ResourceRequirements(Model):
     limits: ResourceSpec | None = None
     reservations: ResourceSpec | None = None
+    swap_bytes: int | None = None
+    memory_swappiness: int | None = None
 
 
 class RestartCondition(StrEnum):
@@ -108,10 +185,13 @@ class RestartCondition(StrEnum):
 
 
 class RestartPolicy(Model):
+    """``Delay`` and ``Window`` are read with Swarm's defaults, and written only when set (nil
+    pointers in Swarm, where the orchestrator applies the same defaults)."""
+
     condition: ZeroIsDefault[RestartCondition] = RestartCondition.ANY
-    delay: int = 5 * SECOND_NS
+    delay: OmitUnset[int] = Unset(5 * SECOND_NS)
     max_attempts: int = 0
-    window: int = 0
+    window: OmitUnset[int] = Unset(0)
 
 
 class PlacementPreference(Model):
@@ -119,14 +199,14 @@ class PlacementPreference(Model):
 
 
 class Placement(Model):
-    constraints: list[str] = Field(default_factory=list)
-    preferences: list[PlacementPreference] = Field(default_factory=list)
-    max_replicas: int = 0
+    constraints: OmitEmpty[list[str]] = Field(default_factory=list)
+    preferences: OmitEmpty[list[PlacementPreference]] = Field(default_factory=list)
+    max_replicas: OmitEmpty[int] = 0
 
 
 class NetworkAttachmentConfig(Model):
     target: str
-    aliases: list[str] | None = None
+    aliases: ZeroIsDefault[list[str] | None] = None
 
 
 class NetworkAttachmentSpec(Model):
@@ -149,9 +229,11 @@ class TaskSpec(Model):
     restart_policy: RestartPolicy | None = None
     placement: Placement | None = None
     force_update: int = 0
-    networks: list[NetworkAttachmentConfig] | None = None
+    networks: ZeroIsDefault[list[NetworkAttachmentConfig] | None] = None
     runtime: ZeroIsDefault[TaskRuntime] = TaskRuntime.CONTAINER
     network_attachment_spec: NetworkAttachmentSpec | None = None
+    # The task's log driver (``--log-driver``, ``--log-opt``).
+    log_driver: Driver | None = None
 
 
 class ReplicatedMode(Model):
@@ -170,17 +252,13 @@ class ReplicatedJob(Model):
     max_concurrent: int = 1
     total_completions: int = 1
 
-    @model_validator(mode="before")
-    @classmethod
-    def _moby_defaults(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        concurrent = data.pop("MaxConcurrent", data.pop("max_concurrent", None))
-        total = data.pop("TotalCompletions", data.pop("total_completions", None))
-        concurrent = 1 if concurrent is None else concurrent
-        total = concurrent if total is None else total
-        return {**data, "MaxConcurrent": concurrent, "TotalCompletions": total}
+    @model_validator(mode="after")
+    def _moby_defaults(self) -> Self:
+        # After the keys are matched (base.py): TotalCompletions not given is MaxConcurrent.
+        if "total_completions" not in self.model_fields_set:
+            object.__setattr__(self, "total_completions", self.max_concurrent)
+            self.model_fields_set.add("total_completions")
+        return self
 
 
 class GlobalJob(Model):
@@ -233,10 +311,13 @@ class UpdateOrder(StrEnum):
 
 
 class UpdateConfig(Model):
+    """``Monitor`` is read with Swarm's default, and written only when set (0 is not set: a nil
+    pointer in Swarm); ``Parallelism``, ``MaxFailureRatio`` and ``Order`` are always written."""
+
     parallelism: int = 1
-    delay: int = 0
+    delay: OmitEmpty[int] = 0
     failure_action: ZeroIsDefault[FailureAction] = FailureAction.PAUSE
-    monitor: ZeroIsDefault[int] = 5 * SECOND_NS
+    monitor: OmitUnset[ZeroIsDefault[int]] = Unset(5 * SECOND_NS)
     max_failure_ratio: float = 0
     order: ZeroIsDefault[UpdateOrder] = UpdateOrder.STOP_FIRST
 
@@ -253,10 +334,10 @@ class PublishMode(StrEnum):
 
 
 class PortConfig(Model):
-    name: str | None = None
+    name: ZeroIsDefault[str | None] = None
     protocol: ZeroIsDefault[PortProtocol] = PortProtocol.TCP
-    target_port: int = 0
-    published_port: int | None = None
+    target_port: OmitEmpty[int] = 0
+    published_port: ZeroIsDefault[int | None] = None
     publish_mode: ZeroIsDefault[PublishMode] = PublishMode.INGRESS
 
 
@@ -267,7 +348,7 @@ class ResolutionMode(StrEnum):
 
 class EndpointSpec(Model):
     mode: ZeroIsDefault[ResolutionMode] = ResolutionMode.VIP
-    ports: list[PortConfig] | None = None
+    ports: ZeroIsDefault[list[PortConfig] | None] = None
 
     def host_mode_ports(self) -> list[PortConfig]:
         """The ports published in ``mode=host``: bound on each task's own host."""
@@ -282,7 +363,7 @@ class ServiceSpec(Model):
     update_config: UpdateConfig | None = None
     rollback_config: UpdateConfig | None = None
     endpoint_spec: EndpointSpec | None = None
-    networks: list[NetworkAttachmentConfig] | None = None
+    networks: ZeroIsDefault[list[NetworkAttachmentConfig] | None] = None
 
 
 class EndpointVirtualIP(Model):
@@ -293,8 +374,8 @@ class EndpointVirtualIP(Model):
 class Endpoint(Model):
     spec: EndpointSpec = Field(default_factory=EndpointSpec)
     # The published ports as allocated (a port published without a number gets one here).
-    ports: list[PortConfig] | None = None
-    virtual_ips: list[EndpointVirtualIP] | None = None
+    ports: ZeroIsDefault[list[PortConfig] | None] = None
+    virtual_ips: ZeroIsDefault[list[EndpointVirtualIP] | None] = None
 
 
 class UpdateState(StrEnum):
@@ -310,7 +391,7 @@ class UpdateStatus(Model):
     state: UpdateState
     started_at: str | None = None
     completed_at: str | None = None
-    message: str = ""
+    message: OmitEmpty[str] = ""
 
 
 class ServiceStatus(Model):
@@ -328,6 +409,8 @@ class JobStatus(Model):
 
 
 class Service(StoredObject):
+    _not_in_api = {"spec_version"}
+
     spec: ServiceSpec
     previous_spec: ServiceSpec | None = None
     # Not in the Engine API: bumped on every spec change and copied by the service's tasks,

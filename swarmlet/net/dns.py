@@ -8,7 +8,9 @@ on. The rules themselves are the pure functions of ``swarmlet.net.resolve``.
 
 Answers carry TTL 0 by default, so scaling and failures show on the next query. A name that is
 not ours gets NXDOMAIN, or, when upstream servers are configured and the asker is on a network
-that is not internal, is forwarded to them (off by default: the lab has no upstream). A query
+that is not internal, is forwarded to them (off by default: the lab has no upstream). A task
+whose spec names its own servers (``--dns``) has them as its upstreams instead, as Swarm's
+embedded DNS takes a container's DNS servers as its external ones. A query
 from an address the server cannot scope is refused: it is not an open resolver. Packets that
 do not parse are dropped.
 """
@@ -82,18 +84,36 @@ class EmbeddedDNS:
         self._rng = rng or random.Random()
         self._views: tuple[NetworkView, ...] = ()
         self._tasks: dict[str, tuple[str, ...]] = {}
+        self._task_upstreams: dict[str, list[tuple[str, int]]] = {}
         self._listeners: dict[str, _Listener] = {}
         self._listening = asyncio.Lock()
         self._forwards: set[asyncio.Task[None]] = set()
 
     # -- what it knows ------------------------------------------------------------------------
 
-    def update(self, views: Sequence[NetworkView], tasks: Mapping[str, Sequence[str]]) -> None:
-        """Replace what the server knows: the networks of this host, with their services, and
-        for each local task's address the IDs of the networks it is on (attachment order).
-        Takes effect for the next query."""
+    def update(
+        self,
+        views: Sequence[NetworkView],
+        tasks: Mapping[str, Sequence[str]],
+        upstreams: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        """Replace what the server knows: the networks of this host, with their services, for
+        each local task's address the IDs of the networks it is on (attachment order), and
+        the upstream servers of the tasks that name their own (by address). Takes effect for
+        the next query."""
         self._views = tuple(views)
         self._tasks = {address: tuple(network_ids) for address, network_ids in tasks.items()}
+        self._task_upstreams = {
+            address: [_split_host_port(server) for server in servers]
+            for address, servers in (upstreams or {}).items()
+            if servers
+        }
+        if self._task_upstreams:
+            import dns.asyncquery  # noqa: F401 (used by _forward; see __init__)
+
+    def _upstreams_of(self, source: str) -> list[tuple[str, int]]:
+        """Where a name that is not ours goes, for the task asking from ``source``."""
+        return self._task_upstreams.get(source) or self._upstreams
 
     @property
     def addresses(self) -> frozenset[str]:
@@ -189,11 +209,12 @@ class EmbeddedDNS:
         addresses = None
         if question.rdclass == dns.rdataclass.IN:
             addresses = resolve(question.name.to_text(), question.rdtype, networks, rng=self._rng)
+        upstreams = self._upstreams_of(source)
         if addresses is None:
-            if self._upstreams and any(not view.internal for view in networks):
+            if upstreams and any(not view.internal for view in networks):
                 return None
             return _error(query, dns.rcode.NXDOMAIN)
-        response = dns.message.make_response(query, recursion_available=bool(self._upstreams))
+        response = dns.message.make_response(query, recursion_available=bool(upstreams))
         response.flags |= dns.flags.AA
         if addresses:
             response.answer.append(
@@ -203,8 +224,10 @@ class EmbeddedDNS:
             )
         return response
 
-    async def _forward(self, query: dns.message.Message, *, tcp: bool) -> dns.message.Message:
-        for host, port in self._upstreams:
+    async def _forward(
+        self, query: dns.message.Message, source: str, *, tcp: bool
+    ) -> dns.message.Message:
+        for host, port in self._upstreams_of(source):
             try:
                 if not tcp:
                     response = await dns.asyncquery.udp(
@@ -242,7 +265,7 @@ class EmbeddedDNS:
         peer: tuple[str, int],
     ) -> None:
         try:
-            response = await self._forward(query, tcp=False)
+            response = await self._forward(query, peer[0], tcp=False)
             if not transport.is_closing():
                 transport.sendto(_udp_wire(response, query), peer)
         except Exception:
@@ -266,7 +289,7 @@ class EmbeddedDNS:
                     break
                 response = self._answer(query, source)
                 if response is None:
-                    response = await self._forward(query, tcp=True)
+                    response = await self._forward(query, source, tcp=True)
                 writer.write(_wire(response, max_size=65535, prepend_length=True))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):

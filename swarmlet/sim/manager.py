@@ -20,6 +20,7 @@ from swarmlet.clock import Clock, SystemClock
 from swarmlet.errors import Unavailable
 from swarmlet.ids import new_id
 from swarmlet.manager.allocator import ingress_network
+from swarmlet.manager.allocator.ipam import DEFAULT_POOLS
 from swarmlet.manager.api import make_app
 from swarmlet.manager.api.control import InitRequest, JoinRequest, LeaderRoute, LocalNodeState
 from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
@@ -96,7 +97,7 @@ class LocalManager:
         self.node_id = new_id()
         root_ca, tokens = new_cluster_root(self.clock.now())
         cluster = Cluster(id=new_id(), join_tokens=tokens, root_ca=root_ca)
-        ingress = ingress_network(new_id(), cluster.default_addr_pool, cluster.subnet_size)
+        ingress = ingress_network(new_id(), DEFAULT_POOLS, cluster.subnet_size)
         self.store.commit([Op.create(cluster), Op.create(ingress)])
         node = Node(
             id=self.node_id,

@@ -60,6 +60,7 @@ def test_config_from_the_container_spec(make_task):
     assert plan.host_config == {
         "Init": True,
         "Mounts": [{"Type": "volume", "Source": "data", "Target": "/data"}],
+        "Isolation": "default",
     }
 
 
@@ -80,7 +81,11 @@ def test_limits_become_host_config(make_task):
     limits = ResourceSpec(nano_cpus=500_000_000, memory_bytes=64 * 1024**2)
     task = task.replace(spec=task.spec.replace(resources=ResourceRequirements(limits=limits)))
     plan = plan_container(task, "node1", {})
-    assert plan.host_config == {"NanoCpus": 500_000_000, "Memory": 64 * 1024**2}
+    assert plan.host_config == {
+        "NanoCpus": 500_000_000,
+        "Memory": 64 * 1024**2,
+        "Isolation": "default",
+    }
 
 
 def test_stop_timeout_defaults_to_10s_and_rounds_up():

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 
 import swarmlet.daemon
+from swarmlet.agent.devices import DeviceMapping, NodeDevices
 from swarmlet.daemon import main
 from swarmlet.daemon.listen import TcpHost, UnixHost
+from swarmlet.genericresource import discrete, named
 from tests.daemon.certs import Authority
 
 
@@ -35,9 +37,11 @@ class Started:
         min_cert_expiry: timedelta,
         network_plugin: str,
         shared_engine: bool,
+        devices: NodeDevices,
     ) -> None:
         self.calls.append(
             {
+                "devices": devices,
                 "hosts": hosts,
                 "tls": tls,
                 "min_cert_expiry": min_cert_expiry,
@@ -266,3 +270,64 @@ def test_the_network_plugin_is_swarmlet_unless_named_and_the_engine_is_the_hosts
     main(["--network-plugin", "swl-node2", "--shared-engine"])
     assert started.only["network_plugin"] == "swl-node2"
     assert started.only["shared_engine"] is True
+
+
+def test_node_generic_resources_are_parsed_as_dockerd_does(
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path
+) -> None:
+    result = swarmletd(
+        "--host", "unix:///run/x.sock",
+        "--node-generic-resource", "sgx=2",
+        "--node-generic-resource", "gpu=UUID1",
+        "--node-generic-resource", "gpu=UUID2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert started.only["devices"].generic[:3] == (
+        discrete("sgx", 2),
+        named("gpu", "UUID1"),
+        named("gpu", "UUID2"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--node-generic-resource", "sgx"],
+            "argument --node-generic-resource: invalid node-generic-resource format `sgx`"
+            " expected `name=value`",
+        ),
+        (
+            ["--node-generic-resource", "gpu=a", "--node-generic-resource", "gpu=1"],
+            "could not parse GenericResource: mixed discrete and named resources in expression"
+            " 'gpu=[a 1]'",
+        ),
+        (
+            ["--node-device", "sgx"],
+            "argument --node-device: invalid node-device `sgx`, expected `name=/dev/path",
+        ),
+        (
+            ["--node-device", "sgx=/nonexistent/isgx"],
+            "--node-device sgx: /nonexistent/isgx is not a character or block device",
+        ),
+    ],
+)
+def test_bad_node_resources_are_refused(
+    swarmletd: Callable[..., Result],
+    started: Started,
+    tmp_path: Path,
+    args: list[str],
+    message: str,
+) -> None:
+    output = refused(swarmletd(*args), started, tmp_path)
+    assert message in " ".join(output.split())
+
+
+def test_a_node_device_is_given_to_the_daemon(
+    swarmletd: Callable[..., Result], started: Started, tmp_path: Path
+) -> None:
+    result = swarmletd("--host", "unix:///run/x.sock", "--node-device", "fpga=/dev/null:/dev/fpga")
+    assert result.exit_code == 0, result.output
+    devices = started.only["devices"]
+    assert discrete("fpga", 1) in devices.generic
+    assert devices.devices["fpga"] == (DeviceMapping("/dev/null", "/dev/fpga"),)

@@ -118,7 +118,7 @@ def test_no_traffic_until_healthy_and_none_once_unhealthy(cli: Cli, lab: Lab, ne
     (address,) = [
         a["Addresses"][0].split("/")[0]
         for a in task["NetworksAttachments"]
-        if a["Network"]["Name"] == network
+        if a["Network"]["Spec"]["Name"] == network
     ]
     # The server answers on its own address: it is up, only not healthy yet.
     name = eventually(lambda: fetch_from(cli, client, f"http://{address}/"), what="httpd up")

@@ -260,7 +260,7 @@ def test_scaling_draining_and_killing_update_dns_vips_and_the_mesh(
     (address,) = [
         a["Addresses"][0].split("/")[0]
         for a in task["NetworksAttachments"]
-        if a["Network"]["Name"] == network
+        if a["Network"]["Spec"]["Name"] == network
     ]
     name = eventually(lambda: fetch_from(cli, client, f"http://{address}/"))
     cli.ok("node", "update", "--availability", "drain", drained["Node"])

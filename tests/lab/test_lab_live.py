@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from swarmlet.cli.main import cli
 from swarmlet.lab import api
+from swarmlet.lab.lab import Lab
 from swarmlet.lab.plan import LabConfig
 from swarmlet.lab.system import run
 from swarmlet.lab.testing import lab_running
@@ -94,6 +95,29 @@ def test_stop_kills_a_host_daemon_and_start_brings_it_back(lab2):
     assert after is not None
     assert after != before["node2"]
     assert api.run_sync(api.ping(node2.docker_host))
+
+
+def test_start_with_extra_args_is_found_by_any_process_and_a_plain_start_puts_it_back(lab2):
+    extra = ["--container-label", "extra=1"]
+    assert lab2.stop("node2")
+    assert lab2.start("node2", extra_args=extra)
+    pid = lab2.status()[1].pid
+    assert pid is not None
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    assert [arg.decode() for arg in cmdline[-2:]] == extra
+    # Another process's Lab (no memory of what this one spawned) finds it by its argv.
+    elsewhere = Lab(CONFIG)
+    assert elsewhere.status()[1].pid == pid
+    assert not elsewhere.start("node2")
+    assert elsewhere.stop("node2")
+    assert lab2.start("node2")
+    pid = lab2.status()[1].pid
+    assert pid is not None
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    assert [arg.decode() for arg in cmdline[-len(lab2.host("node2").command) :]] == list(
+        lab2.host("node2").command
+    )
+    assert Lab(CONFIG).status()[1].pid == pid
 
 
 def test_the_cli_drives_the_lab(lab2):

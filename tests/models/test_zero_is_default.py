@@ -71,7 +71,25 @@ def test_an_undeclared_zero_is_a_value():
 
 
 def test_the_marker_needs_a_type_with_a_zero():
-    with pytest.raises(TypeError, match=r"Bad\.items: ZeroIsDefault needs a string or number"):
+    with pytest.raises(TypeError, match=r"Bad\.paint: ZeroIsDefault needs a string, number"):
 
         class Bad(Model):
-            items: ZeroIsDefault[list[str]] = []
+            paint: ZeroIsDefault[Paint | None] = None
+
+
+class Tray(Model):
+    items: ZeroIsDefault[list[str] | None] = None
+    sizes: ZeroIsDefault[dict[str, int] | None] = None
+    open: ZeroIsDefault[bool | None] = None
+
+
+def test_an_empty_list_map_or_false_is_not_set():
+    """On a field whose default is None: Go's omitempty, read once (written as nothing)."""
+    tray = Tray.from_api({"Items": [], "Sizes": {}, "Open": False})
+    assert tray == Tray()
+    assert tray.to_api() == {}
+    full = Tray.from_api({"Items": ["a"], "Sizes": {"a": 0}, "Open": True})
+    assert full.to_api() == {"Items": ["a"], "Sizes": {"a": 0}, "Open": True}
+    # The zero of another type is no zero here: refused as the type is.
+    with pytest.raises(ValidationError):
+        Tray.from_api({"Items": 0})

@@ -317,6 +317,24 @@ class TestForwarding:
         finally:
             await forwarder.aclose()
 
+    async def test_a_task_with_its_own_servers_is_forwarded_to_them_alone(
+        self, upstream: int, port: int
+    ) -> None:
+        # The task asking from HOST named its own server (`--dns`): the server has none of its
+        # own, and the task's own is used, over UDP and TCP.
+        forwarder = EmbeddedDNS(port=port)
+        forwarder.update([APP], TASKS, {HOST: [f"{SECOND}:{upstream}"]})
+        await forwarder.listen_on([HOST])
+        try:
+            assert addresses(await udp("example.org", port)) == ["192.0.2.1"]
+            assert addresses(await tcp("example.org", port)) == ["192.0.2.1"]
+            assert addresses(await udp("web", port)) == ["10.0.1.2"]
+            # Another task's servers are not this one's: without them, NXDOMAIN.
+            forwarder.update([APP], TASKS, {"10.0.1.99": [f"{SECOND}:{upstream}"]})
+            assert (await udp("example.org", port)).rcode() == dns.rcode.NXDOMAIN
+        finally:
+            await forwarder.aclose()
+
     async def test_an_internal_network_is_not_forwarded(self, upstream: int, port: int) -> None:
         forwarder = EmbeddedDNS(port=port, upstreams=[f"{SECOND}:{upstream}"])
         forwarder.update([APP.model_copy(update={"internal": True})], TASKS)

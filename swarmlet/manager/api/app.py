@@ -17,6 +17,7 @@ from swarmlet.errors import InvalidSpec
 from swarmlet.manager.api import (
     autolock,
     containers,
+    events,
     follower,
     logs,
     networks,
@@ -149,6 +150,11 @@ def make_app(
         for method, template, handler in containers.ROUTES:
             for prefix in ("", _VERSION_PREFIX):
                 app.router.add_route(method, prefix + template.replace("{id}", _ID), handler)
+        # The engine's events, with the swarm's on a manager that holds the store (a
+        # follower's are its engine's alone: never forwarded).
+        for method, template, handler in events.ROUTES:
+            for prefix in ("", _VERSION_PREFIX):
+                app.router.add_route(method, prefix + template, handler)
         # Forwarded requests are the cluster's: nothing goes on to the leader's engine.
         app.router.add_route("*", "/{tail:.*}", proxy)
     return app

@@ -14,7 +14,6 @@ from swarmlet.clock import Clock
 from swarmlet.errors import InvalidSpec, Locked, Unavailable
 from swarmlet.manager.api.control import LocalNodeState, SwarmControl
 from swarmlet.manager.store import Store
-from swarmlet.models import Model
 
 API_VERSION = "1.47"
 MIN_API_VERSION = "1.24"
@@ -208,10 +207,9 @@ def json_response(data: Any, status: int = 200) -> web.Response:
     )
 
 
-def json_list_response(objects: Iterable[Model]) -> web.Response:
-    """``json_response([obj.to_api() for obj in objects])``, the same JSON, written by pydantic
-    straight from the models (non-ASCII text as UTF-8 rather than ``\\u`` escapes). With
-    thousands of objects the dicts in between were most of a list's time, and as garbage they
+def json_texts_response(parts: Iterable[str]) -> web.Response:
+    """A JSON list of objects each already written as JSON text (``Model.to_api_json``, by
+    pydantic straight from the models, non-ASCII text as UTF-8 rather than ``\\u`` escapes).
+    With thousands of objects, dicts in between were most of a list's time, and as garbage they
     set off full collections of the store's objects (benchmarks/api.py)."""
-    parts = (obj.model_dump_json(by_alias=True, exclude_none=True) for obj in objects)
     return web.Response(body=f"[{','.join(parts)}]\n", content_type="application/json")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from swarmlet.manager.allocator.ipam import DEFAULT_POOLS, DEFAULT_SUBNET_SIZE
+from swarmlet.manager.allocator.ipam import DEFAULT_SUBNET_SIZE
 from swarmlet.manager.store import Store
 from swarmlet.net.names import VXLAN_PORT
 
@@ -30,8 +30,9 @@ class InitRequest:
     force_new_cluster: bool = False
     # The Swarm spec given at init (the Engine API's SwarmSpec JSON), validated by the caller.
     spec: dict[str, object] = field(default_factory=dict)
-    # Where overlay subnets come from, their size, and the VXLAN port (checked by the caller).
-    default_addr_pool: tuple[str, ...] = DEFAULT_POOLS
+    # Where overlay subnets come from (none given: 10.0.0.0/8), their size, and the VXLAN
+    # port (checked by the caller).
+    default_addr_pool: tuple[str, ...] = ()
     subnet_size: int = DEFAULT_SUBNET_SIZE
     data_path_port: int = VXLAN_PORT
 

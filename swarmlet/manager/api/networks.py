@@ -49,6 +49,7 @@ from swarmlet.models import (
     Model,
     Network,
     NetworkIPAM,
+    Node,
     Service,
     Task,
     TaskState,
@@ -121,6 +122,41 @@ def network_to_api(network: Network) -> dict[str, Any]:
         "Options": {**network.options, VXLAN_OPTION: str(network.vni)},
         "Labels": dict(network.labels),
     }
+
+
+def node_endpoint(network: Network, node: Node | None) -> dict[str, Any]:
+    """The node's own endpoint on the network, as Swarm's daemon lists it beside the
+    containers: ``ingress-sbox`` on the ingress network, ``lb-NAME`` on another."""
+    address = next(
+        (a.address for a in (node.attachments if node else ()) if a.network_id == network.id),
+        None,
+    )
+    if address is None:
+        return {}
+    key, name = (
+        ("ingress-sbox", "ingress-endpoint")
+        if network.ingress
+        else (f"lb-{network.name}", f"{network.name}-endpoint")
+    )
+    return {
+        key: {
+            "Name": name,
+            "EndpointID": "",
+            "MacAddress": "",
+            "IPv4Address": address,
+            "IPv6Address": "",
+        }
+    }
+
+
+def peers(network: Network, nodes: Iterable[Node]) -> list[dict[str, str]]:
+    """The nodes that have the network (an address on it), as Swarm lists its gossip peers:
+    a name and the node's address."""
+    return [
+        {"Name": node.id[:12], "IP": node.status.addr}
+        for node in sorted(nodes, key=lambda n: n.id)
+        if any(a.network_id == network.id for a in node.attachments)
+    ]
 
 
 # Who uses a network
@@ -276,9 +312,13 @@ async def inspect_network(request: web.Request) -> web.StreamResponse:
     network = find_network(store, ref)
     if network is not None:
         shown = network_to_api(network)
+        nodes = store.all(Node)
         if not forwarded(request):
-            # As Swarm's daemon does: the containers of this node on it.
-            shown["Containers"] = await local_containers(request, network.id)
+            # As Swarm's daemon does: the containers of this node on it, and its own endpoint.
+            containers = await local_containers(request, network.id)
+            node = next((n for n in nodes if n.id == control_of(request).node_id), None)
+            shown["Containers"] = {**containers, **node_endpoint(network, node)}
+        shown["Peers"] = peers(network, nodes)
         return json_response(shown)
     if scope == SWARM_SCOPE or forwarded(request):
         raise NotFound(f"network {ref} not found")
@@ -336,7 +376,7 @@ def new_network(create: NetworkCreateRequest, store: Store) -> Network:
         ipam=NetworkIPAM(driver="default", config=requested.config, options=requested.options),
     )
     cluster = store.cluster()
-    pools = cluster.default_addr_pool if cluster is not None else list(DEFAULT_POOLS)
+    pools = (cluster.default_addr_pool if cluster is not None else None) or list(DEFAULT_POOLS)
     size = cluster.subnet_size if cluster is not None else DEFAULT_SUBNET_SIZE
     allocated = allocate_network(network, existing, pools, size)
     # The VNI is kept in its field, and shown as the option.

@@ -147,6 +147,15 @@ class Engine:
             raise self._unreachable(exc) from exc
         return await stream_back(request, upstream)
 
+    async def open(self, request: web.Request, query: str) -> aiohttp.ClientResponse:
+        """A GET of the request's path (its version lowered to the engine's) with another
+        query, for a caller that reads the answer as it streams and closes it."""
+        target = engine_path(request.rel_url.raw_path, await self.api_version())
+        try:
+            return await self._client().get(_url(f"{target}?{query}" if query else target))
+        except aiohttp.ClientError as exc:
+            raise self._unreachable(exc) from exc
+
     async def send(self, request: web.Request, path: str, body: bytes) -> aiohttp.ClientResponse:
         """``request`` to the engine at ``path`` (unversioned, with the request's query) with
         another JSON body; the caller reads the answer (``stream_back`` relays it)."""

@@ -12,6 +12,8 @@ is shown: a secret's data never leaves the store through the API, a config's doe
 
 A reference is resolved as daemon/cluster's getSecret/getConfig: full ID, name, unique ID
 prefix. The messages are SwarmKit's (manager/controlapi/secret.go, config.go, common.go).
+A ``Templating`` driver is kept as given, as SwarmKit keeps it; the agents expand ``golang``
+templates (docs/templates.md).
 """
 
 from __future__ import annotations
@@ -67,8 +69,10 @@ def validate_name(name: str) -> None:
 
 
 def refuse_unsupported(word: str, spec: SecretSpec | ConfigSpec) -> None:
-    """A secret driver (an external store, a plugin) and a template driver are not
-    implemented: refused rather than stored and ignored."""
+    """A secret driver (an external store, a plugin) is not implemented: refused rather than
+    stored and ignored. A template driver is not checked, as in SwarmKit: ``golang`` is
+    expanded per task on its node (docs/templates.md); any other fails the task that uses it
+    with SwarmKit's ``unrecognized template type``."""
     driver = spec.driver if isinstance(spec, SecretSpec) else None
     if driver is not None:
         if not driver.name:
@@ -76,11 +80,6 @@ def refuse_unsupported(word: str, spec: SecretSpec | ConfigSpec) -> None:
         raise InvalidSpec(
             f"secret driver {driver.name!r} is not supported: swarmlet keeps a secret's data in"
             " its own store (leave Driver empty and send Data)"
-        )
-    if spec.templating is not None:
-        raise InvalidSpec(
-            f"{word} templating is not supported (template driver {spec.templating.name!r}):"
-            " the data is used as it is (leave Templating empty)"
         )
 
 

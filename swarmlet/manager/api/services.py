@@ -15,8 +15,8 @@ from swarmlet.manager.api.common import (
     bool_query,
     clock_of,
     forwarded,
-    json_list_response,
     json_response,
+    json_texts_response,
     read_json,
     store_of,
     version_query,
@@ -31,6 +31,12 @@ from swarmlet.manager.api.filters import (
 from swarmlet.manager.api.jobs import job_service_status, new_job_status, next_job_status
 from swarmlet.manager.api.lookup import resolve, service_names
 from swarmlet.manager.api.proxy import ENGINE
+from swarmlet.manager.api.shapes import (
+    insert_defaults,
+    parse_insert_defaults,
+    service_json,
+    service_to_api,
+)
 from swarmlet.manager.api.unsupported import spec_warnings
 from swarmlet.manager.api.validate import (
     check_ingress_network,
@@ -172,11 +178,17 @@ async def list_services(request: web.Request) -> web.Response:
             s.replace(service_status=service_status(s, store.tasks_of_service(s.id), nodes))
             for s in services
         ]
-    return json_list_response(services)
+    return json_texts_response(service_json(service) for service in services)
 
 
 async def inspect_service(request: web.Request) -> web.Response:
-    return json_response(find_service(store_of(request), request.match_info["id"]).to_api())
+    """A service; with ``insertDefaults=true`` (which `docker service inspect` always sends)
+    its spec with SwarmKit's defaults where it has none."""
+    insert = parse_insert_defaults(request.query.get("insertDefaults"))
+    shown = service_to_api(find_service(store_of(request), request.match_info["id"]))
+    if insert:
+        shown["Spec"] = insert_defaults(shown["Spec"])
+    return json_response(shown)
 
 
 async def create_service(request: web.Request) -> web.Response:

@@ -58,6 +58,7 @@ def swarm_json(cluster: Cluster, with_tokens: bool = True) -> dict[str, Any]:
     The CA's key never leaves the store: only the root's TLSInfo is shown."""
     data = cluster.to_api()
     data.pop("RootCA", None)
+    data["DefaultAddrPool"] = cluster.default_addr_pool  # null when none was given, as Go writes it
     data["TLSInfo"] = cluster_tls_info(cluster.root_ca)
     data["RootRotationInProgress"] = bool(cluster.root_ca.new_ca_cert)
     if not with_tokens:
@@ -167,6 +168,7 @@ async def init(request: web.Request) -> web.Response:
     cluster_spec = ClusterSpec.from_api(spec)  # refuse a malformed spec here, naming the field
     check_ca_config(cluster_spec, min_cert_expiry_of(request))
     pools, subnet_size = address_pools(body.default_addr_pool, body.subnet_size)
+    given_pools = tuple(pools) if body.default_addr_pool else ()
     control = control_of(request)
     node_id = await control.init(
         InitRequest(
@@ -174,7 +176,7 @@ async def init(request: web.Request) -> web.Response:
             advertise_addr=body.advertise_addr,
             force_new_cluster=body.force_new_cluster,
             spec=spec,
-            default_addr_pool=tuple(pools),
+            default_addr_pool=given_pools,
             subnet_size=subnet_size,
             data_path_port=data_path_port(body.data_path_port),
         )

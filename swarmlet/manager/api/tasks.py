@@ -7,9 +7,10 @@ from collections.abc import Callable, Mapping
 from aiohttp import web
 
 from swarmlet.errors import InvalidSpec
-from swarmlet.manager.api.common import json_list_response, json_response, store_of
+from swarmlet.manager.api.common import json_response, json_texts_response, store_of
 from swarmlet.manager.api.filters import Filters, match_labels, match_prefix, match_runtime
 from swarmlet.manager.api.lookup import node_names, resolve, service_names, task_name, task_names
+from swarmlet.manager.api.shapes import task_json, task_to_api
 from swarmlet.manager.store import Store
 from swarmlet.models import Node, Service, Task, TaskState
 
@@ -92,10 +93,11 @@ async def list_tasks(request: web.Request) -> web.Response:
     if filters.values:  # with none, every task matches: no need to ask each one
         matches = task_matcher(filters)
         tasks = [task for task in tasks if matches(task, store.find(Service, task.service_id))]
-    return json_list_response(tasks)
+    networks: dict[tuple[str, int], str] = {}
+    return json_texts_response(task_json(task, networks) for task in tasks)
 
 
 async def inspect_task(request: web.Request) -> web.Response:
     store = store_of(request)
     task = resolve("task", request.match_info["id"], store.all(Task), task_names)
-    return json_response(task.to_api())
+    return json_response(task_to_api(task))

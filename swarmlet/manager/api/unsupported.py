@@ -4,8 +4,10 @@ warning on stderr, as it does Docker's).
 
 A spec keeps every field it was sent: those swarmlet does not declare are kept as they came
 (the models' extras) and reach no task. Each one set to something other than its empty value
-is named by its path in the Engine API's spec. A declared value that is not honoured yet (a
-template) gets words of its own.
+is named by its path in the Engine API's spec (``ContainerSpec.Privileges``, for one). Every
+declared field is honoured: those of ``ContainerSpec`` and ``Resources`` reach the task's
+container as Swarm's executor maps them (docs/agent.md), its templates expanded on the
+task's node (docs/templates.md).
 """
 
 from __future__ import annotations
@@ -22,27 +24,7 @@ _WARNING = "{} is not supported by swarmlet yet: it is kept in the spec and igno
 
 def spec_warnings(spec: ServiceSpec) -> list[str]:
     """One warning per field of the spec that is set and not honoured."""
-    warnings = [_WARNING.format(path) for path in _unhonoured(spec, "")]
-    warnings += [
-        f"{path} holds a template: templates are not expanded by swarmlet yet, the task gets"
-        " the text as it is"
-        for path in _templates(spec)
-    ]
-    return warnings
-
-
-def _templates(spec: ServiceSpec) -> Iterator[str]:
-    """Where Swarm expands ``{{...}}`` templates: the hostname, the env and mount sources."""
-    container = spec.task_template.container_spec
-    where = "TaskTemplate.ContainerSpec"
-    if container.hostname and "{{" in container.hostname:
-        yield f"{where}.Hostname"
-    for index, env in enumerate(container.env or []):
-        if "{{" in env:
-            yield f"{where}.Env[{index}]"
-    for index, mount in enumerate(container.mounts or []):
-        if "{{" in str(mount.get("Source", "")):
-            yield f"{where}.Mounts[{index}].Source"
+    return [_WARNING.format(path) for path in _unhonoured(spec, "")]
 
 
 def _unhonoured(value: Any, path: str) -> Iterator[str]:

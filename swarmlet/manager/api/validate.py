@@ -25,6 +25,7 @@ from swarmlet.models import (
     PublishMode,
     ReplicatedMode,
     ResolutionMode,
+    ResourceRequirements,
     ResourceSpec,
     Secret,
     Service,
@@ -32,6 +33,7 @@ from swarmlet.models import (
     ServiceSpec,
     UpdateConfig,
 )
+from swarmlet.template.expand import validate_container_spec
 
 # SwarmKit's `[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*`, with one character per repetition: Go's RE2 runs
 # that in linear time, but Python's backtracking `re` takes 2^n steps to refuse n letters and a
@@ -138,6 +140,7 @@ def _validate_task_template(spec: ServiceSpec) -> None:
     if task.resources is not None:
         _validate_resources("Limits", task.resources.limits)
         _validate_resources("Reservations", task.resources.reservations)
+        _validate_engine_resources(task.resources)
     policy = task.restart_policy
     if policy is not None:
         if policy.delay < 0:
@@ -154,7 +157,11 @@ def _validate_task_template(spec: ServiceSpec) -> None:
         parse_constraints(task.placement.constraints)
         if task.placement.max_replicas < 0:
             raise InvalidSpec("Placement.MaxReplicas: must not be negative")
+    # SwarmKit's validateContainerSpec: the templates expanded for a dummy node and task
+    # (a TemplateError is an InvalidSpec: "expanding env failed: ...").
+    validate_container_spec(task)
     _validate_references(task.container_spec)
+    _validate_container_limits(task.container_spec)
 
 
 def _validate_resources(which: str, resources: ResourceSpec | None) -> None:
@@ -170,6 +177,61 @@ def _validate_resources(which: str, resources: ResourceSpec | None) -> None:
             f"Resources.{which}: invalid memory value {resources.memory_bytes}:"
             " Must be at least 4MiB"
         )
+
+
+def _validate_engine_resources(resources: ResourceRequirements) -> None:
+    # Neither moby nor SwarmKit checks these: the engine refuses the task's container. Refused
+    # here instead, with the engine's words, so that nothing is half made.
+    pids = resources.limits.pids if resources.limits is not None else None
+    if pids is not None and pids < 0:
+        raise InvalidSpec(
+            f"Resources.Limits: invalid pids value {pids}: Must be at least 0 (0 is unlimited)"
+        )
+    swap = resources.swap_bytes
+    if swap is not None and swap < -1:
+        raise InvalidSpec(
+            f"Resources.SwapBytes: invalid swap value {swap}: Must be at least -1 (unlimited)"
+        )
+    swappiness = resources.memory_swappiness
+    if swappiness is not None and not -1 <= swappiness <= 100:
+        raise InvalidSpec(
+            f"Resources.MemorySwappiness: Invalid value: {swappiness},"
+            " valid memory swappiness range is 0-100 (-1 unsets it)"
+        )
+
+
+# go-units' ulimit names (the CLI's --ulimit and the engine's HostConfig.Ulimits).
+_ULIMITS = frozenset(
+    {
+        "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+        "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+    }
+)  # fmt: skip
+
+
+def _validate_container_limits(container: ContainerSpec) -> None:
+    """What the engine would refuse at the task's container: the OOM score adjustment's range
+    and the ulimits (go-units' words, and its comparison of soft and hard)."""
+    oom = container.oom_score_adj
+    if oom is not None and not -1000 <= oom <= 1000:
+        raise InvalidSpec(
+            f"ContainerSpec.OomScoreAdj: Invalid value {oom},"
+            " range for oom score adj is [-1000, 1000]"
+        )
+    for ulimit in container.ulimits or ():
+        if ulimit.name not in _ULIMITS:
+            raise InvalidSpec(f"ContainerSpec.Ulimits: invalid ulimit type: {ulimit.name}")
+        for value in (ulimit.soft, ulimit.hard):
+            if value < -1:
+                raise InvalidSpec(
+                    f"ContainerSpec.Ulimits: invalid {ulimit.name} value {value}:"
+                    " Must be at least -1 (unlimited)"
+                )
+        if ulimit.soft > ulimit.hard:
+            raise InvalidSpec(
+                "ContainerSpec.Ulimits: ulimit soft limit must be less than or equal to hard"
+                f" limit: {ulimit.soft} > {ulimit.hard}"
+            )
 
 
 def _validate_update_config(which: str, config: UpdateConfig | None) -> None:

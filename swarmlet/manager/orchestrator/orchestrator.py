@@ -157,13 +157,15 @@ class ServiceOrchestrator(ControlLoop):
         """One commit for every plan; if it fails, each service on its own, so one stale plan
         does not hold back the others. A failed service is decided again on a later pass."""
         written = plans
+        cluster = self._store.cluster()
+        log_driver = cluster.spec.task_defaults.log_driver if cluster is not None else None
         try:
-            self._commit([op for plan in plans.values() for op in plan.ops()])
+            self._commit([op for plan in plans.values() for op in plan.ops(log_driver)])
         except SwarmletError:
             written = {}
             for service_id, plan in plans.items():
                 try:
-                    self._commit(plan.ops())
+                    self._commit(plan.ops(log_driver))
                 except SwarmletError as exc:
                     log.info("orchestrator: service %s: %s; trying again", service_id, exc)
                     self._dirty.add(service_id)

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from swarmlet.ids import new_id
 from swarmlet.manager.store import Op
-from swarmlet.models import Service, Task, TaskState, TaskStatus, Version
+from swarmlet.models import Driver, Service, Task, TaskState, TaskStatus, Version
 
 # A replicated task's slot number, or a global task's node ID.
 InstanceKey = int | str
@@ -180,6 +180,7 @@ class Plan:
             name=name,
             service_id=service.id,
             service_name=service.spec.name,
+            service_labels=service.spec.labels or None,
             slot=slot,
             node_id=node_id,
             spec=service.spec.task_template,
@@ -233,8 +234,17 @@ class Plan:
     def updated(self) -> list[Task]:
         return [self._tasks[task_id] for task_id in sorted(self._updated)]
 
-    def ops(self) -> list[Op]:
-        ops = [Op.create(task) for task in self.created]
+    def ops(self, default_log_driver: Driver | None = None) -> list[Op]:
+        """The plan's writes. A task made without a log driver of its own gets the swarm's
+        default (``TaskDefaults.LogDriver``) when it is made, as SwarmKit's NewTask gives
+        it: a later change of the default leaves it as it is."""
+        created = self.created
+        if default_log_driver is not None:
+            created = [
+                task if task.spec.log_driver else task.replace(log_driver=default_log_driver)
+                for task in created
+            ]
+        ops = [Op.create(task) for task in created]
         ops += [Op.update(task) for task in self.updated]
         if self.updated_service is not None:
             ops.append(Op.update(self.updated_service))

@@ -14,8 +14,14 @@ from functools import lru_cache
 from typing import ClassVar
 
 from swarmlet.errors import InvalidSpec
+from swarmlet.genericresource import has_enough
 from swarmlet.manager.scheduler.constraints import Constraint, constraints_match, parse_constraints
-from swarmlet.manager.scheduler.nodeinfo import NodeInfo, host_ports, reservations
+from swarmlet.manager.scheduler.nodeinfo import (
+    NodeInfo,
+    generic_reservations,
+    host_ports,
+    reservations,
+)
 from swarmlet.models import Task
 
 NodeCheck = Callable[[NodeInfo], bool]
@@ -69,17 +75,26 @@ def _node_available(info: NodeInfo) -> bool:
 
 
 class ResourceFilter(Filter):
-    """The task's reservations fit in what the node's active tasks have left free."""
+    """The task's reservations fit in what the node's active tasks have left free: CPUs,
+    memory, and each generic resource it reserves, in the count it reserves (SwarmKit's
+    ``HasEnough``: a kind the node lacks, or has used up, fits nothing)."""
 
     def check_for(self, task: Task) -> NodeCheck | None:
         nano_cpus, memory_bytes = reservations(task.spec)
-        if nano_cpus == 0 and memory_bytes == 0:
+        want = generic_reservations(task.spec)
+        if nano_cpus == 0 and memory_bytes == 0 and not want:
             return None
 
         def fits(info: NodeInfo) -> bool:
             return nano_cpus <= info.free_nano_cpus and memory_bytes <= info.free_memory_bytes
 
-        return fits
+        if not want:
+            return fits
+
+        def fits_generic(info: NodeInfo) -> bool:
+            return fits(info) and has_enough(info.free_generic, want)
+
+        return fits_generic
 
     def explain(self, nodes: int) -> str:
         return _on_nodes("insufficient resources", nodes)

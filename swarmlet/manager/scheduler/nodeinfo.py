@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from swarmlet.models import Node, Task, TaskSpec, TaskState
+from swarmlet import genericresource
+from swarmlet.genericresource import FreeTable, Wanted
+from swarmlet.models import GenericResource, Node, Task, TaskSpec, TaskState
 from swarmlet.models.service import EndpointSpec
 
 # A set lookup is cheaper than TaskState's comparisons, for every placed task of every pass.
@@ -18,6 +20,14 @@ def reservations(spec: TaskSpec) -> tuple[int, int]:
     if resources is None or resources.reservations is None:
         return 0, 0
     return resources.reservations.nano_cpus, resources.reservations.memory_bytes
+
+
+def generic_reservations(spec: TaskSpec) -> Wanted:
+    """The generic resources a task reserves on its node, as (kind, count) pairs."""
+    resources = spec.resources
+    if resources is None or resources.reservations is None:
+        return ()
+    return genericresource.wanted(resources.reservations.generic_resources)
 
 
 # A port a task binds on its node's own addresses: (protocol, published port).
@@ -50,11 +60,15 @@ class NodeInfo:
     active_tasks: int = 0
     active_by_service: dict[str, int] = field(default_factory=dict)
     used_host_ports: set[HostPort] = field(default_factory=set)
+    # The generic resources its active tasks leave free; None when it advertises none.
+    free_generic: FreeTable | None = None
 
     @classmethod
     def of(cls, node: Node, tasks: Iterable[Task] = ()) -> NodeInfo:
         resources = node.description.resources
         info = cls(node, resources.nano_cpus, resources.memory_bytes)
+        if resources.generic_resources:
+            info.free_generic = genericresource.free_table(resources.generic_resources)
         for task in tasks:
             if not task.state.is_terminal:
                 info.add(task)
@@ -64,8 +78,28 @@ class NodeInfo:
     def id(self) -> str:
         return self.node.id
 
-    def add(self, task: Task) -> None:
+    def add(self, task: Task) -> list[GenericResource] | None:
+        """Count a task placed on the node. A new one (not yet given generic resources) is
+        given what it reserves, returned; one placed before holds what it was given."""
         self.reserve(task.service_id, *reservations(task.spec), host_ports(task.endpoint_spec))
+        want = generic_reservations(task.spec)
+        if not want:
+            return None
+        if task.assigned_generic_resources is not None and task.node_id == self.node.id:
+            self.hold(task.assigned_generic_resources)
+            return None
+        return self.claim(want)
+
+    def claim(self, want: Wanted) -> list[GenericResource]:
+        """Give a task placed here the generic resources it reserves (SwarmKit's ``Claim``)."""
+        if self.free_generic is None:
+            return []
+        return genericresource.claim(self.free_generic, want)
+
+    def hold(self, assigned: list[GenericResource]) -> None:
+        """What an active task was given is not free."""
+        if self.free_generic is not None:
+            genericresource.consume(self.free_generic, assigned)
 
     def reserve(
         self,
@@ -92,7 +126,7 @@ def node_infos(nodes: Iterable[Node], placed: Iterable[Task]) -> dict[str, NodeI
     infos = {node.id: NodeInfo.of(node) for node in nodes}
     # Tasks of a service share their spec object: read its reservations once. (Keyed by id():
     # every spec stays alive in ``placed`` for the whole loop.)
-    reserved: dict[int, tuple[int, int]] = {}
+    reserved: dict[int, tuple[int, int, Wanted]] = {}
     for task in placed:
         info = infos.get(task.node_id or "")
         if info is None or task.status.state in TERMINAL_STATES:
@@ -100,6 +134,15 @@ def node_infos(nodes: Iterable[Node], placed: Iterable[Task]) -> dict[str, NodeI
         spec = task.spec
         amounts = reserved.get(id(spec))
         if amounts is None:
-            amounts = reserved[id(spec)] = reservations(spec)
-        info.reserve(task.service_id, *amounts, host_ports(task.endpoint_spec))
+            amounts = reserved[id(spec)] = (*reservations(spec), generic_reservations(spec))
+        nano_cpus, memory_bytes, generic = amounts
+        info.reserve(task.service_id, nano_cpus, memory_bytes, host_ports(task.endpoint_spec))
+        if generic:
+            # Free is what the node has minus what its active tasks were given (one placed
+            # without a record of it holds what it reserves).
+            assigned = task.assigned_generic_resources
+            if assigned is not None:
+                info.hold(assigned)
+            else:
+                info.claim(generic)
     return infos

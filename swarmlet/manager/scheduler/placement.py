@@ -10,7 +10,13 @@ import random
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
-from swarmlet.manager.scheduler.nodeinfo import NodeInfo, host_ports, node_infos, reservations
+from swarmlet.manager.scheduler.nodeinfo import (
+    NodeInfo,
+    generic_reservations,
+    host_ports,
+    node_infos,
+    reservations,
+)
 from swarmlet.manager.scheduler.pipeline import (
     DEFAULT_PIPELINE,
     Pipeline,
@@ -19,7 +25,7 @@ from swarmlet.manager.scheduler.pipeline import (
 )
 from swarmlet.manager.scheduler.preferences import PreferenceTree, spread_labels
 from swarmlet.manager.scheduler.spread import SpreadQueue, seed_of
-from swarmlet.models import Node, Task, TaskSpec
+from swarmlet.models import GenericResource, Node, Task, TaskSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +35,8 @@ class Decision:
     task_id: str
     node_id: str | None
     error: str | None
+    # Placed: the generic resources the task is given on the node (None if it reserves none).
+    generic: list[GenericResource] | None = None
 
     @property
     def placed(self) -> bool:
@@ -74,8 +82,7 @@ def _groups(tasks: Sequence[Task]) -> list[_Group]:
 def _fit_preset(task: Task, node: NodeInfo, pipeline: Pipeline) -> Decision:
     checks = pipeline.checks_for(task)
     if checks.passes(node):
-        node.add(task)
-        return Decision(task.id, node.id, None)
+        return Decision(task.id, node.id, None, node.add(task))
     # SwarmKit gives a preset task the bare explanation ("1 node not available for new
     # tasks"): the node was not chosen, so "no suitable node" would mislead.
     return Decision(task.id, None, checks.explain([node]))
@@ -118,6 +125,7 @@ def _place_group(
     passes = dynamic.passes if dynamic.checks else None
     nano_cpus, memory_bytes = reservations(group.spec)
     ports = host_ports(first.endpoint_spec)
+    generic = generic_reservations(group.spec)
     decisions: list[Decision] = []
     append = decisions.append
     for index, task in enumerate(tasks):
@@ -129,7 +137,10 @@ def _place_group(
             break
         node.reserve(service_id, nano_cpus, memory_bytes, ports)
         queue.put(node)
-        append(Decision(task.id, node.node.id, None))
+        if generic:
+            append(Decision(task.id, node.node.id, None, node.claim(generic)))
+        else:
+            append(Decision(task.id, node.node.id, None))
     return decisions
 
 

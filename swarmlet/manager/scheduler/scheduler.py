@@ -54,7 +54,15 @@ def plan_updates(tasks: dict[str, Task], decisions: list[Decision], clock: Clock
         task = tasks[decision.task_id]
         if decision.node_id is not None:
             status = confirmed if task.node_id else assigned
-            ops.append(Op.update(task.replace(node_id=decision.node_id, status=status)))
+            if decision.generic is None:
+                placed = task.replace(node_id=decision.node_id, status=status)
+            else:
+                placed = task.replace(
+                    node_id=decision.node_id,
+                    status=status,
+                    assigned_generic_resources=decision.generic,
+                )
+            ops.append(Op.update(placed))
         elif task.status.err != decision.error or task.status.message != PENDING_MESSAGE:
             status = task.status.replace(err=decision.error, message=PENDING_MESSAGE, timestamp=now)
             ops.append(Op.update(task.replace(status=status)))

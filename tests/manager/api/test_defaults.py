@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from swarmlet.manager.api.shapes import insert_defaults
 from swarmlet.models import SECOND_NS, Network, Node, Service
 from tests.manager.api.fakes import add_node, service_spec
 
@@ -98,7 +99,9 @@ async def created(client, spec: dict[str, Any]) -> dict[str, Any]:
     response = await client.post("/v1.47/services/create", json=spec)
     assert response.status == 201, await response.text()
     service_id = (await response.json())["ID"]
-    response = await client.get(f"/v1.47/services/{service_id}")
+    # As `docker service inspect` reads it: with the defaults SwarmKit fills in (a Monitor
+    # left empty is written by Swarm only so).
+    response = await client.get(f"/v1.47/services/{service_id}?insertDefaults=true")
     assert response.status == 200
     return await response.json()  # type: ignore[no-any-return]
 
@@ -118,7 +121,7 @@ async def test_an_empty_value_is_the_default(client, store, path, default, wrong
     service = await created(client, changed(path, zero_of(default)))
     assert at(service["Spec"], path) == default
     # Stored as the default, not as the empty value: what every controller reads.
-    stored = store.get(Service, service["ID"]).spec.to_api()
+    stored = insert_defaults(store.get(Service, service["ID"]).spec.to_api())
     assert at(stored, path) == default
 
 

@@ -138,10 +138,6 @@ REFUSED_CREATES: dict[str, tuple[Any, str]] = {
         lambda kind: spec("db_pass", data=None, Data="not base64!"),
         "Data: Value error, illegal base64 data",
     ),
-    "templating": (
-        lambda kind: spec("db_pass", Templating={"Name": "golang"}),
-        "{word} templating is not supported (template driver 'golang')",
-    ),
 }
 
 
@@ -159,6 +155,33 @@ async def test_data_just_under_the_limit_is_accepted(client, store, kind):
     response = await create(client, kind, spec("big", b"x" * (kind.max_size - 1)))
     assert response.status == 201, await response.text()
     assert store.by_name(kind.model, "big").spec.data == b"x" * (kind.max_size - 1)
+
+
+@pytest.mark.parametrize("driver", ["golang", "mustache"])
+async def test_a_template_driver_is_kept_as_given_even_one_swarm_does_not_know(
+    client, store, kind, driver
+):
+    # SwarmKit checks no template driver at create: golang is expanded per task on its node,
+    # any other fails the task ("unrecognized template type", tests/agent/test_dependencies.py).
+    body = spec("tpl", b"{{.Service.Name}}", Templating={"Name": driver})
+    response = await create(client, kind, body)
+    assert response.status == 201, await message(response)
+    created = store.by_name(kind.model, "tpl")
+    assert created.spec.templating is not None
+    assert created.spec.templating.name == driver
+    assert created.spec.data == b"{{.Service.Name}}"
+    response = await client.get(f"{kind.path}/{created.id}")
+    assert (await response.json())["Spec"]["Templating"]["Name"] == driver
+
+
+async def test_an_update_changes_only_the_labels_even_with_a_template_driver(client, store, kind):
+    obj = add(store, kind, "db_pass", b"hunter2")
+    body = spec("db_pass", Labels={"b": "2"}, Templating={"Name": "golang"})
+    response = await client.post(f"{kind.path}/{obj.id}/update?version={store.revision}", json=body)
+    assert response.status == 200, await message(response)
+    updated = store.get(kind.model, obj.id)
+    assert updated.spec.labels == {"b": "2"}
+    assert updated.spec.templating is None
 
 
 @pytest.mark.parametrize(
@@ -315,7 +338,6 @@ async def test_update_changes_only_the_labels(client, store, kind):
     [
         (spec("renamed"), ONLY_LABELS),
         (spec("db_pass", b"changed"), ONLY_LABELS),
-        (spec("db_pass", Templating={"Name": "golang"}), "templating is not supported"),
     ],
 )
 async def test_update_refuses_any_other_change(client, store, kind, body, expected):

@@ -105,7 +105,7 @@ def test_swarm_info_on_a_manager(control, store):
         "CertIssuerPublicKey": "",
     }
     assert info["Cluster"]["RootRotationInProgress"] is False
-    assert info["Cluster"]["DefaultAddrPool"] == ["10.0.0.0/8"]
+    assert info["Cluster"]["DefaultAddrPool"] is None  # none given at init, as Swarm shows it
     assert info["Cluster"]["SubnetSize"] == 24
     assert info["Cluster"]["DataPathPort"] == 4789
     assert "CreatedAt" in info["Cluster"]

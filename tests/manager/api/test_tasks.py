@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from swarmlet.manager.api.shapes import task_to_api
 from swarmlet.manager.store import Op
 from swarmlet.models import Service, TaskState, Version
 from tests.manager.api.fakes import add_node, add_service, add_task
@@ -51,7 +52,7 @@ async def test_list_gives_tasks_in_the_apis_shape(client, cluster):
     assert task["Status"]["State"] == "running"
     assert task["DesiredState"] == "running"
     assert task["Spec"]["ContainerSpec"]["Image"] == "swarmlet-test/busybox:latest"
-    assert task == cluster["new2"].to_api()
+    assert task == task_to_api(cluster["new2"])
 
 
 async def test_filter_by_service_id_or_name(client, cluster):
@@ -107,7 +108,7 @@ async def test_inspect_by_id_and_prefix(client, cluster):
     for ref in (task.id, task.id[:7], f"db.1.{task.id}"):
         response = await client.get(f"/tasks/{ref}")
         assert response.status == 200
-        assert await response.json() == task.to_api()
+        assert await response.json() == task_to_api(task)
 
 
 async def test_inspect_an_unknown_task_is_404(client, cluster):

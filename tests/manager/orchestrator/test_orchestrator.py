@@ -16,6 +16,9 @@ from swarmlet.manager.orchestrator.plan import Memory, Now, Plan
 from swarmlet.manager.orchestrator.replicated import reconcile_replicated
 from swarmlet.manager.store import MemoryBackend, Op, Store
 from swarmlet.models import (
+    Cluster,
+    ClusterSpec,
+    Driver,
     Node,
     NodeAvailability,
     NodeState,
@@ -26,6 +29,7 @@ from swarmlet.models import (
     TaskState,
     UpdateOrder,
 )
+from swarmlet.models.cluster import TaskDefaults
 from swarmlet.models.service import UpdateState
 from tests.manager.orchestrator.builders import (
     FakeCluster,
@@ -591,3 +595,27 @@ async def test_reports_of_a_task_on_its_way_to_running_cost_no_pass():
     assert store.get(Task, first.id).desired_state == TaskState.SHUTDOWN
     job.cancel()
     await asyncio.gather(job, return_exceptions=True)
+
+
+async def test_a_task_is_made_with_the_swarms_default_log_driver_unless_its_service_has_one(
+    cluster: FakeCluster,
+):
+    # SwarmKit's NewTask: the service's log driver, else the cluster's TaskDefaults.LogDriver,
+    # fixed when the task is made.
+    default = Driver(name="json-file", options={"max-size": "1m"})
+    spec = ClusterSpec(task_defaults=TaskDefaults(log_driver=default))
+    cluster.store.commit([Op.create(Cluster(id="swarm", spec=spec))])
+    cluster.add_node("n1")
+    plain = cluster.create_service(service_spec("plain", replicas=1))
+    own = service_spec("own", replicas=1)
+    own = own.replace(
+        task_template=own.task_template.replace(log_driver=Driver(name="none", options={}))
+    )
+    logged = cluster.create_service(own)
+    await cluster.settle()
+    [task] = cluster.tasks(plain.id)
+    assert task.log_driver == default
+    assert "LogDriver" not in task.to_api()  # SwarmKit's own field, not the Engine API's
+    [task] = cluster.tasks(logged.id)
+    assert task.log_driver is None
+    assert task.spec.log_driver == Driver(name="none", options={})
