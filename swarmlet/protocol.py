@@ -76,6 +76,8 @@ class Register(Message):
     type: Literal["register"] = "register"
     description: NodeDescription
     addr: str = ""
+    # Where its overlays' VXLAN traffic goes, when not ``addr`` (``--data-path-addr``).
+    data_addr: str = ""
 
 
 class Registered(Message):

@@ -37,6 +37,7 @@ class Agent:
         manager_addrs: Sequence[str],
         addr: str,
         hostname: str,
+        data_addr: str = "",
         clock: Clock,
         container_labels: Mapping[str, str],
         files_root: Path = DEFAULT_ROOT,
@@ -61,7 +62,8 @@ class Agent:
         self._description: NodeDescription | None = None
         self.network = NetworkAgent(
             engine,
-            host_addr=addr,
+            # The VXLAN endpoint: the data path address, if the node was given one.
+            host_addr=data_addr or addr,
             clock=clock,
             host=host,
             plugin=plugin,
@@ -92,6 +94,7 @@ class Agent:
             credentials=credentials,
             manager_addrs=manager_addrs,
             addr=addr,
+            data_addr=data_addr,
             describe=self._describe,
             assign=self._assign,
             statuses=self.worker.statuses,

@@ -100,6 +100,7 @@ class Session:
         manager_addrs: Sequence[str],
         addr: str,
         describe: Callable[[], Awaitable[NodeDescription]],
+        data_addr: str = "",
         assign: Callable[[Sequence[Task]], Awaitable[None]],
         statuses: Callable[[], list[StatusUpdate]],
         clock: Clock,
@@ -111,6 +112,7 @@ class Session:
         self._credentials = credentials
         self._managers = list(manager_addrs)
         self._addr = addr
+        self._data_addr = data_addr
         self._describe = describe
         self._assign = assign
         self._statuses = statuses
@@ -158,7 +160,9 @@ class Session:
     async def _session(self, manager: str) -> None:
         http, ws = await _open(manager, self._credentials)
         try:
-            hello = Register(description=await self._describe(), addr=self._addr)
+            hello = Register(
+                description=await self._describe(), addr=self._addr, data_addr=self._data_addr
+            )
             registered = await _register(ws, hello)
             log.info("session open to %s", manager)
             self._ws = ws

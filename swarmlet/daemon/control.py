@@ -27,7 +27,7 @@ from swarmlet.agent.task_files import unmount_secrets
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import Clock
 from swarmlet.daemon import state as identity_file
-from swarmlet.daemon.addresses import advertise_addr, split_addr
+from swarmlet.daemon.addresses import advertise_addr, data_path_addr, split_addr
 from swarmlet.errors import InvalidSpec, Unavailable
 from swarmlet.ids import new_id
 from swarmlet.manager.api.app import forwarded_app
@@ -166,12 +166,14 @@ class NodeControl:
             from swarmlet.manager.store.encryption import create_key_file  # manager only
 
             addr = advertise_addr(request.advertise_addr, request.listen_addr)
+            data_addr = data_path_addr(request.data_path_addr)
             listen_host, port = split_addr(request.listen_addr or "0.0.0.0:2377")
             identity = identity_file.NodeIdentity(
                 node_id=new_id(),
                 role=NodeRole.MANAGER,
                 advertise_addr=addr,
                 listen_addr=f"{listen_host or '0.0.0.0'}:{port}",
+                data_path_addr=data_addr,
                 manager_addrs=[f"{addr}:{port}"],
             )
             create_key_file(self._key_file)
@@ -237,8 +239,10 @@ class NodeControl:
             if not request.remote_addrs:
                 raise InvalidSpec("at least 1 RemoteAddr is required to join")
             JoinToken.parse(request.join_token)
-            addr = advertise_addr(request.advertise_addr, request.listen_addr)
             managers = [f"{host}:{port}" for host, port in map(split_addr, request.remote_addrs)]
+            towards, _ = split_addr(request.remote_addrs[0])
+            addr = advertise_addr(request.advertise_addr, request.listen_addr, towards)
+            data_addr = data_path_addr(request.data_path_addr)
             node_id = await certificates.join(managers, request.join_token, self._credentials)
             listen_host, port = split_addr(request.listen_addr or "0.0.0.0:2377")
             identity = identity_file.NodeIdentity(
@@ -246,6 +250,7 @@ class NodeControl:
                 role=NodeRole.WORKER,
                 advertise_addr=addr,
                 listen_addr=f"{listen_host or '0.0.0.0'}:{port}",
+                data_path_addr=data_addr,
                 manager_addrs=managers,
             )
             identity_file.save_identity(self._state_dir, identity)
@@ -353,6 +358,7 @@ class NodeControl:
             credentials=self._credentials,
             manager_addrs=identity.manager_addrs,
             addr=identity.advertise_addr,
+            data_addr=identity.data_path_addr,
             hostname=self._hostname,
             clock=self._clock,
             container_labels=self._container_labels,

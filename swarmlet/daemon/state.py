@@ -25,6 +25,8 @@ class NodeIdentity(BaseModel):
     advertise_addr: str
     listen_addr: str
     manager_addrs: list[str]
+    # Where the overlays' VXLAN traffic goes (``--data-path-addr``); '' is advertise_addr.
+    data_path_addr: str = ""
 
 
 def load_identity(state_dir: Path) -> NodeIdentity | None:

@@ -101,7 +101,7 @@ class NodeCertificate(Model):
 
 
 class Node(StoredObject):
-    _not_in_api = {"certificate", "attachments"}
+    _not_in_api = {"certificate", "attachments", "data_path_addr"}
 
     spec: NodeSpec = Field(default_factory=NodeSpec)
     description: NodeDescription = Field(default_factory=NodeDescription)
@@ -112,6 +112,9 @@ class Node(StoredObject):
     # Not in the Engine API (Swarm keeps them internally): the node's own address on each
     # overlay network, written by the allocator.
     attachments: list[NodeAttachment] = Field(default_factory=list)
+    # Not in the Engine API (libnetwork's, in Swarm): where the node's VXLAN traffic goes
+    # (``--data-path-addr``), as its agent registered it; None is Status.Addr.
+    data_path_addr: str | None = None
 
     @property
     def hostname(self) -> str:

@@ -38,6 +38,8 @@ SECURE_LAB = LabConfig.named(
 CERT_EXPIRY = "20s"
 # The swarm is made with its own address pool, subnet size and VXLAN port (issue 13, point 5).
 ADDRESS_POOL, SUBNET_SIZE, DATA_PATH_PORT = "10.123.0.0/16", 26, 7789
+# node3 joins with a second address of its own for the overlays' traffic (--data-path-addr).
+NODE3_DATA_ADDR = "192.168.252.113"
 IMAGE = "swarmlet-test/busybox:latest"
 
 
@@ -91,9 +93,11 @@ def swarm() -> Iterator[Swarm]:
            str(SUBNET_SIZE), "--data-path-port", str(DATA_PATH_PORT))  # fmt: skip
         token = ok(lab, "node1", "swarm", "join-token", "-q", "worker").strip()
         manager_addr = f"{address}:2377"
+        lab.exec("node3", ["ip", "addr", "add", f"{NODE3_DATA_ADDR}/24", "dev", "eth0"], check=True)
+        data_path = ("--data-path-addr", NODE3_DATA_ADDR)
         joined = {
-            host: ok(lab, host, "swarm", "join", "--token", token, manager_addr)
-            for host in ("node2", "node3")
+            "node2": ok(lab, "node2", "swarm", "join", "--token", token, manager_addr),
+            "node3": ok(lab, "node3", "swarm", "join", "--token", token, *data_path, manager_addr),
         }
         yield Swarm(lab, manager_addr, joined)
 
@@ -115,7 +119,7 @@ def test_the_cli_forms_a_swarm_with_the_worker_token(swarm: Swarm) -> None:
         assert (credentials.node_path.stat().st_mode & 0o777) == 0o600
 
 
-def test_overlays_take_the_swarms_pool_and_subnet_size_and_vxlan_runs_on_its_port(
+def test_overlays_take_the_swarms_pool_and_subnet_size_and_vxlan_runs_on_its_port_and_addr(
     swarm: Swarm,
 ) -> None:
     lab = swarm.lab
@@ -157,11 +161,19 @@ def test_overlays_take_the_swarms_pool_and_subnet_size_and_vxlan_runs_on_its_por
             timeout=60,
             what="pooled-client on node3 reaching pooled-web on node2",
         )
-        # The two hosts' VXLAN devices for the network use the swarm's port.
+        # The two hosts' VXLAN devices for the network use the swarm's port, node3's from its
+        # data path address (and node2 sends to it there).
         for host in ("node2", "node3"):
             links = lab.exec(host, ["ip", "-d", "link", "show", "type", "vxlan"], check=True)
             assert f"dstport {DATA_PATH_PORT}" in links.stdout, links.stdout
             assert "dstport 4789" not in links.stdout
+        links = lab.exec("node3", ["ip", "-d", "link", "show", "type", "vxlan"], check=True)
+        assert f"local {NODE3_DATA_ADDR}" in links.stdout, links.stdout
+        fdb = lab.exec("node2", ["bridge", "fdb", "show"], check=True).stdout
+        assert f"dst {NODE3_DATA_ADDR}" in fdb, fdb
+        # The node's advertised address stays the one Swarm shows.
+        shown = ok(lab, "node1", "node", "inspect", "node3", "--format", "{{.Status.Addr}}")
+        assert shown.strip() == lab.host("node3").address
     finally:
         docker(lab, "node1", "service", "rm", *services)
         eventually(

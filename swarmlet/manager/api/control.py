@@ -35,6 +35,8 @@ class InitRequest:
     default_addr_pool: tuple[str, ...] = ()
     subnet_size: int = DEFAULT_SUBNET_SIZE
     data_path_port: int = VXLAN_PORT
+    # The address for VXLAN traffic, as given (an IP or an interface; '' the advertise one).
+    data_path_addr: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class JoinRequest:
     join_token: str
     listen_addr: str = "0.0.0.0:2377"
     advertise_addr: str = ""
+    data_path_addr: str = ""
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ class InitBody(Model):
     default_addr_pool: list[str] | None = None
     subnet_size: int = 0
     data_path_port: int = 0
+    data_path_addr: str = ""
 
 
 class JoinBody(Model):
@@ -50,6 +51,7 @@ class JoinBody(Model):
     join_token: str = ""
     listen_addr: str = ""
     advertise_addr: str = ""
+    data_path_addr: str = ""
 
 
 def swarm_json(cluster: Cluster, with_tokens: bool = True) -> dict[str, Any]:
@@ -179,6 +181,7 @@ async def init(request: web.Request) -> web.Response:
             default_addr_pool=given_pools,
             subnet_size=subnet_size,
             data_path_port=data_path_port(body.data_path_port),
+            data_path_addr=body.data_path_addr,
         )
     )
     await apply_autolock(control, cluster_spec, rotate=False)  # `swarm init --autolock`
@@ -193,6 +196,7 @@ async def join(request: web.Request) -> web.Response:
             join_token=body.join_token,
             listen_addr=body.listen_addr or _DEFAULT_LISTEN_ADDR,
             advertise_addr=body.advertise_addr,
+            data_path_addr=body.data_path_addr,
         )
     )
     return web.Response()

@@ -113,7 +113,11 @@ class Dispatcher:
         if node is None:
             raise SessionRefused(f"node {node_id} has been removed from the swarm")
         status = NodeStatus(state=NodeState.READY, addr=message.addr)
-        ready = node.replace(description=message.description, status=status)
+        ready = node.replace(
+            description=message.description,
+            status=status,
+            data_path_addr=message.data_addr or None,
+        )
         if node.id == self._manager_node_id:
             ready = ready.replace(
                 manager_status=ManagerStatus(leader=True, addr=f"{message.addr}:2377")

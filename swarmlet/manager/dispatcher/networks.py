@@ -133,9 +133,10 @@ def _view(
 
 
 def _vtep(node: Node | None) -> str:
+    """Where a node's VXLAN frames go: its data path address, else its advertised one."""
     if node is None or node.status.state == NodeState.DOWN:
         return ""
-    return node.status.addr
+    return node.data_path_addr or node.status.addr
 
 
 def _entry(service: Service, network: Network, backends: list[str]) -> ServiceEntry | None:

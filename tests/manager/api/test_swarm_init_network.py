@@ -71,3 +71,14 @@ def test_a_pool_is_normalised_and_a_port_range_is_inclusive():
     assert address_pools(["10.1.2.3/16"], 0) == (["10.1.0.0/16"], 24)
     assert data_path_port(1024) == 1024
     assert data_path_port(49151) == 49151
+
+
+async def test_init_and_join_pass_the_data_path_address_on(client, inactive):
+    response = await client.post("/swarm/init", json={"DataPathAddr": "eth1"})
+    assert response.status == 200
+    assert inactive.inits[0].data_path_addr == "eth1"  # resolved by the daemon, as moby does
+    inactive.state = LocalNodeState.INACTIVE
+    body = {"RemoteAddrs": ["10.0.0.1:2377"], "JoinToken": "SWMTKN-1-x", "DataPathAddr": "10.9.0.3"}
+    response = await client.post("/swarm/join", json=body)
+    assert response.status == 200, await response.text()
+    assert inactive.joins[0].data_path_addr == "10.9.0.3"

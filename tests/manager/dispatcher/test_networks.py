@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from swarmlet.manager.dispatcher.networks import Cluster, network_state
 from swarmlet.models import (
     Endpoint,
@@ -265,3 +267,12 @@ def test_attachments_are_listed_by_name_on_their_network_only() -> None:
     assert [entry.name for entry in views["dc"].attachments] == ["c-a1", "c-b2"]
     assert views["net"].attachments == []
     assert views["ing"].attachments == []
+
+
+def test_a_node_with_a_data_path_address_is_reached_there() -> None:
+    # n2 registered `--data-path-addr 192.168.99.12`: its VXLAN endpoint, not Status.Addr.
+    n2 = CLUSTER.nodes["n2"].replace(data_path_addr="192.168.99.12")
+    cluster = replace(CLUSTER, nodes={**CLUSTER.nodes, "n2": n2})
+    coins = next(view for view in network_state("n1", cluster).networks if view.id == "net")
+    assert {peer.vtep for peer in coins.peers} == {"192.168.99.12"}
+    assert "DataPathAddr" not in n2.to_api()
