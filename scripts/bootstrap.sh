@@ -6,7 +6,9 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PACKAGES=(docker.io nftables busybox-static iproute2 make docker-registry python3 redis-server)
+# etcd-server: each manager's etcd member (swarmlet/manager/etcd); etcd-client: etcdctl.
+PACKAGES=(docker.io nftables busybox-static iproute2 make docker-registry python3 redis-server
+    etcd-server etcd-client)
 IMAGE=swarmlet-test/busybox
 LOG_DIR=/var/log/swarmlet
 ENGINE_WAIT_S=60

@@ -35,6 +35,13 @@ def lab(ctx: click.Context) -> None:
 @lab.command()
 @click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 50))
 @click.option(
+    "--managers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 50),
+    help="How many hosts are managers: node1 .. node<M>; the others are workers.",
+)
+@click.option(
     "--engine",
     type=click.Choice(["shared", "per-node"]),
     default="shared",
@@ -42,11 +49,16 @@ def lab(ctx: click.Context) -> None:
     help="Share this machine's Docker Engine, or give each host a dockerd of its own.",
 )
 @click.pass_obj
-def up(the_lab: Lab, nodes: int, engine: str) -> None:
-    """Build the hosts, start their daemons and form a swarm (node1 is the manager)."""
+def up(the_lab: Lab, nodes: int, managers: int, engine: str) -> None:
+    """Build the hosts, start their daemons and form a swarm (node1 inits it)."""
+    if managers > nodes:
+        raise click.BadParameter(
+            f"{managers} managers in a lab of {nodes} nodes", param_hint="'--managers'"
+        )
     mode: EngineMode = "per-node" if engine == "per-node" else "shared"
-    click.echo(f"building a lab of {nodes} hosts ({mode} engine)...", err=True)
-    the_lab.up(nodes, mode)
+    roles = f"{managers} manager{'s' if managers > 1 else ''}"
+    click.echo(f"building a lab of {nodes} hosts, {roles} ({mode} engine)...", err=True)
+    the_lab.up(nodes, mode, managers=managers)
     click.echo(the_lab.env_line())
 
 
@@ -96,16 +108,41 @@ def start(the_lab: Lab, node: str) -> None:
 
 
 @lab.command()
+@click.argument("node")
+@click.pass_obj
+def cut(the_lab: Lab, node: str) -> None:
+    """Cut NODE off the other hosts (nftables drop); its swarmletd runs on, unreachable."""
+    done = the_lab.cut(node)
+    hostname = the_lab.host(node).hostname
+    click.echo(f"{hostname}: {'cut off' if done else 'was already cut off'}", err=True)
+
+
+@lab.command()
+@click.argument("node")
+@click.pass_obj
+def heal(the_lab: Lab, node: str) -> None:
+    """Connect NODE to the other hosts again (undo `cut`)."""
+    done = the_lab.heal(node)
+    hostname = the_lab.host(node).hostname
+    click.echo(f"{hostname}: {'healed' if done else 'was not cut off'}", err=True)
+
+
+@lab.command()
 @click.pass_obj
 def status(the_lab: Lab) -> None:
-    """List the hosts and whether their daemons run."""
-    table = Table("HOST", "NAMESPACE", "ADDRESS", "SWARMLETD", "ENGINE", box=None)
+    """List the hosts, their roles (as `up` made them), whether they are cut off, and whether
+    their daemons run."""
+    table = Table(
+        "HOST", "ROLE", "NAMESPACE", "ADDRESS", "NETWORK", "SWARMLETD", "ENGINE", box=None
+    )
     for host in the_lab.status():
         daemon = f"running (pid {host.pid})" if host.pid else "stopped"
         if host.engine_running is None:
             engine = "shared"
         else:
             engine = "running" if host.engine_running else "stopped"
-        table.add_row(host.host.hostname, host.host.netns, host.host.address, daemon, engine)
+        plan = host.host
+        network = "cut off" if host.cut else "connected"
+        table.add_row(plan.hostname, plan.role, plan.netns, plan.address, network, daemon, engine)
     Console().print(table)
     click.echo(the_lab.env_line())

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 
@@ -21,9 +21,10 @@ T = TypeVar("T")
 class ApiError(LabError):
     """The daemon answered with an error status."""
 
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, detail: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.detail = detail or message  # the daemon's own message
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -72,7 +73,8 @@ async def request(
     data = _decode(text)
     if status >= 400:
         message = data.get("message", text) if isinstance(data, dict) else text
-        raise ApiError(f"{method} {path} on {docker_host}: {status} {message}".strip(), status)
+        where = f"{method} {path} on {docker_host}: {status}"
+        raise ApiError(f"{where} {message}".strip(), status, str(message).strip())
     return data
 
 
@@ -115,11 +117,16 @@ async def swarm_init(docker_host: str, listen_addr: str, advertise_addr: str) ->
 
 
 async def worker_token(docker_host: str) -> str:
+    return await join_token(docker_host, "Worker")
+
+
+async def join_token(docker_host: str, role: Literal["Worker", "Manager"]) -> str:
+    """The swarm's join token for ``role``, from ``GET /swarm`` on a manager."""
     swarm = await request(docker_host, "GET", "/swarm")
     try:
-        return str(swarm["JoinTokens"]["Worker"])
+        return str(swarm["JoinTokens"][role])
     except (KeyError, TypeError) as exc:
-        raise LabError(f"GET /swarm on {docker_host} has no JoinTokens.Worker: {swarm}") from exc
+        raise LabError(f"GET /swarm on {docker_host} has no JoinTokens.{role}: {swarm}") from exc
 
 
 async def swarm_join(

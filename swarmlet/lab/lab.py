@@ -19,6 +19,7 @@ from pathlib import Path
 
 from swarmlet.agent.plugin_server import socket_path, teardown_plugins
 from swarmlet.lab import api
+from swarmlet.lab.cut import cut_ruleset, heal_ruleset
 from swarmlet.lab.plan import (
     MAX_NODES,
     EngineMode,
@@ -44,6 +45,7 @@ from swarmlet.lab.system import (
     spawn,
     unmount_all_under,
 )
+from swarmlet.net.nft import Json, NftError, apply_in_netns_path
 
 # How long the lab waits, in seconds. Generous: two cores may be busy with a test run.
 ENGINE_START_S = 60
@@ -57,6 +59,7 @@ class HostStatus:
     host: HostPlan
     pid: int | None  # swarmletd's, when it runs
     engine_running: bool | None  # None: the host uses the shared engine
+    cut: bool = False  # cut off the other hosts (`Lab.cut`)
 
 
 class Lab:
@@ -96,6 +99,7 @@ class Lab:
                 host=host,
                 pid=self._daemon_pid(host),
                 engine_running=None if host.engine is None else self._engine_pid(host) is not None,
+                cut=self._is_cut(host),
             )
             for host in self.plan.hosts
         ]
@@ -107,9 +111,20 @@ class Lab:
 
     # --- building and tearing down ---------------------------------------------------------
 
-    def up(self, nodes: int = 3, engine: EngineMode = "shared", form_swarm: bool = True) -> LabPlan:
+    def up(
+        self,
+        nodes: int = 3,
+        engine: EngineMode = "shared",
+        form_swarm: bool = True,
+        managers: int = 1,
+    ) -> LabPlan:
         """Build the network, start the daemons, form the swarm (unless told not to: the
-        hosts are then up and in no swarm); on failure, leave nothing."""
+        hosts are then up and in no swarm) with node1..node<managers> its managers; on
+        failure, leave nothing."""
+        try:
+            plan = plan_lab(self.config, nodes, engine, managers)
+        except ValueError as exc:
+            raise LabError(str(exc)) from None
         _require_root()
         found = self.leftovers()
         if found:
@@ -117,7 +132,6 @@ class Lab:
                 f"a lab {self.config.name!r} is up, or was left half-made "
                 f"(run `swarmlet lab down` first): {'; '.join(found)}"
             )
-        plan = plan_lab(self.config, nodes, engine)
         try:
             self._build(plan, form_swarm)
         except BaseException as exc:
@@ -291,6 +305,32 @@ class Lab:
         self._wait_daemon(host, self._spawn_daemon(host, extra_args))
         return True
 
+    def cut(self, node: str) -> bool:
+        """Cut the host off the other hosts (an nftables table in its namespace drops the
+        lab's subnet); its swarmletd runs on, unreachable. False if it already was cut."""
+        host = self.host(node)
+        was_cut = self._is_cut(host)
+        self._apply_in(host, cut_ruleset(self.config))
+        return not was_cut
+
+    def heal(self, node: str) -> bool:
+        """Undo `cut` (remove the table); False if the host was not cut."""
+        host = self.host(node)
+        was_cut = self._is_cut(host)
+        self._apply_in(host, heal_ruleset(self.config))
+        return was_cut
+
+    def _is_cut(self, host: HostPlan) -> bool:
+        listing = ("nft", "list", "table", "ip", self.config.cut_table)
+        return _succeeds(host.in_netns(listing))
+
+    def _apply_in(self, host: HostPlan, document: Json) -> None:
+        _require_root()
+        try:
+            api.run_sync(apply_in_netns_path(str(host.netns_path), document))
+        except NftError as exc:
+            raise LabError(f"{host.hostname}: {exc.message}") from exc
+
     def exec(
         self, node: str, argv: Sequence[str], *, check: bool = False, timeout: float = 120
     ) -> subprocess.CompletedProcess[str]:
@@ -306,15 +346,24 @@ class Lab:
 
 
 async def _form_swarm(plan: LabPlan) -> None:
+    """`swarm init` on node1, then the other managers join with the manager token, then the
+    workers with the worker token, each through node1."""
     manager = plan.manager
     initialising = api.swarm_init(manager.docker_host, manager.listen_addr, manager.address)
     await api.within(SWARM_CALL_S, f"{manager.hostname} did not init the swarm", initialising)
-    token = await api.worker_token(manager.docker_host)
-    for host in plan.hosts[1:]:
+    tokens = {"worker": await api.join_token(manager.docker_host, "Worker")}
+    if len(plan.managers) > 1:
+        tokens["manager"] = await api.join_token(manager.docker_host, "Manager")
+    for host in (*plan.managers[1:], *plan.workers):
         joining = api.swarm_join(
-            host.docker_host, manager.listen_addr, token, host.listen_addr, host.address
+            host.docker_host, manager.listen_addr, tokens[host.role], host.listen_addr, host.address
         )
-        await api.within(SWARM_CALL_S, f"{host.hostname} did not join the swarm", joining)
+        try:
+            await api.within(SWARM_CALL_S, f"{host.hostname} did not join the swarm", joining)
+        except api.ApiError as exc:
+            raise LabError(
+                f"{host.hostname} could not join the swarm as a {host.role}: {exc.detail}"
+            ) from exc
     count = len(plan.hosts)
     try:
         async with asyncio.timeout(NODES_READY_S):

@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 EngineMode = Literal["shared", "per-node"]
+Role = Literal["manager", "worker"]
 Command = tuple[str, ...]
 
 MAX_NODES = 50  # addresses .11 .. .60 of the lab's /24
@@ -80,6 +81,15 @@ class LabConfig(_Frozen):
         return f"{self.name}-lab"
 
     @property
+    def cut_table(self) -> str:
+        """The nftables table (family ip) that cuts a host off, in that host's namespace."""
+        return f"{self.name}-cut"
+
+    @property
+    def cidr(self) -> str:
+        return f"{self.subnet}.0/24"
+
+    @property
     def lab_file(self) -> Path:
         return self.run_dir / "lab.json"
 
@@ -117,6 +127,15 @@ class HostPlan(_Frozen):
     log_file: Path
     command: tuple[str, ...]  # swarmletd, run inside the namespace by `argv`
     engine: EnginePlan | None = None
+    role: Role = "worker"  # what the host joins as (node1 inits the swarm: a manager)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _node1_manages(cls, data: object) -> object:
+        # A lab.json written before hosts had roles: node1 was its one manager.
+        if isinstance(data, dict) and "role" not in data and data.get("index") == 1:
+            return {**data, "role": "manager"}
+        return data
 
     @property
     def netns_path(self) -> Path:
@@ -146,7 +165,16 @@ class LabPlan(_Frozen):
 
     @property
     def manager(self) -> HostPlan:
+        """node1: it inits the swarm, and DOCKER_HOST names it."""
         return self.hosts[0]
+
+    @property
+    def managers(self) -> tuple[HostPlan, ...]:
+        return tuple(host for host in self.hosts if host.role == "manager")
+
+    @property
+    def workers(self) -> tuple[HostPlan, ...]:
+        return tuple(host for host in self.hosts if host.role == "worker")
 
     @property
     def docker_host(self) -> str:
@@ -161,14 +189,22 @@ class LabPlan(_Frozen):
         raise KeyError(f"no host {node!r} in the lab (hosts: {known})")
 
 
-def plan_lab(config: LabConfig, nodes: int, engine: EngineMode = "shared") -> LabPlan:
+def plan_lab(
+    config: LabConfig, nodes: int, engine: EngineMode = "shared", managers: int = 1
+) -> LabPlan:
+    """The lab of ``nodes`` hosts; node1 .. node<managers> are its managers."""
     if not 1 <= nodes <= MAX_NODES:
         raise ValueError(f"a lab has 1 to {MAX_NODES} nodes, not {nodes}")
-    hosts = tuple(plan_host(config, i, engine) for i in range(1, nodes + 1))
+    if not 1 <= managers <= nodes:
+        raise ValueError(f"a lab of {nodes} nodes has 1 to {nodes} managers, not {managers}")
+    hosts = tuple(
+        plan_host(config, i, engine, "manager" if i <= managers else "worker")
+        for i in range(1, nodes + 1)
+    )
     return LabPlan(config=config, engine=engine, hosts=hosts)
 
 
-def plan_host(config: LabConfig, index: int, engine: EngineMode) -> HostPlan:
+def plan_host(config: LabConfig, index: int, engine: EngineMode, role: Role = "worker") -> HostPlan:
     hostname = f"node{index}"
     netns = f"{config.name}-{hostname}"
     run_dir = config.run_dir / hostname
@@ -200,6 +236,7 @@ def plan_host(config: LabConfig, index: int, engine: EngineMode) -> HostPlan:
         log_file=config.log_dir / f"{config.log_prefix}-{hostname}.log",
         command=command,
         engine=engine_plan,
+        role=role,
     )
 
 

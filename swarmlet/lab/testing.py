@@ -89,10 +89,11 @@ def lab_running(
     nodes: int = 3,
     engine: EngineMode = "shared",
     form_swarm: bool = True,
+    managers: int = 1,
 ) -> Iterator[Lab]:
     """A lab that is up for the block and gone after it."""
     with lab_reserved(config) as lab:
-        lab.up(nodes, engine, form_swarm)
+        lab.up(nodes, engine, form_swarm, managers=managers)
         yield lab
 
 

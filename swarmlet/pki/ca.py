@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from swarmlet.errors import InvalidSpec
@@ -142,11 +143,35 @@ def issue(
     unit = ROLE_UNITS[role]
     # Managers also answer as the CA (Swarm's "swarm-ca" name) since they issue certificates.
     names = [unit, node_id] + ([ROOT_NAME] if role == NodeRole.MANAGER else [])
-    cert = (
+    cert = sign_leaf(
+        ca_cert,
+        ca_key,
+        subject=_name(node_id, unit, cluster_id),
+        public_key=csr.public_key(),
+        names=[x509.DNSName(name) for name in names],
+        expiry=expiry,
+        now=now,
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def sign_leaf(
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    subject: x509.Name,
+    public_key: CertificatePublicKeyTypes,
+    names: list[x509.GeneralName],
+    expiry: timedelta,
+    now: datetime,
+) -> x509.Certificate:
+    """A certificate signed by the root, for servers and clients alike (every certificate
+    the swarm issues is both): backdated by BACKDATE, with ``names`` as its SANs."""
+    return (
         x509.CertificateBuilder()
-        .subject_name(_name(node_id, unit, cluster_id))
+        .subject_name(subject)
         .issuer_name(ca_cert.subject)
-        .public_key(csr.public_key())
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - BACKDATE)
         .not_valid_after(now + expiry)
@@ -157,16 +182,13 @@ def issue(
             ),
             critical=False,
         )
-        .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(name) for name in names]), critical=False
-        )
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
         )
         .sign(ca_key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def cross_sign(old: Issuer, new: Issuer, now: datetime) -> str:

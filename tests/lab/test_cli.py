@@ -43,6 +43,11 @@ def test_status_lists_every_host_and_its_daemon(written):
     assert result.exit_code == 0
     for expected in ("node1", "swlc-node1", "192.168.249.11", "node2", "stopped", "shared"):
         assert expected in result.stdout
+    lines = result.stdout.splitlines()
+    assert "ROLE" in lines[0]
+    assert "manager" in next(line for line in lines if "swlc-node1" in line)
+    assert "worker" in next(line for line in lines if "swlc-node2" in line)
+    assert all("connected" in line for line in lines if "swlc-node" in line)
 
 
 def test_stop_of_a_stopped_host_says_so(written):
@@ -72,6 +77,21 @@ def test_up_rejects_a_node_count_outside_the_subnet(lab):
 
     assert result.exit_code == 2
     assert "51 is not in the range 1<=x<=50" in result.output
+
+
+def test_up_rejects_more_managers_than_nodes(lab):
+    result = invoke(lab, "up", "--nodes", "2", "--managers", "3")
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--managers': 3 managers in a lab of 2 nodes" in result.output
+    assert not lab.config.run_dir.exists()
+
+
+def test_cut_of_an_unknown_host_is_a_clean_error(written):
+    result = invoke(written, "cut", "node9")
+
+    assert result.exit_code == 1
+    assert "no host 'node9' in the lab (hosts: node1, node2)" in result.output
 
 
 def test_exec_needs_a_command(written):

@@ -173,3 +173,40 @@ def test_a_plan_round_trips_through_lab_json():
     plan = plan_lab(CONFIG, 3, "per-node")
 
     assert LabPlan.model_validate_json(plan.model_dump_json()) == plan
+
+
+def test_one_manager_by_default_node1():
+    plan = plan_lab(CONFIG, 3)
+
+    assert [h.role for h in plan.hosts] == ["manager", "worker", "worker"]
+    assert plan.managers == (plan.manager,)
+    assert [h.hostname for h in plan.workers] == ["node2", "node3"]
+
+
+def test_the_first_m_hosts_are_the_managers():
+    plan = plan_lab(CONFIG, 5, managers=3)
+
+    assert [h.hostname for h in plan.managers] == ["node1", "node2", "node3"]
+    assert [h.hostname for h in plan.workers] == ["node4", "node5"]
+    assert plan.manager.hostname == "node1"  # it inits the swarm; DOCKER_HOST names it
+    assert LabPlan.model_validate_json(plan.model_dump_json()) == plan
+
+
+def test_every_host_may_be_a_manager():
+    assert plan_lab(CONFIG, 2, managers=2).workers == ()
+
+
+@pytest.mark.parametrize("managers", [0, 4])
+def test_manager_count_is_between_one_and_the_node_count(managers):
+    with pytest.raises(ValueError, match=f"a lab of 3 nodes has 1 to 3 managers, not {managers}"):
+        plan_lab(CONFIG, 3, managers=managers)
+
+
+def test_a_lab_json_of_before_roles_reads_node1_as_its_manager():
+    written = plan_lab(CONFIG, 2).model_dump(mode="json")
+    for host in written["hosts"]:
+        del host["role"]
+
+    plan = LabPlan.model_validate(written)
+
+    assert [h.role for h in plan.hosts] == ["manager", "worker"]

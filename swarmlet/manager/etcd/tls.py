@@ -1,0 +1,103 @@
+"""The member's TLS: a certificate from the cluster's root, and the files etcd reads.
+
+The member's certificate serves both its ports and is its client certificate towards its
+peers and its own client (the store's backend, later). It is issued as a node certificate is
+(``swarmlet.pki.ca.issue``: ECDSA P-256, backdated an hour, the signer of the moment during a
+root rotation, with the cross-signed root after it), with other names: CN ``etcd-<node ID>``
+(no node has such an ID, so it opens nothing on the manager's port), OU ``swarm-etcd``, O the
+cluster, and as names the node's address and loopback (IP SANs, which peers and clients
+check) and ``swarm-etcd`` (``config.MEMBER_NAME``), which etcd demands of every peer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from swarmlet.errors import InvalidSpec
+from swarmlet.manager.ca.authority import signer_of, trust_of
+from swarmlet.manager.etcd.config import LOOPBACK, MEMBER_NAME, MemberConfig
+from swarmlet.models import RootCA
+from swarmlet.pki.ca import sign_leaf
+from swarmlet.pki.credentials import write_private
+
+
+@dataclass(frozen=True)
+class MemberTLS:
+    cert_pem: str  # the member's certificate, then the cross-signed root during a rotation
+    key_pem: str
+    trust_pem: str  # every root of the cluster
+
+
+def member_tls(
+    root_ca: RootCA,
+    *,
+    node_id: str,
+    cluster_id: str,
+    address: str,
+    expiry: timedelta,
+    now: datetime,
+) -> MemberTLS:
+    """A new key and a certificate for the member of ``node_id`` at ``address``."""
+    if not root_ca.ca_cert:
+        raise InvalidSpec("the cluster has no root CA")
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError as exc:
+        raise InvalidSpec(f"an etcd member needs an IP address, not {address!r}") from exc
+    addresses = list(dict.fromkeys([ip, ipaddress.ip_address(LOOPBACK)]))
+    signer = signer_of(root_ca)
+    ca_cert = x509.load_pem_x509_certificate(signer.cert_pem.encode())
+    ca_key = serialization.load_pem_private_key(signer.key_pem.encode(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise InvalidSpec("the CA key must be an ECDSA key")
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COMMON_NAME, f"etcd-{node_id}"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, MEMBER_NAME),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, cluster_id),
+        ]
+    )
+    cert = sign_leaf(
+        ca_cert,
+        ca_key,
+        subject=subject,
+        public_key=key.public_key(),
+        names=[x509.DNSName(MEMBER_NAME)] + [x509.IPAddress(a) for a in addresses],
+        expiry=expiry,
+        now=now,
+    )
+    cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return MemberTLS(cert_pem + root_ca.cross_signed, key_pem, trust_of(root_ca))
+
+
+def write_member_tls(config: MemberConfig, tls: MemberTLS) -> None:
+    """The three files etcd reads, each 0600 (replaced whole), in a 0700 folder beside the
+    data folder."""
+    config.tls_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config.tls_dir.chmod(0o700)
+    write_private(config.key_path, tls.key_pem)
+    write_private(config.cert_path, tls.cert_pem)
+    write_private(config.trust_path, tls.trust_pem)
+
+
+def client_ssl_context(config: MemberConfig) -> ssl.SSLContext:
+    """A client of the member: trusts the cluster's roots alone, presents the member's
+    certificate, and checks the server's address against its IP SAN."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(config.trust_path))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.cert_path, config.key_path)
+    return context

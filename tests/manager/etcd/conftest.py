@@ -1,0 +1,136 @@
+"""Real etcd members on 127.0.0.1 for the tests: each on ports of its own, in a temporary
+state folder, stopped (and, if that fails, killed by its PID) whatever the test did."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from swarmlet.aio import cancel_and_wait
+from swarmlet.clock import SystemClock
+from swarmlet.manager.etcd import (
+    EtcdClient,
+    MemberConfig,
+    Supervisor,
+    client_ssl_context,
+    member_tls,
+    wait_healthy,
+    write_member_tls,
+)
+from swarmlet.models import RootCA
+from swarmlet.pki.ca import Issuer, new_root
+
+ADDRESS = "127.0.0.1"
+CLUSTER = "cluster-1"
+HEALTHY_WITHIN_S = 20.0
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now (the kernel's choice), for members on loopback."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((ADDRESS, 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+@pytest.fixture
+def etcd_binary() -> str:
+    binary = shutil.which("etcd")
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no etcd under CI: scripts/bootstrap.sh installs etcd-server")
+        pytest.skip("no etcd: scripts/bootstrap.sh installs etcd-server")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def root() -> Issuer:
+    return new_root(datetime.now(UTC))
+
+
+@dataclass
+class Running:
+    config: MemberConfig
+    supervisor: Supervisor
+    task: asyncio.Task[None]
+    client: EtcdClient
+
+
+@dataclass
+class Members:
+    """Starts members with a supervisor each; ``close`` stops them all."""
+
+    binary: str
+    root: Issuer
+    running: list[Running] = field(default_factory=list)
+    pids: set[int] = field(default_factory=set)
+
+    def prepare(self, config: MemberConfig) -> None:
+        tls = member_tls(
+            RootCA(ca_cert=self.root.cert_pem, ca_key=self.root.key_pem),
+            node_id=config.name,
+            cluster_id=CLUSTER,
+            address=config.address,
+            expiry=timedelta(days=1),
+            now=datetime.now(UTC),
+        )
+        write_member_tls(config, tls)
+
+    async def start(self, config: MemberConfig) -> Running:
+        """Start the member of ``config`` and return once it answers healthy."""
+        self.prepare(config)
+        supervisor = Supervisor(config, SystemClock(), binary=self.binary, stop_grace_s=5)
+        task = asyncio.create_task(supervisor.run(), name=f"etcd {config.name}")
+        client = EtcdClient(config.client_url, client_ssl_context(config))
+        running = Running(config, supervisor, task, client)
+        self.running.append(running)
+        await self.wait_healthy(running)
+        return running
+
+    async def wait_healthy(self, running: Running) -> None:
+        # The PID of every process started, so that close can make sure it is gone.
+        deadline = asyncio.get_running_loop().time() + HEALTHY_WITHIN_S
+        while running.supervisor.pid is None and not running.task.done():
+            assert asyncio.get_running_loop().time() < deadline, "etcd did not start"
+            await asyncio.sleep(0.05)
+        if running.task.done():
+            running.task.result()  # its error, if any
+        assert running.supervisor.pid is not None
+        self.pids.add(running.supervisor.pid)
+        await wait_healthy(running.client, SystemClock(), HEALTHY_WITHIN_S)
+
+    async def close(self) -> None:
+        for running in reversed(self.running):
+            await cancel_and_wait(running.task)
+            await running.client.close()
+        for pid in self.pids:
+            kill_if_running(pid)
+
+
+def kill_if_running(pid: int) -> None:
+    """Only if stopping failed: a PID we saw started, and still our child, is ended."""
+    with suppress(ProcessLookupError, ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG) == (0, 0):
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+async def members(etcd_binary: str, root: Issuer) -> AsyncIterator[Members]:
+    started = Members(etcd_binary, root)
+    try:
+        yield started
+    finally:
+        await started.close()
