@@ -23,20 +23,31 @@ def split_addr(addr: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
         raise InvalidSpec(f"invalid address {addr!r}: the port must be a number") from exc
 
 
-def local_addresses() -> list[str]:
-    """The host's global-scope IPv4 addresses, in interface order."""
-    output = subprocess.run(
-        ["ip", "-j", "-4", "addr", "show", "scope", "global"],
-        check=True,
+def _ipv4_addresses(*selector: str) -> list[str] | None:
+    """The IPv4 addresses `ip addr show SELECTOR` lists, in interface order; None when it
+    refuses the selector (no such interface)."""
+    done = subprocess.run(
+        ["ip", "-j", "-4", "addr", "show", *selector],
+        check=False,
         capture_output=True,
         text=True,
-    ).stdout
+    )
+    if done.returncode != 0:
+        return None
     return [
-        info["local"]
-        for link in json.loads(output or "[]")
+        str(info["local"])
+        for link in json.loads(done.stdout or "[]")
         for info in link.get("addr_info", [])
         if info.get("family") == "inet"
     ]
+
+
+def local_addresses() -> list[str]:
+    """The host's global-scope IPv4 addresses, in interface order."""
+    found = _ipv4_addresses("scope", "global")
+    if found is None:
+        raise InvalidSpec("could not list this host's addresses (`ip addr` failed)")
+    return found
 
 
 BAD_ADVERTISE_ADDR = (
@@ -51,20 +62,9 @@ BAD_DATA_PATH_ADDR = (
 def interface_address(name: str) -> str | None:
     """The IPv4 address of the network interface ``name`` (moby's resolveInterfaceAddr);
     None when there is no such interface."""
-    done = subprocess.run(
-        ["ip", "-j", "-4", "addr", "show", "dev", name],
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
+    found = _ipv4_addresses("dev", name)
+    if found is None:
         return None
-    found = [
-        str(info["local"])
-        for link in json.loads(done.stdout or "[]")
-        for info in link.get("addr_info", [])
-        if info.get("family") == "inet"
-    ]
     if not found:
         raise InvalidSpec(f"interface {name} has no usable IPv4 or IPv6 address")
     if len(found) > 1:
@@ -81,7 +81,7 @@ def _ip_or_interface(value: str, error: str) -> str:
         if not ipaddress.ip_address(value).is_unspecified:
             return value
     except ValueError:
-        address = interface_address(value) if value.isprintable() and "/" not in value else None
+        address = interface_address(value)
         if address is not None:
             return address
     raise InvalidSpec(error)

@@ -83,8 +83,11 @@ class NodeInfo:
         given what it reserves, returned; one placed before holds what it was given."""
         self.reserve(task.service_id, *reservations(task.spec), host_ports(task.endpoint_spec))
         want = generic_reservations(task.spec)
-        if not want:
-            return None
+        return self.take_generic(task, want) if want else None
+
+    def take_generic(self, task: Task, want: Wanted) -> list[GenericResource] | None:
+        """Count the generic resources a task on this node holds: what it was given here, or,
+        for one given nothing here yet, a claim of what it reserves (returned)."""
         if task.assigned_generic_resources is not None and task.node_id == self.node.id:
             self.hold(task.assigned_generic_resources)
             return None
@@ -140,9 +143,5 @@ def node_infos(nodes: Iterable[Node], placed: Iterable[Task]) -> dict[str, NodeI
         if generic:
             # Free is what the node has minus what its active tasks were given (one placed
             # without a record of it holds what it reserves).
-            assigned = task.assigned_generic_resources
-            if assigned is not None:
-                info.hold(assigned)
-            else:
-                info.claim(generic)
+            info.take_generic(task, generic)
     return infos

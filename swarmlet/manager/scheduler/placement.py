@@ -137,10 +137,7 @@ def _place_group(
             break
         node.reserve(service_id, nano_cpus, memory_bytes, ports)
         queue.put(node)
-        if generic:
-            append(Decision(task.id, node.node.id, None, node.claim(generic)))
-        else:
-            append(Decision(task.id, node.node.id, None))
+        append(Decision(task.id, node.node.id, None, node.claim(generic) if generic else None))
     return decisions
 
 
