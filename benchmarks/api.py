@@ -203,14 +203,14 @@ def make_task(service: Service, node: Node, state: TaskState, desired: TaskState
     )
 
 
-def fill(services: int, history: int, nodes: int) -> BenchControl:
+async def fill(services: int, history: int, nodes: int) -> BenchControl:
     """A store as a leader's would be with that many services, tasks and nodes."""
     store = Store(clock=SystemClock())
     cluster = Cluster(
         id=new_id(), join_tokens=JoinTokens(worker=TOKEN + "w" * 25, manager=TOKEN + "m" * 25)
     )
-    store.commit([Op.create(cluster), Op.create(ingress_network(new_id()))])
-    placed = [store.commit([Op.create(make_node(i))])[0] for i in range(nodes)]
+    await store.commit([Op.create(cluster), Op.create(ingress_network(new_id()))])
+    placed = [(await store.commit([Op.create(make_node(i))]))[0] for i in range(nodes)]
     all_nodes: list[Node] = [n for n in placed if isinstance(n, Node)]
     for index in range(services):
         service = Service(id=new_id(), spec=service_spec(index), spec_version=Version(index=1))
@@ -220,12 +220,12 @@ def fill(services: int, history: int, nodes: int) -> BenchControl:
             ops.append(Op.create(make_task(service, node, TaskState.SHUTDOWN, TaskState.SHUTDOWN)))
         node = all_nodes[index % nodes]
         ops.append(Op.create(make_task(service, node, TaskState.RUNNING, TaskState.RUNNING)))
-        store.commit(ops)
+        await store.commit(ops)
     return BenchControl(store=store, node_id=all_nodes[0].id)
 
 
 async def serve(socket_path: str, args: argparse.Namespace) -> None:
-    control = fill(args.services, args.history, args.nodes)
+    control = await fill(args.services, args.history, args.nodes)
     # As swarmletd does once its store is loaded (swarmlet/collector.py).
     collector.tune_for_a_long_lived_store()
     runner = web.AppRunner(make_app(control, SystemClock()), access_log=None)

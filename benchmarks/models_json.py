@@ -22,6 +22,7 @@ Run it on two checkouts to compare them; the figures are printed only.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 import time
@@ -60,7 +61,7 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=60)
     args = parser.parse_args()
-    store = fill(args.services, args.history, 10).store
+    store = asyncio.run(fill(args.services, args.history, 10)).store
     services, tasks = store.all(Service), store.all(Task)
     specs = [service.spec.to_api() for service in services]
     lower = [json.loads(lower_camel(json.dumps(spec))) for spec in specs]

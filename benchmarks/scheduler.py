@@ -209,7 +209,7 @@ def run_schedule(variant: Variant, nodes: list[Node], pending: list[Task]) -> fl
 async def _controller(nodes: list[Node], pending: list[Task]) -> tuple[float, dict[str, str]]:
     clock = SystemClock()
     store = Store(clock=clock)
-    store.commit([Op.create(node) for node in nodes])
+    await store.commit([Op.create(node) for node in nodes])
     loop = asyncio.create_task(Scheduler(store, clock).run(), name="scheduler")
     await asyncio.sleep(0)  # the scheduler takes its snapshot: nothing to place yet
     watch = store.watch()
@@ -218,8 +218,9 @@ async def _controller(nodes: list[Node], pending: list[Task]) -> tuple[float, di
         by_service.setdefault(task.service_id, []).append(task)
     where: dict[str, str] = {}
     for tasks in by_service.values():
-        store.commit([Op.create(task) for task in tasks])
-    # Nothing has run yet: the scheduler sees the commits when this coroutine awaits.
+        await store.commit([Op.create(task) for task in tasks])
+    # Nothing has run yet (the in-memory store's commits do not yield to the event loop): the
+    # scheduler sees the commits when this coroutine next awaits.
     gc.collect()
     start = time.perf_counter()
     async for batch in watch.batches():

@@ -56,6 +56,8 @@ async def _main(
         network_suffix=f".{hostname}" if shared_engine else "",
         node_devices=devices,
     )
+    # A manager's store is loaded before the API serves: no request finds it without one.
+    await control.open()
     app = make_app(control, clock, min_cert_expiry=min_cert_expiry, attacher=control.attacher)
     runner = await serve(app, hosts, tls)
     main = asyncio.current_task()

@@ -52,7 +52,7 @@ from swarmlet.pki import Credentials, JoinToken
 from swarmlet.pki.tls import client_context
 
 if TYPE_CHECKING:
-    from swarmlet.manager.store import Store
+    from swarmlet.manager.store import Store, Tx
 
 # The manager's packages (store, CA, allocator, controllers) are imported where the node
 # becomes or runs a manager, not above: a worker never needs them, and they would stay in its
@@ -117,6 +117,8 @@ class NodeControl:
         self._running: list[asyncio.Task[None]] = []
         self._busy = asyncio.Lock()
         self._group: asyncio.TaskGroup | None = None
+        # Whether ``open`` has run.
+        self._opened = False
 
     # SwarmControl
 
@@ -177,9 +179,9 @@ class NodeControl:
                 manager_addrs=[f"{addr}:{port}"],
             )
             create_key_file(self._key_file)
-            store = self._open_store(None)
+            store = await self._open_store(None)
             try:
-                self._found_cluster(store, identity, request, await self._describe_self())
+                await self._found_cluster(store, identity, request, await self._describe_self())
             except BaseException:
                 store.close()
                 identity_file.forget(self._state_dir)
@@ -190,7 +192,7 @@ class NodeControl:
             self._start(store)
             return identity.node_id
 
-    def _found_cluster(
+    async def _found_cluster(
         self,
         store: Store,
         identity: identity_file.NodeIdentity,
@@ -202,7 +204,6 @@ class NodeControl:
         from swarmlet.manager.allocator import ingress_network  # manager only (see above)
         from swarmlet.manager.allocator.ipam import DEFAULT_POOLS
         from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
-        from swarmlet.manager.store import Op
         from swarmlet.pki.ca import new_key_and_csr
 
         spec = ClusterSpec.model_validate(request.spec or {})
@@ -220,7 +221,12 @@ class NodeControl:
         ingress = ingress_network(
             new_id(), cluster.default_addr_pool or DEFAULT_POOLS, cluster.subnet_size
         )
-        store.commit([Op.create(cluster), Op.create(ingress)])
+
+        def found(tx: Tx) -> None:
+            tx.create(cluster)
+            tx.create(ingress)
+
+        await store.update(found)
         node = Node(
             id=identity.node_id,
             spec=NodeSpec(role=NodeRole.MANAGER),
@@ -229,7 +235,7 @@ class NodeControl:
             manager_status=ManagerStatus(leader=True, addr=identity.manager_addrs[0]),
         )
         key, csr = new_key_and_csr()
-        issued = CertificateAuthority(store, self._clock).create_node_certificate(node, csr)
+        issued = await CertificateAuthority(store, self._clock).create_node_certificate(node, csr)
         self._credentials.save(trust_pem=issued.trust, cert_pem=issued.certificate, key_pem=key)
 
     async def join(self, request: JoinRequest) -> None:
@@ -262,7 +268,7 @@ class NodeControl:
 
         async with self._busy:
             unlock_key = parse_unlock_key(key)
-            store = self._open_store(unlock_key)  # Unauthorized for a key that does not fit
+            store = await self._open_store(unlock_key)  # Unauthorized for a key that does not fit
             self._unlock_key = key.strip()
             self._locked = False
             self._start(store)
@@ -320,19 +326,30 @@ class NodeControl:
 
     # Running the node's parts
 
+    async def open(self) -> None:
+        """Load a manager's store (unless autolock keeps it sealed) before the daemon serves
+        its API: loading awaits, and no request may find the manager without its store.
+        ``run`` opens it if this was not called."""
+        identity = self._identity
+        if self._opened or identity is None or identity.role != NodeRole.MANAGER:
+            return
+        self._opened = True
+        from swarmlet.manager.store.encryption import key_file_sealed  # manager only
+
+        # With autolock, nothing runs until `docker swarm unlock` gives the key.
+        self._locked = key_file_sealed(self._key_file)
+        if not self._locked:
+            self._store = await self._open_store(None)
+
     async def run(self) -> None:
         """Start what the remembered identity needs and keep running until cancelled."""
+        await self.open()
         async with asyncio.TaskGroup() as group:
             self._group = group
             identity = self._identity
-            if identity is not None and identity.role == NodeRole.MANAGER:
-                from swarmlet.manager.store.encryption import key_file_sealed  # manager only
-
-                # With autolock, nothing runs until `docker swarm unlock` gives the key.
-                self._locked = key_file_sealed(self._key_file)
-                if not self._locked:
-                    self._start(self._open_store(None))
-            elif identity is not None:
+            if self._store is not None:
+                self._start(self._store)
+            elif identity is not None and identity.role != NodeRole.MANAGER:
                 self._start(None)
             await asyncio.Event().wait()
 
@@ -405,8 +422,8 @@ class NodeControl:
     def _key_file(self) -> Path:
         return self._state_dir / identity_file.KEY_FILE
 
-    def _open_store(self, unlock_key: bytes | None) -> Store:
-        """The manager's store, its rows sealed with the key file's DEK."""
+    async def _open_store(self, unlock_key: bytes | None) -> Store:
+        """The manager's store, its rows sealed with the key file's DEK, loaded."""
         # Manager only (see above).
         from swarmlet.manager.store import Store
         from swarmlet.manager.store.encryption import Cipher, read_dek
@@ -414,7 +431,7 @@ class NodeControl:
 
         cipher = Cipher(read_dek(self._key_file, unlock_key))
         backend = SqliteBackend(self._state_dir / identity_file.STORE_FILE, cipher)
-        return Store(backend, self._clock)
+        return await Store.open(backend, self._clock)
 
     async def _describe_self(self) -> NodeDescription:
         return await describe_node(self._engine, self._hostname, self._node_devices.generic)

@@ -85,29 +85,43 @@ class LocalControl:
 
 class LocalManager:
     """A founded cluster (root CA, tokens, ``ingress``, the manager's node and certificate)
-    on an in-memory store; ``run()`` serves it until cancelled."""
+    on an in-memory store; ``run()`` serves it until cancelled. Made by ``found``."""
 
     def __init__(
         self, folder: Path, clock: Clock | None = None, host: str = HOST, port: int = 0
     ) -> None:
+        """An empty store and the manager's address: ``found`` founds the cluster on it."""
         self.clock: Clock = clock or SystemClock()
         self.store = Store(MemoryBackend(), self.clock)
+        self.host = host
         self.addr = f"{host}:{port or free_port(host)}"
         self.credentials = Credentials(folder / "certificates")
         self.node_id = new_id()
+
+    @classmethod
+    async def found(
+        cls, folder: Path, clock: Clock | None = None, host: str = HOST, port: int = 0
+    ) -> LocalManager:
+        """A manager with its cluster founded, ready to ``run``."""
+        manager = cls(folder, clock, host, port)
+        await manager._found_cluster()
+        return manager
+
+    async def _found_cluster(self) -> None:
         root_ca, tokens = new_cluster_root(self.clock.now())
         cluster = Cluster(id=new_id(), join_tokens=tokens, root_ca=root_ca)
         ingress = ingress_network(new_id(), DEFAULT_POOLS, cluster.subnet_size)
-        self.store.commit([Op.create(cluster), Op.create(ingress)])
+        await self.store.commit([Op.create(cluster), Op.create(ingress)])
         node = Node(
             id=self.node_id,
             spec=NodeSpec(role=NodeRole.MANAGER, availability=NodeAvailability.DRAIN),
             description=NodeDescription(hostname="sim-manager"),
-            status=NodeStatus(state=NodeState.READY, addr=host),
+            status=NodeStatus(state=NodeState.READY, addr=self.host),
             manager_status=ManagerStatus(leader=True, addr=self.addr),
         )
         key, csr = new_key_and_csr()
-        issued = CertificateAuthority(self.store, self.clock).create_node_certificate(node, csr)
+        authority = CertificateAuthority(self.store, self.clock)
+        issued = await authority.create_node_certificate(node, csr)
         self.credentials.save(trust_pem=issued.trust, cert_pem=issued.certificate, key_pem=key)
 
     @property

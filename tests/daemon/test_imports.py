@@ -14,11 +14,13 @@ import sys
 
 # Every node serves the Engine API, so its package is loaded on a worker. Its handler modules
 # still import the store (``Op``) and the allocator at the top, for handlers that run on a
-# manager only.
+# manager only; the allocator's controller brings the controllers' runtime (a small module on
+# the store).
 WORKER_MANAGER_PACKAGES = (
     "swarmlet.manager.api",
     "swarmlet.manager.store",
     "swarmlet.manager.allocator",
+    "swarmlet.manager.controller",
 )
 
 

@@ -32,16 +32,16 @@ def node_control(state_dir: Path) -> NodeControl:
     )
 
 
-def joined_with(state_dir: Path, role: NodeRole) -> NodeControl:
+async def joined_with(state_dir: Path, role: NodeRole) -> NodeControl:
     """A node that joined as a worker (its node.json says so), holding a certificate of
     ``role``."""
     clock = FakeClock()
     store = Store(clock=clock)
     root_ca, tokens = new_cluster_root(clock.now())
-    store.commit([Op.create(Cluster(id=new_id(), root_ca=root_ca, join_tokens=tokens))])
+    await store.commit([Op.create(Cluster(id=new_id(), root_ca=root_ca, join_tokens=tokens))])
     node = Node(id="node2id", spec=NodeSpec(role=role))
     key, csr = new_key_and_csr()
-    issued = CertificateAuthority(store, clock).create_node_certificate(node, csr)
+    issued = await CertificateAuthority(store, clock).create_node_certificate(node, csr)
     Credentials.of(state_dir).save(trust_pem=issued.trust, cert_pem=issued.certificate, key_pem=key)
     identity_file.save_identity(
         state_dir,
@@ -58,16 +58,18 @@ def joined_with(state_dir: Path, role: NodeRole) -> NodeControl:
     return control
 
 
-def test_a_manager_certificate_without_the_store_forwards_to_the_managers(tmp_path: Path) -> None:
-    control = joined_with(tmp_path, NodeRole.MANAGER)
+async def test_a_manager_certificate_without_the_store_forwards_to_the_managers(
+    tmp_path: Path,
+) -> None:
+    control = await joined_with(tmp_path, NodeRole.MANAGER)
     route = control.leader
     assert route is not None
     assert route.addrs == (LEADER,)
     assert control.store is None
 
 
-def test_a_worker_certificate_forwards_nothing(tmp_path: Path) -> None:
-    assert joined_with(tmp_path, NodeRole.WORKER).leader is None
+async def test_a_worker_certificate_forwards_nothing(tmp_path: Path) -> None:
+    assert (await joined_with(tmp_path, NodeRole.WORKER)).leader is None
 
 
 def test_outside_a_swarm_nothing_is_forwarded(tmp_path: Path) -> None:
@@ -77,7 +79,7 @@ def test_outside_a_swarm_nothing_is_forwarded(tmp_path: Path) -> None:
 
 
 async def test_a_follower_leaves_only_when_forced(tmp_path: Path) -> None:
-    control = joined_with(tmp_path, NodeRole.MANAGER)
+    control = await joined_with(tmp_path, NodeRole.MANAGER)
     with pytest.raises(Unavailable) as refused:
         await control.leave(force=False)
     assert refused.value.message == LEAVE_AS_FOLLOWER

@@ -40,7 +40,7 @@ def test_bad_options_are_refused_before_anything_starts(args, message):
 
 
 async def test_serve_says_when_every_node_has_joined_and_how_they_do(tmp_path: Path):
-    manager = LocalManager(tmp_path / "manager")
+    manager = await LocalManager.found(tmp_path / "manager")
     cluster = SimulatedCluster(
         [manager.addr], manager.worker_token, tmp_path / "nodes", Fleet(count=2)
     )

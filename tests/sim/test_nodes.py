@@ -63,7 +63,7 @@ def ready(manager: LocalManager, count: int) -> list[str]:
 async def test_nodes_join_run_tasks_where_their_labels_say_and_keep_their_identity(
     tmp_path: Path,
 ):
-    manager = LocalManager(tmp_path / "manager")
+    manager = await LocalManager.found(tmp_path / "manager")
     token = manager.worker_token
     fleet = Fleet(count=3, zones=2, cpus=2, memory=2 * 1024**3, seed=1)
     cluster = SimulatedCluster([manager.addr], token, tmp_path / "nodes", fleet)

@@ -30,7 +30,7 @@ def nodes_of(store: Store) -> dict[str, Node]:
 
 
 async def test_200_nodes_run_2000_tasks_through_create_scale_drain_and_remove(tmp_path: Path):
-    manager = LocalManager(tmp_path / "manager")
+    manager = await LocalManager.found(tmp_path / "manager")
     store = manager.store
     fleet = Fleet(count=NODES, behaviour=Behaviour(start_latency=0.05, jitter=0.5), seed=5)
     cluster = SimulatedCluster([manager.addr], manager.worker_token, tmp_path / "nodes", fleet)

@@ -1,11 +1,10 @@
 """The allocator's control loop: VIPs, published ports, task and node addresses.
 
-It reads like every control loop here: take a snapshot and a watch in one step; event
-handlers only note whether anything that could change an allocation happened; once per
-batch of events one pass decides (``decide.allocate``, pure) and writes every change in one
-``store.commit``. A failed commit is decided again on the next batch, from the store as it is
-then. Networks themselves (subnet, VNI) are allocated by the API when they are created, so
-that errors come at once.
+A controller (``swarmlet.manager.controller``): the event handler only notes whether anything
+that could change an allocation happened; once per batch of events one pass decides
+(``decide.allocate``, pure) and writes every change in one transaction. A failed commit is
+decided again on the next batch, from the store as it is then. Networks themselves (subnet,
+VNI) are allocated by the API when they are created, so that errors come at once.
 """
 
 from __future__ import annotations
@@ -20,40 +19,26 @@ from swarmlet.manager.allocator.decide import (
     is_released,
     waits_for_addresses,
 )
+from swarmlet.manager.controller import Controller
 from swarmlet.manager.store import Action, Event, Store
 from swarmlet.models import Network, Node, Service, Task
 
 log = logging.getLogger(__name__)
 
 
-class Allocator:
+class Allocator(Controller):
     def __init__(self, store: Store, clock: Clock) -> None:
-        self._store = store
-        self._clock = clock
+        super().__init__(store, clock)
         self._dirty = False
         # NEW tasks the last pass had to leave waiting (a full subnet, a missing network).
         self._waiting: set[str] = set()
-        self._own_revision = -1
 
-    async def run(self) -> None:
-        snapshot = self._store.snapshot()
-        watch = snapshot.watch
-        try:
-            # Nothing commits between the snapshot and the first pass: it sees its revision.
-            self._dirty = True
-            self._pass()
-            async for batch in watch.batches():
-                for event in batch:
-                    self._mark(event)
-                self._pass()
-        finally:
-            watch.close()
+    def start(self) -> None:
+        self._dirty = True
 
     # Event handlers: they only take note.
 
-    def _mark(self, event: Event) -> None:
-        if event.revision == self._own_revision:
-            return  # our own writes change no decision
+    def mark(self, event: Event) -> None:
         obj = event.obj
         if isinstance(obj, Network | Service | Node):
             self._dirty = True
@@ -66,7 +51,7 @@ class Allocator:
 
     # The pass: decide, then write once.
 
-    def _pass(self) -> None:
+    async def act(self) -> None:
         if not self._dirty:
             return
         self._dirty = False
@@ -83,14 +68,13 @@ class Allocator:
         if not ops:
             return
         try:
-            written = store.commit(ops)
+            await self.write(lambda tx: tx.write(ops))
         except SwarmletError as exc:
             # Something changed under the pass; its event is on the way, and the next pass
             # decides again from the store as it is then.
             log.info("allocator: commit failed, deciding again on the next pass: %s", exc)
             self._dirty = True
             return
-        self._own_revision = written[0].version.index
         log.debug(
             "allocator: %d services, %d tasks, %d nodes written; %d tasks waiting",
             len(allocation.services),

@@ -42,7 +42,8 @@ from swarmlet.manager.api.control import LocalNodeState
 from swarmlet.manager.api.filters import Filters, match_labels
 from swarmlet.manager.api.lookup import resolve, task_name
 from swarmlet.manager.api.proxy import ENGINE
-from swarmlet.manager.store import Op, Store
+from swarmlet.manager.api.reads import Reads
+from swarmlet.manager.store import Store, Tx
 from swarmlet.models import (
     OVERLAY,
     VXLAN_OPTION,
@@ -250,10 +251,10 @@ def network_matches(network: Network, filters: Filters, in_use: bool) -> bool:
 # Lookups
 
 
-def find_network(store: Store, ref: str) -> Network | None:
+def find_network(reads: Reads, ref: str) -> Network | None:
     """Ours by full ID, name or unique ID prefix; None when none of ours is meant."""
     try:
-        return resolve("network", ref, store.all(Network), lambda n: (n.name,))
+        return resolve("network", ref, reads.all(Network), lambda n: (n.name,))
     except NotFound:
         return None
 
@@ -333,8 +334,16 @@ async def remove_network(request: web.Request) -> web.StreamResponse:
         raise NotFound(f"network {ref} not found")
     if store is None or network is None:
         return await request.app[ENGINE].forward(request)
-    check_removable(network, store.all(Service), store.all(Task))
-    store.commit([Op.delete(network)])
+    network_id = network.id
+
+    def remove(tx: Tx) -> None:
+        network = tx.find(Network, network_id)
+        if network is None:  # removed since it was found
+            raise NotFound(f"network {ref} not found")
+        check_removable(network, tx.all(Service), tx.all(Task))
+        tx.delete(network)
+
+    await store.update(remove)
     return web.Response(status=204)
 
 
@@ -353,15 +362,20 @@ async def create_network(request: web.Request) -> web.StreamResponse:
         # The body as it came (aiohttp keeps what it read).
         return await _engine_create(request, await request.read())
     store = store_of(request)
-    network = new_network(create, store)
-    store.commit([Op.create(network)])
+
+    def make(tx: Tx) -> Network:
+        network = new_network(create, tx)
+        tx.create(network)
+        return network
+
+    network = (await store.update(make)).value
     return json_response({"Id": network.id, "Warning": ""}, status=201)
 
 
-def new_network(create: NetworkCreateRequest, store: Store) -> Network:
+def new_network(create: NetworkCreateRequest, reads: Reads) -> Network:
     """The overlay network a create request asks for, allocated, or InvalidSpec, NotFound
     or NameConflict saying why not (SwarmKit's controlapi and moby's words)."""
-    existing = store.all(Network)
+    existing = reads.all(Network)
     _validate_create(create, existing)
     requested = create.ipam or NetworkIPAM()
     network = Network(
@@ -375,7 +389,7 @@ def new_network(create: NetworkCreateRequest, store: Store) -> Network:
         ingress=create.ingress,
         ipam=NetworkIPAM(driver="default", config=requested.config, options=requested.options),
     )
-    cluster = store.cluster()
+    cluster = reads.cluster()
     pools = (cluster.default_addr_pool if cluster is not None else None) or list(DEFAULT_POOLS)
     size = cluster.subnet_size if cluster is not None else DEFAULT_SUBNET_SIZE
     allocated = allocate_network(network, existing, pools, size)

@@ -22,7 +22,8 @@ from swarmlet.manager.api.filters import (
     match_prefix,
 )
 from swarmlet.manager.api.lookup import node_names, resolve
-from swarmlet.manager.store import Op, Store
+from swarmlet.manager.api.reads import Reads
+from swarmlet.manager.store import Tx
 from swarmlet.models import Node, NodeRole, NodeSpec, NodeState, Version, api_name
 
 ACCEPTED_FILTERS = ("id", "label", "membership", "name", "node.label", "role")
@@ -71,11 +72,11 @@ def node_matches(node: Node, filters: Filters) -> bool:
     )
 
 
-def find_node(request: web.Request, store: Store) -> Node:
+def find_node(request: web.Request, reads: Reads) -> Node:
     """The node a path names; `self` is this node (as the CLI's `node inspect self`), unless
     a node is called so."""
     ref = request.match_info["id"]
-    nodes = store.all(Node)
+    nodes = reads.all(Node)
     self_id = control_of(request).node_id
     if ref == "self" and self_id and not any("self" in node_names(n) for n in nodes):
         ref = self_id
@@ -120,24 +121,32 @@ async def update_node(request: web.Request) -> web.Response:
     store = store_of(request)
     version = version_query(request, "node")
     spec = parse_node_spec(await read_json_object(request))
-    node = find_node(request, store)
-    if node.spec.role is NodeRole.MANAGER and spec.role is NodeRole.WORKER:
-        check_demotion(node, store.all(Node))
-    store.commit([Op.update(node.replace(spec=spec, version=Version(index=version)))])
+
+    def update(tx: Tx) -> None:
+        node = find_node(request, tx)
+        if node.spec.role is NodeRole.MANAGER and spec.role is NodeRole.WORKER:
+            check_demotion(node, tx.all(Node))
+        tx.update(node.replace(spec=spec, version=Version(index=version)))
+
+    await store.update(update)
     return web.Response()
 
 
 async def remove_node(request: web.Request) -> web.Response:
     store = store_of(request)
-    node = find_node(request, store)
-    # SwarmKit's RemoveNode: a manager must be demoted first, even with force; a node that
-    # is still Ready must be forced.
-    if is_manager(node):
-        raise InvalidSpec(
-            f"node {node.id} is a cluster manager and is a member of the raft cluster."
-            " It must be demoted to worker before removal"
-        )
-    if node.status.state is NodeState.READY and not bool_query(request, "force"):
-        raise InvalidSpec(f"node {node.id} is not down and can't be removed")
-    store.commit([Op.delete(node)])
+
+    def remove(tx: Tx) -> None:
+        node = find_node(request, tx)
+        # SwarmKit's RemoveNode: a manager must be demoted first, even with force; a node
+        # that is still Ready must be forced.
+        if is_manager(node):
+            raise InvalidSpec(
+                f"node {node.id} is a cluster manager and is a member of the raft cluster."
+                " It must be demoted to worker before removal"
+            )
+        if node.status.state is NodeState.READY and not bool_query(request, "force"):
+            raise InvalidSpec(f"node {node.id} is not down and can't be removed")
+        tx.delete(node)
+
+    await store.update(remove)
     return web.Response()

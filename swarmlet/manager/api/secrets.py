@@ -31,7 +31,8 @@ from swarmlet.ids import new_id
 from swarmlet.manager.api.common import json_response, read_json_object, store_of, version_query
 from swarmlet.manager.api.filters import Filters, match_labels
 from swarmlet.manager.api.lookup import resolve
-from swarmlet.manager.store import Op, Store
+from swarmlet.manager.api.reads import Reads
+from swarmlet.manager.store import Tx
 from swarmlet.models import (
     Config,
     ConfigSpec,
@@ -136,8 +137,8 @@ class Kind(Generic[P]):
         field is named as the user wrote it)."""
         return self.model.model_validate({"ID": object_id, "Spec": self.spec_model.from_api(body)})
 
-    def find(self, store: Store, ref: str) -> P:
-        return resolve(self.word, ref, store.all(self.model), _names)
+    def find(self, reads: Reads, ref: str) -> P:
+        return resolve(self.word, ref, reads.all(self.model), _names)
 
     def users(self, obj: P, services: Iterable[Service]) -> list[Service]:
         """The services whose spec refers to the object, in SwarmKit's order (by ID)."""
@@ -167,7 +168,7 @@ class Kind(Generic[P]):
         refuse_unsupported(self.word, obj.spec)
         validate_data(self.word, obj.spec.data, self.max_size)
         try:
-            store.commit([Op.create(obj)])
+            await store.update(lambda tx: tx.create(obj))
         except NameConflict:
             raise NameConflict(f"{self.word} {obj.name} already exists") from None
         return json_response({"ID": obj.id}, status=201)
@@ -176,29 +177,39 @@ class Kind(Generic[P]):
         store = store_of(request)
         requested = self.parse(await read_json_object(request), "")
         version = version_query(request, self.word)
-        current = self.find(store, request.match_info["id"])
-        # SwarmKit compares the name and, when given, the data (in constant time).
-        data = requested.spec.data
-        if requested.name != current.name or (
-            data and not hmac.compare_digest(data, current.spec.data or b"")
-        ):
-            raise InvalidSpec(ONLY_LABELS)
-        refuse_unsupported(self.word, requested.spec)
-        spec = current.spec.replace(labels=requested.spec.labels)
-        store.commit([Op.update(current.replace(spec=spec, version=Version(index=version)))])
+        ref = request.match_info["id"]
+
+        def update(tx: Tx) -> None:
+            current = self.find(tx, ref)
+            # SwarmKit compares the name and, when given, the data (in constant time).
+            data = requested.spec.data
+            if requested.name != current.name or (
+                data and not hmac.compare_digest(data, current.spec.data or b"")
+            ):
+                raise InvalidSpec(ONLY_LABELS)
+            refuse_unsupported(self.word, requested.spec)
+            spec = current.spec.replace(labels=requested.spec.labels)
+            tx.update(current.replace(spec=spec, version=Version(index=version)))
+
+        await store.update(update)
         return web.Response()
 
     async def remove(self, request: web.Request) -> web.Response:
         store = store_of(request)
-        obj = self.find(store, request.match_info["id"])
-        users = self.users(obj, store.all(Service))
-        if users:
-            noun = "service" if len(users) == 1 else "services"
-            names = ", ".join(service.spec.name for service in users)
-            raise InvalidSpec(
-                f"{self.word} '{obj.name}' is in use by the following {noun}: {names}"
-            )
-        store.commit([Op.delete(obj)])
+        ref = request.match_info["id"]
+
+        def remove(tx: Tx) -> None:
+            obj = self.find(tx, ref)
+            users = self.users(obj, tx.all(Service))
+            if users:
+                noun = "service" if len(users) == 1 else "services"
+                names = ", ".join(service.spec.name for service in users)
+                raise InvalidSpec(
+                    f"{self.word} '{obj.name}' is in use by the following {noun}: {names}"
+                )
+            tx.delete(obj)
+
+        await store.update(remove)
         return web.Response(status=204)
 
 

@@ -31,6 +31,7 @@ from swarmlet.manager.api.filters import (
 from swarmlet.manager.api.jobs import job_service_status, new_job_status, next_job_status
 from swarmlet.manager.api.lookup import resolve, service_names
 from swarmlet.manager.api.proxy import ENGINE
+from swarmlet.manager.api.reads import Reads
 from swarmlet.manager.api.shapes import (
     insert_defaults,
     parse_insert_defaults,
@@ -48,7 +49,7 @@ from swarmlet.manager.api.validate import (
     validate_service_spec,
     validate_service_update,
 )
-from swarmlet.manager.store import Op, Store
+from swarmlet.manager.store import Store, Tx
 from swarmlet.models import (
     Config,
     Endpoint,
@@ -151,20 +152,20 @@ async def refuse_local_networks(request: web.Request, spec: ServiceSpec, store: 
         )
 
 
-def prepare_spec(spec: ServiceSpec, service_id: str, store: Store) -> ServiceSpec:
+def prepare_spec(spec: ServiceSpec, service_id: str, reads: Reads) -> ServiceSpec:
     """Network targets resolved to IDs, and what needs the cluster's state checked: the
     ingress network for ingress ports, published ports free, the secrets and configs it
     refers to there."""
-    networks = store.all(Network)
+    networks = reads.all(Network)
     spec = resolve_networks(spec, networks)
     check_ingress_network(spec, networks)
-    check_port_conflicts(spec, service_id, store.all(Service))
-    check_references_exist(spec, store.all(Secret), store.all(Config))
+    check_port_conflicts(spec, service_id, reads.all(Service))
+    check_references_exist(spec, reads.all(Secret), reads.all(Config))
     return spec
 
 
-def find_service(store: Store, ref: str) -> Service:
-    return resolve("service", ref, store.all(Service), service_names)
+def find_service(reads: Reads, ref: str) -> Service:
+    return resolve("service", ref, reads.all(Service), service_names)
 
 
 async def list_services(request: web.Request) -> web.Response:
@@ -196,14 +197,24 @@ async def create_service(request: web.Request) -> web.Response:
     spec = parse_service_spec(await read_json(request))
     validate_service_spec(spec)
     await refuse_local_networks(request, spec, store)
-    # From here to the commit nothing awaits: the checks see what the commit writes over.
-    spec = prepare_spec(spec, "", store)
     service_id = new_id()
-    endpoint = endpoint_for(spec, None, service_id, store.all(Service))
-    service = Service(id=service_id, spec=spec, spec_version=Version(index=1), endpoint=endpoint)
-    service = service.replace(job_status=new_job_status(spec, clock_of(request).now()))
-    store.commit([Op.create(service)])
-    return json_response({"ID": service.id, "Warnings": spec_warnings(spec)}, status=201)
+    job_status = new_job_status(spec, clock_of(request).now())
+
+    def create(tx: Tx) -> ServiceSpec:
+        prepared = prepare_spec(spec, "", tx)
+        endpoint = endpoint_for(prepared, None, service_id, tx.all(Service))
+        service = Service(
+            id=service_id,
+            spec=prepared,
+            spec_version=Version(index=1),
+            endpoint=endpoint,
+            job_status=job_status,
+        )
+        tx.create(service)
+        return prepared
+
+    prepared = (await store.update(create)).value
+    return json_response({"ID": service_id, "Warnings": spec_warnings(prepared)}, status=201)
 
 
 async def update_service(request: web.Request) -> web.Response:
@@ -226,32 +237,41 @@ async def update_service(request: web.Request) -> web.Response:
             message="manually requested rollback",
         )
     await refuse_local_networks(request, spec, store)
-    # From here to the commit nothing awaits: the checks see what the commit writes over.
-    current = store.get(Service, current.id)
-    spec = prepare_spec(spec, current.id, store)
-    changes: dict[str, object] = {
-        "spec": spec,
-        "previous_spec": current.spec,
-        "update_status": update_status,
-        "version": Version(index=version),
-    }
-    if tasks_differ(current.spec, spec):
-        changes["spec_version"] = Version(index=current.spec_version.index + 1)
-    changes["endpoint"] = endpoint_for(spec, current.endpoint, current.id, store.all(Service))
-    changes["job_status"] = next_job_status(current, clock_of(request).now())
-    store.commit([Op.update(current.replace(**changes))])
-    return json_response({"Warnings": spec_warnings(spec)})
+    service_id = current.id
+    now = clock_of(request).now()
+
+    def update(tx: Tx) -> ServiceSpec:
+        current = tx.get(Service, service_id)
+        prepared = prepare_spec(spec, service_id, tx)
+        changes: dict[str, object] = {
+            "spec": prepared,
+            "previous_spec": current.spec,
+            "update_status": update_status,
+            "version": Version(index=version),
+        }
+        if tasks_differ(current.spec, prepared):
+            changes["spec_version"] = Version(index=current.spec_version.index + 1)
+        changes["endpoint"] = endpoint_for(prepared, current.endpoint, service_id, tx.all(Service))
+        changes["job_status"] = next_job_status(current, now)
+        tx.update(current.replace(**changes))
+        return prepared
+
+    prepared = (await store.update(update)).value
+    return json_response({"Warnings": spec_warnings(prepared)})
 
 
 async def remove_service(request: web.Request) -> web.Response:
     store = store_of(request)
-    service = find_service(store, request.match_info["id"])
-    # The service and the end of its tasks in one commit: no watcher sees one without the other.
-    ops = [Op.delete(service)]
-    ops += [
-        Op.update(task.replace(desired_state=TaskState.REMOVE))
-        for task in store.tasks_of_service(service.id)
-        if task.desired_state is not TaskState.REMOVE
-    ]
-    store.commit(ops)
+    ref = request.match_info["id"]
+
+    def remove(tx: Tx) -> None:
+        # The service and the end of its tasks in one commit: no watcher sees one without
+        # the other.
+        service = find_service(tx, ref)
+        tx.delete(service)
+        for task in tx.tasks_of_service(service.id):
+            if task.desired_state is not TaskState.REMOVE:
+                tx.update(task.replace(desired_state=TaskState.REMOVE))
+
+    await store.update(remove)
     return web.Response()

@@ -24,7 +24,7 @@ from swarmlet.manager.api.common import (
     version_query,
 )
 from swarmlet.manager.api.control import InitRequest, JoinRequest, LocalNodeState
-from swarmlet.manager.store import Op
+from swarmlet.manager.store import Tx
 from swarmlet.models import Cluster, ClusterSpec, Model, RootCA, Version
 from swarmlet.net.names import VXLAN_PORT
 from swarmlet.pki import JoinToken, tls_info
@@ -215,29 +215,36 @@ async def update(request: web.Request) -> web.Response:
     store = store_of(request)
     version = version_query(request, "swarm")
     spec = ClusterSpec.from_api(await read_json_object(request))
-    cluster = store.cluster()
-    if cluster is None:
-        raise NotFound("This node is not part of a swarm")
-    check_ca_config(spec, min_cert_expiry_of(request))
-    check_update(cluster.spec, spec)
-    root_ca = cluster.root_ca
-    if spec.ca_config.force_rotate != cluster.spec.ca_config.force_rotate:
-        if not root_ca.ca_cert:
-            raise InvalidSpec("the swarm has no root CA to rotate")
-        # The CA's package and its controller, imported on a manager only: workers serve this
-        # API too (their memory).
-        from swarmlet.manager.ca.rotation import start_rotation
+    min_cert_expiry = min_cert_expiry_of(request)
+    now = clock_of(request).now()
 
-        root_ca = start_rotation(root_ca, clock_of(request).now())
-    tokens = cluster.join_tokens
-    if bool_query(request, "rotateWorkerToken"):
-        tokens = tokens.replace(worker=rotate_token(tokens.worker))
-    if bool_query(request, "rotateManagerToken"):
-        tokens = tokens.replace(manager=rotate_token(tokens.manager))
-    updated = cluster.replace(
-        spec=spec, join_tokens=tokens, root_ca=root_ca, version=Version(index=version)
-    )
-    store.commit([Op.update(updated)])
+    def write(tx: Tx) -> None:
+        cluster = tx.cluster()
+        if cluster is None:
+            raise NotFound("This node is not part of a swarm")
+        check_ca_config(spec, min_cert_expiry)
+        check_update(cluster.spec, spec)
+        root_ca = cluster.root_ca
+        if spec.ca_config.force_rotate != cluster.spec.ca_config.force_rotate:
+            if not root_ca.ca_cert:
+                raise InvalidSpec("the swarm has no root CA to rotate")
+            # The CA's package and its controller, imported on a manager only: workers serve
+            # this API too (their memory).
+            from swarmlet.manager.ca.rotation import start_rotation
+
+            root_ca = start_rotation(root_ca, now)
+        tokens = cluster.join_tokens
+        if bool_query(request, "rotateWorkerToken"):
+            tokens = tokens.replace(worker=rotate_token(tokens.worker))
+        if bool_query(request, "rotateManagerToken"):
+            tokens = tokens.replace(manager=rotate_token(tokens.manager))
+        tx.update(
+            cluster.replace(
+                spec=spec, join_tokens=tokens, root_ca=root_ca, version=Version(index=version)
+            )
+        )
+
+    await store.update(write)
     # After the commit, so a stale version changes no key.
     rotate_unlock_key = bool_query(request, "rotateManagerUnlockKey")
     await apply_autolock(control_of(request), spec, rotate=rotate_unlock_key)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from swarmlet.clock import Clock
 from swarmlet.errors import Forbidden, InvalidSpec, Unavailable
 from swarmlet.ids import new_id
-from swarmlet.manager.store import Op, Store
+from swarmlet.manager.store import Store, Tx
 from swarmlet.models import (
     SECOND_NS,
     Cluster,
@@ -78,66 +78,93 @@ def manager_status_of(node: Node) -> ManagerStatus | None:
     return ManagerStatus(leader=False, reachability="reachable", addr=addr)
 
 
+def _cluster_of(reader: Store | Tx) -> Cluster:
+    cluster = reader.cluster()
+    if cluster is None or not cluster.root_ca.ca_cert:
+        raise Unavailable(NOT_A_SWARM)
+    return cluster
+
+
+def _member(reader: Store | Tx, peer: CertificateInfo | None) -> Node:
+    """The node a (verified) client certificate names. Raises Forbidden when there is no
+    certificate or its node was removed from the swarm."""
+    if peer is None:
+        raise Forbidden("a node certificate is required")
+    node = reader.find(Node, peer.node_id)
+    cluster = reader.cluster()
+    if node is None or cluster is None or peer.cluster_id != cluster.id:
+        raise Forbidden(f"node {peer.node_id} is not a member of this swarm")
+    return node
+
+
+def role_of_token(cluster: Cluster, token: str) -> NodeRole:
+    """The role a join token gives. Raises InvalidSpec for a token that is not the
+    cluster's."""
+    JoinToken.parse(token)
+    worker = JoinToken.parse(cluster.join_tokens.worker)
+    manager = JoinToken.parse(cluster.join_tokens.manager)
+    if worker.matches(token):
+        return NodeRole.WORKER
+    if manager.matches(token):
+        # Joining as a second manager needs the replicated store (a later issue).
+        raise InvalidSpec("joining as a manager is not supported yet: use the worker token")
+    raise InvalidSpec(INVALID_TOKEN)
+
+
 class CertificateAuthority:
+    """Each certificate is issued inside the transaction that records it, from the cluster
+    and the node as that transaction reads them: the role and the root it is signed with are
+    the ones the store holds when the record is written."""
+
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
 
-    def _cluster(self) -> Cluster:
-        cluster = self._store.cluster()
-        if cluster is None or not cluster.root_ca.ca_cert:
-            raise Unavailable(NOT_A_SWARM)
-        return cluster
-
     def root(self) -> str:
         """The root a join token's digest names."""
-        return self._cluster().root_ca.ca_cert
+        return _cluster_of(self._store).root_ca.ca_cert
 
-    def join(self, token: str, csr_pem: str) -> Issued:
+    async def join(self, token: str, csr_pem: str) -> Issued:
         """A new node with the role its token gives, and its first certificate.
 
         Raises InvalidSpec for a token that is not the cluster's or a malformed CSR.
         """
-        cluster = self._cluster()
-        JoinToken.parse(token)
-        worker = JoinToken.parse(cluster.join_tokens.worker)
-        manager = JoinToken.parse(cluster.join_tokens.manager)
-        if worker.matches(token):
-            role = NodeRole.WORKER
-        elif manager.matches(token):
-            # Joining as a second manager needs the replicated store (a later issue).
-            raise InvalidSpec("joining as a manager is not supported yet: use the worker token")
-        else:
-            raise InvalidSpec(INVALID_TOKEN)
-        node = Node(
-            id=new_id(),
-            spec=NodeSpec(role=role),
-            status=NodeStatus(state=NodeState.UNKNOWN, message="waiting for its first session"),
-        )
-        return self._issue(cluster, node, csr_pem, create=True)
+        node_id = new_id()
 
-    def create_node_certificate(self, node: Node, csr_pem: str) -> Issued:
+        def joined(tx: Tx) -> Issued:
+            cluster = _cluster_of(tx)
+            node = Node(
+                id=node_id,
+                spec=NodeSpec(role=role_of_token(cluster, token)),
+                status=NodeStatus(state=NodeState.UNKNOWN, message="waiting for its first session"),
+            )
+            return self._issue(tx, cluster, node, csr_pem, create=True)
+
+        return (await self._store.update(joined)).value
+
+    async def create_node_certificate(self, node: Node, csr_pem: str) -> Issued:
         """The first certificate of a node made outside a join (the first manager's, at init);
         the node is created with it."""
-        return self._issue(self._cluster(), node, csr_pem, create=True)
+        commit = await self._store.update(
+            lambda tx: self._issue(tx, _cluster_of(tx), node, csr_pem, create=True)
+        )
+        return commit.value
 
-    def renew(self, peer: CertificateInfo | None, csr_pem: str) -> Issued:
+    async def renew(self, peer: CertificateInfo | None, csr_pem: str) -> Issued:
         """A new certificate for the node a valid certificate names, with its current role."""
-        node = self.admit(peer)
-        return self._issue(self._cluster(), node, csr_pem, create=False)
+
+        def renewed(tx: Tx) -> Issued:
+            node = _member(tx, peer)
+            return self._issue(tx, _cluster_of(tx), node, csr_pem, create=False)
+
+        return (await self._store.update(renewed)).value
 
     def admit(self, peer: CertificateInfo | None) -> Node:
         """The node a (verified) client certificate names. Raises Forbidden when there is no
         certificate or its node was removed from the swarm."""
-        if peer is None:
-            raise Forbidden("a node certificate is required")
-        node = self._store.find(Node, peer.node_id)
-        cluster = self._store.cluster()
-        if node is None or cluster is None or peer.cluster_id != cluster.id:
-            raise Forbidden(f"node {peer.node_id} is not a member of this swarm")
-        return node
+        return _member(self._store, peer)
 
-    def _issue(self, cluster: Cluster, node: Node, csr_pem: str, *, create: bool) -> Issued:
+    def _issue(self, tx: Tx, cluster: Cluster, node: Node, csr_pem: str, *, create: bool) -> Issued:
         signer = signer_of(cluster.root_ca)
         expiry = timedelta(seconds=cluster.spec.ca_config.node_cert_expiry / SECOND_NS)
         certificate = issue(
@@ -154,6 +181,9 @@ class CertificateAuthority:
             role=node.spec.role, serial=f"{info.serial:x}", not_after=info.not_after
         )
         recorded = node.replace(certificate=record, manager_status=manager_status_of(node))
-        self._store.commit([Op.create(recorded) if create else Op.update(recorded)])
+        if create:
+            tx.create(recorded)
+        else:
+            tx.update(recorded)
         chain = certificate + cluster.root_ca.cross_signed
         return Issued(node.id, chain, trust_of(cluster.root_ca))

@@ -16,8 +16,8 @@ from datetime import datetime
 from swarmlet.clock import Clock
 from swarmlet.errors import SwarmletError
 from swarmlet.manager.ca.authority import trust_of
-from swarmlet.manager.orchestrator.loop import ControlLoop
-from swarmlet.manager.store import Event, Op, Store
+from swarmlet.manager.controller import Controller
+from swarmlet.manager.store import Event, Store, Tx
 from swarmlet.models import Cluster, JoinTokens, Node, RootCA
 from swarmlet.pki import JoinToken, root_digest, tls_info
 from swarmlet.pki.ca import Issuer, cross_sign, new_root
@@ -71,7 +71,7 @@ def certificate_update(node: Node, root_ca: RootCA) -> Certificates | None:
     return None
 
 
-class RootRotation(ControlLoop):
+class RootRotation(Controller):
     """Ends a rotation once every node has moved to the new root."""
 
     def __init__(self, store: Store, clock: Clock) -> None:
@@ -85,20 +85,25 @@ class RootRotation(ControlLoop):
         if isinstance(event.obj, Cluster | Node):
             self._dirty = True
 
-    def act(self) -> None:
+    async def act(self) -> None:
         if not self._dirty:
             return
         self._dirty = False
-        cluster = self._store.cluster()
-        if cluster is None:
-            return
-        finished = finish_rotation(cluster, self._store.all(Node))
-        if finished is None:
-            return
         try:
-            self._store.commit([Op.update(finished)])
+            commit = await self.write(_finish)
         except SwarmletError as exc:
             log.info("root rotation: commit failed, deciding again: %s", exc)
             self._dirty = True
         else:
-            log.info("root rotation finished: every node has a certificate from the new root")
+            if commit.objects:
+                log.info("root rotation finished: every node has a certificate from the new root")
+
+
+def _finish(tx: Tx) -> None:
+    """End the rotation if every node has moved to the new root."""
+    cluster = tx.cluster()
+    if cluster is None:
+        return
+    finished = finish_rotation(cluster, tx.all(Node))
+    if finished is not None:
+        tx.update(finished)

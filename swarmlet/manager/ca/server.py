@@ -29,11 +29,11 @@ def ca_routes(authority: CertificateAuthority) -> list[web.RouteDef]:
 
     async def join(request: web.Request) -> web.Response:
         body = CertificateRequest.model_validate_json(await request.read())
-        return _answer(authority.join(body.token, body.csr))
+        return _answer(await authority.join(body.token, body.csr))
 
     async def renew(request: web.Request) -> web.Response:
         peer = peer_of(request)
         body = CertificateRequest.model_validate_json(await request.read())
-        return _answer(authority.renew(peer, body.csr))
+        return _answer(await authority.renew(peer, body.csr))
 
     return [web.get(CA_PATH, root), web.post(JOIN_PATH, join), web.post(RENEW_PATH, renew)]

@@ -27,13 +27,13 @@ from datetime import datetime
 from aiohttp import web
 
 from swarmlet.clock import Clock
-from swarmlet.errors import Forbidden, NotFound, SwarmletError, VersionConflict
+from swarmlet.errors import Forbidden, NotFound, SwarmletError
 from swarmlet.ids import new_id
 from swarmlet.manager.api.errors import error_response
 from swarmlet.manager.api.lookup import resolve
 from swarmlet.manager.ca import CertificateAuthority
 from swarmlet.manager.ca.server import peer_of
-from swarmlet.manager.store import Op, Store, Watch
+from swarmlet.manager.store import Store, Tx, Watch
 from swarmlet.models import (
     Network,
     NetworkAttachmentConfig,
@@ -158,15 +158,24 @@ class Attachments:
         comes within the timeout (the new task is deleted again).
         """
         store = self._store
-        network = find_network(request.target, store.all(Network))
+        new_task_id, now = new_id(), self._clock.now()
+
+        def attachment(tx: Tx) -> tuple[Task, Network, bool]:
+            """The attachment already made, or a new one: (it, its network, whether new)."""
+            network = find_network(request.target, tx.all(Network))
+            mine = attachments_of(node_id, tx.tasks_of_node(node_id))
+            task = existing(mine, request.container_id, network.id)
+            if task is not None:
+                return task, network, False
+            task = new_attachment(new_task_id, node_id, network, request, now)
+            tx.create(task)
+            return task, network, True
+
         # Subscribed before the task is made: no write of the allocator is missed.
         watch = store.watch()
         try:
-            task = existing(self.of_node(node_id), request.container_id, network.id)
-            made = task is None
-            if task is None:
-                task = new_attachment(new_id(), node_id, network, request, self._clock.now())
-                store.commit([Op.create(task)])
+            task, network, made = (await store.update(attachment)).value
+            if made:
                 log.info(
                     "node %s: attachment %s of container %s to network %s",
                     node_id,
@@ -178,13 +187,13 @@ class Attachments:
                 return await self._started(task.id, watch)
             except AttachFailed:
                 if made:
-                    self._delete(task.id)
+                    await self._delete(task.id)
                 raise
             except asyncio.CancelledError:
                 # The asker went away: the attachment it would have had is not left holding
                 # an address (an attachment others wait on too is theirs to finish).
                 if made:
-                    self._delete(task.id, unless_running=True)
+                    await self._delete(task.id, unless_running=True)
                 raise
         finally:
             watch.close()
@@ -192,23 +201,33 @@ class Attachments:
     async def _started(self, task_id: str, watch: Watch) -> Task:
         """Wait until the allocator has given the task its address, then mark it RUNNING."""
         deadline = self._clock.monotonic() + self._timeout
+
+        def start(tx: Tx) -> Task | None:
+            """The task as it is, marked RUNNING once it has its address."""
+            task = tx.find(Task, task_id)
+            if (
+                task is not None
+                and task.state != TaskState.RUNNING
+                and task.state >= TaskState.PENDING
+                and address_of(task)
+            ):
+                status = TaskStatus(
+                    state=TaskState.RUNNING, message=STARTED_MESSAGE, timestamp=self._clock.now()
+                )
+                tx.update(task.replace(status=status))
+            return task
+
         while True:
-            task = self._store.find(Task, task_id)
+            commit = await self._store.update(start)
+            if commit.objects:
+                running = commit.objects[0]
+                assert isinstance(running, Task)
+                return running
+            task = commit.value
             if task is None:
                 raise AttachFailed(ATTACH_FAILED.format(f"attachment {task_id} was removed"))
             if task.state == TaskState.RUNNING:
                 return task
-            if task.state >= TaskState.PENDING and address_of(task):
-                status = TaskStatus(
-                    state=TaskState.RUNNING, message=STARTED_MESSAGE, timestamp=self._clock.now()
-                )
-                try:
-                    written = self._store.commit([Op.update(task.replace(status=status))])
-                except VersionConflict:
-                    continue  # changed under us (another request for it): look again
-                running = written[0]
-                assert isinstance(running, Task)
-                return running
             left = deadline - self._clock.monotonic()
             if left <= 0:
                 why = task.status.err or DEADLINE_EXCEEDED
@@ -216,26 +235,29 @@ class Attachments:
                 raise AttachFailed(ATTACH_FAILED.format(why))
             await _changes_or_timeout(watch, self._clock, left)
 
-    def detach(self, node_id: str, attachment_id: str) -> None:
+    async def detach(self, node_id: str, attachment_id: str) -> None:
         """Delete the node's own attachment. Raises NotFound, or Forbidden for another
         node's."""
-        task = self._store.find(Task, attachment_id)
-        if task is None or not task.is_attachment:
-            raise NotFound(f"attachment {attachment_id} not found")
-        if task.node_id != node_id:
-            raise Forbidden(f"attachment {attachment_id} doesn't belong to this node")
-        self._delete(attachment_id)
 
-    def _delete(self, task_id: str, *, unless_running: bool = False) -> None:
+        def delete(tx: Tx) -> None:
+            task = tx.find(Task, attachment_id)
+            if task is None or not task.is_attachment:
+                raise NotFound(f"attachment {attachment_id} not found")
+            if task.node_id != node_id:
+                raise Forbidden(f"attachment {attachment_id} doesn't belong to this node")
+            tx.delete(task)
+
+        await self._store.update(delete)
+
+    async def _delete(self, task_id: str, *, unless_running: bool = False) -> None:
         """Delete the task as it is now; gone already is fine."""
-        while (task := self._store.find(Task, task_id)) is not None:
-            if unless_running and task.state == TaskState.RUNNING:
-                return
-            try:
-                self._store.commit([Op.delete(task)])
-            except (VersionConflict, NotFound):
-                continue
-            return
+
+        def delete(tx: Tx) -> None:
+            task = tx.find(Task, task_id)
+            if task is not None and not (unless_running and task.state == TaskState.RUNNING):
+                tx.delete(task)
+
+        await self._store.update(delete)
 
 
 async def _changes_or_timeout(watch: Watch, clock: Clock, seconds: float) -> None:
@@ -271,7 +293,7 @@ def attachment_routes(
 
     async def detach(request: web.Request) -> web.Response:
         node = authority.admit(peer_of(request))
-        attachments.detach(node.id, request.match_info["id"])
+        await attachments.detach(node.id, request.match_info["id"])
         return web.Response(status=204)
 
     async def listing(request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ updates in one transaction per batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Protocol
@@ -19,7 +20,7 @@ from swarmlet.errors import SwarmletError
 from swarmlet.manager.ca.rotation import certificate_update
 from swarmlet.manager.dispatcher import decide, networks
 from swarmlet.manager.dispatcher.logs import broker_for
-from swarmlet.manager.store import Action, Op, OwnCommits, Store, Watch
+from swarmlet.manager.store import Action, Op, OwnCommits, Store, Tx, Watch
 from swarmlet.models import (
     SECOND_NS,
     Cluster,
@@ -83,9 +84,13 @@ class Dispatcher:
         self._sent_certificates: dict[str, Certificates] = {}
         # The commits of agents' status reports.
         self._reported = OwnCommits()
-        # Status reports waiting for the next batch's commit, and its timer.
+        # Status reports waiting for the next batch's commit, when the first of them came
+        # (event loop time), and the one task that writes the batches, in order.
         self._reports: list[tuple[str, Sequence[StatusUpdate]]] = []
-        self._flush: asyncio.TimerHandle | None = None
+        self._batch_started = 0.0
+        self._writer: asyncio.Task[None] | None = None
+        # Set to write the waiting reports at once (the dispatcher is stopping).
+        self._flush_now = asyncio.Event()
         start = clock.monotonic()
         # Every known node gets a full grace period from the manager's start to reconnect.
         self._last_seen: dict[str, float] = {node.id: start for node in store.all(Node)}
@@ -107,24 +112,28 @@ class Dispatcher:
 
     # Sessions
 
-    def register(self, node_id: str, message: Register) -> Registered:
+    async def register(self, node_id: str, message: Register) -> Registered:
         """Admit the agent of a node (named by its certificate) and mark the node Ready."""
-        node = self._store.find(Node, node_id)
-        if node is None:
-            raise SessionRefused(f"node {node_id} has been removed from the swarm")
-        status = NodeStatus(state=NodeState.READY, addr=message.addr)
-        ready = node.replace(
-            description=message.description,
-            status=status,
-            data_path_addr=message.data_addr or None,
-        )
-        if node.id == self._manager_node_id:
-            ready = ready.replace(
-                manager_status=ManagerStatus(leader=True, addr=f"{message.addr}:2377")
+
+        def ready(tx: Tx) -> None:
+            node = tx.find(Node, node_id)
+            if node is None:
+                raise SessionRefused(f"node {node_id} has been removed from the swarm")
+            status = NodeStatus(state=NodeState.READY, addr=message.addr)
+            ready = node.replace(
+                description=message.description,
+                status=status,
+                data_path_addr=message.data_addr or None,
             )
-        self._store.commit([Op.update(ready)])
-        self._last_seen[node.id] = self._clock.monotonic()
-        return Registered(node_id=node.id, heartbeat_period=self.heartbeat_period)
+            if node.id == self._manager_node_id:
+                ready = ready.replace(
+                    manager_status=ManagerStatus(leader=True, addr=f"{message.addr}:2377")
+                )
+            tx.update(ready)
+
+        await self._store.update(ready)
+        self._last_seen[node_id] = self._clock.monotonic()
+        return Registered(node_id=node_id, heartbeat_period=self.heartbeat_period)
 
     def attach(self, node_id: str, connection: AgentConnection) -> None:
         """Start pushing assignments to a registered agent (replacing an older session)."""
@@ -149,19 +158,23 @@ class Dispatcher:
             self._sent_networks.pop(node_id, None)
             self._sent_certificates.pop(node_id, None)
 
-    def receive(self, node_id: str, message: Message) -> None:
+    async def receive(self, node_id: str, message: Message) -> None:
         """Any other message of an agent's: its TLS report, its log messages."""
         if isinstance(message, NodeTLS):
-            self.report_tls(node_id, message.tls_info)
+            await self.report_tls(node_id, message.tls_info)
         elif isinstance(message, LogsBatch | LogsDone):
             self.logs.received(node_id, message)
 
-    def report_tls(self, node_id: str, tls_info: TLSInfo) -> None:
+    async def report_tls(self, node_id: str, tls_info: TLSInfo) -> None:
         """The agent's report of what it trusts and who issued its certificate."""
-        node = self._store.find(Node, node_id)
-        if node is not None and node.description.tls_info != tls_info:
-            described = node.description.replace(tls_info=tls_info)
-            self._store.commit([Op.update(node.replace(description=described))])
+
+        def describe(tx: Tx) -> None:
+            node = tx.find(Node, node_id)
+            if node is not None and node.description.tls_info != tls_info:
+                described = node.description.replace(tls_info=tls_info)
+                tx.update(node.replace(description=described))
+
+        await self._store.update(describe)
 
     def _push_certificates(self, node_ids: Iterable[str]) -> None:
         """Tell connected nodes what to trust and whether to renew, once per change."""
@@ -190,14 +203,24 @@ class Dispatcher:
             self.logs.disconnected(node_id, connection)
             connection.close()
 
-    def heartbeat(self, node_id: str) -> None:
+    async def heartbeat(self, node_id: str) -> None:
         self._last_seen[node_id] = self._clock.monotonic()
         node = self._store.find(Node, node_id)
-        if node is not None and node.status.state == NodeState.DOWN:
-            # Marked Down while its session stayed open (the manager stalled, a partition
-            # healed): a heartbeat on a live session is proof enough that it is back.
-            ready = node.status.replace(state=NodeState.READY, message=None)
-            self._store.commit([Op.update(node.replace(status=ready))])
+        # Read first without the transaction: nearly every heartbeat finds its node Ready,
+        # and needs no turn at the store's writes.
+        if node is None or node.status.state != NodeState.DOWN:
+            return
+
+        def back(tx: Tx) -> None:
+            node = tx.find(Node, node_id)
+            if node is not None and node.status.state == NodeState.DOWN:
+                # Marked Down while its session stayed open (the manager stalled, a
+                # partition healed): a heartbeat on a live session is proof enough that it
+                # is back.
+                ready = node.status.replace(state=NodeState.READY, message=None)
+                tx.update(node.replace(status=ready))
+
+        await self._store.update(back)
 
     def report_statuses(self, node_id: str, updates: Sequence[StatusUpdate]) -> None:
         """An agent's status report, written with every other report received in the next
@@ -205,38 +228,65 @@ class Dispatcher:
         thousand agents each reporting every step of its tasks, a commit per report was a
         commit (and a wake-up of every controller) per millisecond."""
         self._last_seen[node_id] = self._clock.monotonic()
+        loop = asyncio.get_running_loop()
+        if not self._reports:
+            self._batch_started = loop.time()
         self._reports.append((node_id, updates))
-        if self._flush is None:
-            loop = asyncio.get_running_loop()
-            self._flush = loop.call_later(STATUS_BATCH_S, self._write_reports)
+        if self._writer is None:
+            self._writer = loop.create_task(self._write_reports(), name="dispatcher-statuses")
 
-    def update_statuses(self, node_id: str, updates: Sequence[StatusUpdate]) -> None:
+    async def update_statuses(self, node_id: str, updates: Sequence[StatusUpdate]) -> None:
         """Write the accepted updates in one transaction now; stale or backward ones are
         dropped."""
         self._last_seen[node_id] = self._clock.monotonic()
-        self._write_statuses([(node_id, updates)])
+        await self._write_statuses([(node_id, updates)])
 
-    def _write_reports(self) -> None:
-        self._flush = None
-        reports, self._reports = self._reports, []
+    async def _write_reports(self) -> None:
+        """Write the waiting reports, a batch at a time, until none wait. The only writer of
+        batches: one commit at a time, in the order the reports came. Reports that come
+        during a commit make the next batch."""
+        loop = asyncio.get_running_loop()
         try:
-            self._write_statuses(reports)
-        except SwarmletError as exc:  # the store closed under a stopping manager
-            log.info("dispatcher: %d status reports not written: %s", len(reports), exc)
+            while self._reports:
+                wait = self._batch_started + STATUS_BATCH_S - loop.time()
+                if wait > 0 and not self._flush_now.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await self._flush_now.wait()
+                reports, self._reports = self._reports, []
+                try:
+                    await self._write_statuses(reports)
+                except SwarmletError as exc:  # the store closed under a stopping manager
+                    log.info("dispatcher: %d status reports not written: %s", len(reports), exc)
+        finally:
+            self._writer = None
 
-    def _write_statuses(self, reports: Iterable[tuple[str, Sequence[StatusUpdate]]]) -> None:
-        changed: dict[str, Task] = {}
-        for node_id, updates in reports:
-            for update in updates:
-                task = changed.get(update.task_id) or self._store.find(Task, update.task_id)
-                if task is None:
-                    continue
-                accepted = decide.accept_status(task, node_id, update.status)
-                if accepted is not None:
-                    changed[task.id] = accepted
-        if changed:
-            self._store.commit([Op.update(task) for task in changed.values()])
-            self._reported.add(self._store.revision)
+    async def _flush_reports(self) -> None:
+        """Write the reports already received now, after the commit under way (if any)."""
+        self._flush_now.set()
+        try:
+            while (writer := self._writer) is not None:
+                # Shielded: a commit is not left half done by a second cancellation.
+                await asyncio.shield(writer)
+        finally:
+            self._flush_now.clear()
+
+    async def _write_statuses(self, reports: Iterable[tuple[str, Sequence[StatusUpdate]]]) -> None:
+        def accept(tx: Tx) -> None:
+            changed: dict[str, Task] = {}
+            for node_id, updates in reports:
+                for update in updates:
+                    task = changed.get(update.task_id) or tx.find(Task, update.task_id)
+                    if task is None:
+                        continue
+                    accepted = decide.accept_status(task, node_id, update.status)
+                    if accepted is not None:
+                        changed[task.id] = accepted
+            tx.write(Op.update(task) for task in changed.values())
+
+        commit = await self._store.update(accept)
+        if commit.objects:
+            self._reported.add(commit.revision)
 
     def _push(self, node_id: str) -> None:
         """Send the node its tasks, with exactly the secrets and configs they use."""
@@ -281,9 +331,7 @@ class Dispatcher:
                 group.create_task(self._push_assignments(watch), name="dispatcher-assignments")
                 group.create_task(self._check_heartbeats(), name="dispatcher-heartbeats")
         finally:
-            if self._flush is not None:  # the reports already received are not lost
-                self._flush.cancel()
-                self._write_reports()
+            await self._flush_reports()  # the reports already received are not lost
 
     async def _push_assignments(self, watch: Watch) -> None:
         try:
@@ -331,17 +379,21 @@ class Dispatcher:
                 self._store.all(Node), self._last_seen, self._clock.monotonic(), period
             )
             await self._clock.sleep(min(wait, period) + 0.01)
-            now = self._clock.monotonic()
-            down = decide.expired_nodes(self._store.all(Node), self._last_seen, now, period)
-            if down:
-                status = NodeStatus(state=NodeState.DOWN, message="heartbeat failure")
-                log.info("nodes down: %s", ", ".join(node.id for node in down))
-                self._store.commit(
-                    [
-                        Op.update(node.replace(status=status.replace(addr=node.status.addr)))
-                        for node in down
-                    ]
-                )
+            await self._mark_down(self._clock.monotonic(), period)
+
+    async def _mark_down(self, now: float, period: float) -> None:
+        """Mark Down the nodes whose grace ran out by ``now``."""
+
+        def mark_down(tx: Tx) -> list[Node]:
+            down = decide.expired_nodes(tx.all(Node), self._last_seen, now, period)
+            status = NodeStatus(state=NodeState.DOWN, message="heartbeat failure")
+            for node in down:
+                tx.update(node.replace(status=status.replace(addr=node.status.addr)))
+            return down
+
+        down = (await self._store.update(mark_down)).value
+        if down:
+            log.info("nodes down: %s", ", ".join(node.id for node in down))
 
 
 def _touches_networks(obj: StoredObject) -> bool:

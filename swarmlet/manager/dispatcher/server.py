@@ -101,7 +101,7 @@ def _sessions_app(
             await ws.close(message=b"expected register")
             return ws
         try:
-            registered = dispatcher.register(node_id, hello)
+            registered = await dispatcher.register(node_id, hello)
         except SessionRefused as exc:
             await ws.send_str(encode(SessionError(message=exc.message)))
             await ws.close()
@@ -116,11 +116,11 @@ def _sessions_app(
                     break
                 message = decode(frame.data)
                 if isinstance(message, Heartbeat):
-                    dispatcher.heartbeat(node_id)
+                    await dispatcher.heartbeat(node_id)
                 elif isinstance(message, StatusUpdates):
                     dispatcher.report_statuses(node_id, message.updates)
                 else:
-                    dispatcher.receive(node_id, message)
+                    await dispatcher.receive(node_id, message)
         except ValidationError as exc:
             log.warning("node %s sent a malformed message: %s", node_id, exc)
         finally:

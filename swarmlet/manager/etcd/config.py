@@ -34,6 +34,14 @@ DATA_FOLDER = "etcd"
 TLS_FOLDER = "etcd-tls"
 LOG_FILE = "etcd.log"
 
+# etcd's defaults refuse a txn of more than 128 operations and a request over 1.5 MiB, but
+# the store writes each transaction as one txn, and a scheduler pass places thousands of
+# tasks at once: 10,000 tasks (a put and a compare each) make one txn of 20,000 operations
+# and about 13 MB (17 MB as the JSON gateway's request; docs/store.md, "The etcd backend").
+# The request limit also bounds the gRPC messages the member accepts, its gateway's included.
+MAX_TXN_OPS = 100_000
+MAX_REQUEST_BYTES = 128 * 1024 * 1024
+
 # Restarts after a crash: 0.5 s, doubling, at most 30 s; a member that ran for a minute
 # before it died starts again from the shortest delay.
 FIRST_DELAY_S = 0.5
@@ -210,6 +218,8 @@ def etcd_argv(config: MemberConfig, binary: str = "etcd") -> list[str]:
         f"--initial-cluster-state={config.cluster_state.value}",
         f"--initial-cluster-token={config.cluster_token}",
         *tls,
+        f"--max-txn-ops={MAX_TXN_OPS}",
+        f"--max-request-bytes={MAX_REQUEST_BYTES}",
         "--enable-v2=false",
         "--logger=zap",
         "--log-outputs=stderr",

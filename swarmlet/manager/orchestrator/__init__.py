@@ -13,9 +13,9 @@
 from __future__ import annotations
 
 from swarmlet.clock import Clock
+from swarmlet.manager.controller import Controller
 from swarmlet.manager.orchestrator.global_ import reconcile_global
 from swarmlet.manager.orchestrator.jobs import reconcile_global_job, reconcile_replicated_job
-from swarmlet.manager.orchestrator.loop import ControlLoop
 from swarmlet.manager.orchestrator.orchestrator import (
     GlobalOrchestrator,
     JobOrchestrator,
@@ -28,7 +28,7 @@ from swarmlet.manager.orchestrator.replicated import reconcile_replicated
 from swarmlet.manager.store import Store
 
 
-def controllers(store: Store, clock: Clock) -> list[ControlLoop]:
+def controllers(store: Store, clock: Clock) -> list[Controller]:
     """Every orchestrator controller, for the daemon to run in its TaskGroup."""
     return [
         ReplicatedOrchestrator(store, clock),
@@ -39,7 +39,6 @@ def controllers(store: Store, clock: Clock) -> list[ControlLoop]:
 
 
 __all__ = [
-    "ControlLoop",
     "GlobalOrchestrator",
     "JobOrchestrator",
     "Memory",

@@ -2,7 +2,8 @@
 
 Each owns the services of its mode. Events mark services dirty (a task's service; for a node,
 the services that may care); a pass reconciles each dirty service, and each service whose timer
-(a restart delay, an update delay) is due, and writes all their plans in one commit.
+(a restart delay, an update delay) is due, and writes all their plans in one transaction
+(``await store.update``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from collections.abc import Iterable, Mapping
 
 from swarmlet.clock import Clock
 from swarmlet.errors import InvalidSpec, SwarmletError
+from swarmlet.manager.controller import Controller
 from swarmlet.manager.orchestrator.global_ import reconcile_global
 from swarmlet.manager.orchestrator.jobs import reconcile_global_job, reconcile_replicated_job
-from swarmlet.manager.orchestrator.loop import ControlLoop
 from swarmlet.manager.orchestrator.plan import Memory, Now, Plan
 from swarmlet.manager.orchestrator.replicated import reconcile_replicated
-from swarmlet.manager.store import Action, Event, Op, OwnCommits, Store
+from swarmlet.manager.store import Action, Event, Store, Tx
 from swarmlet.models import Node, Service, Task, TaskState
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ _ON_THE_WAY = frozenset(
 )
 
 
-class ServiceOrchestrator(ControlLoop):
+class ServiceOrchestrator(Controller):
     """Reconciles the services of one mode; subclasses say which mode and how."""
 
     is_global: bool
@@ -48,7 +49,6 @@ class ServiceOrchestrator(ControlLoop):
         super().__init__(store, clock)
         self._dirty: set[str] = set()
         self._memory: dict[str, Memory] = {}
-        self._own = OwnCommits()
         # Service ID -> monotonic time its next time-based decision is due.
         self._wake: dict[str, float] = {}
 
@@ -71,10 +71,9 @@ class ServiceOrchestrator(ControlLoop):
         self._dirty = {s.id for s in self._store.all(Service) if self._owns(s)}
 
     def mark(self, event: Event) -> None:
-        if self._own.made(event.revision):
-            # A pass leaves its services as it wants them: its own writes (new tasks, tasks
-            # told to stop) decide nothing until something else happens to them.
-            return
+        # Not its own writes (the runtime passes over them): a pass leaves its services as it
+        # wants them, and new tasks or tasks told to stop decide nothing until something else
+        # happens to them.
         obj = event.obj
         if isinstance(obj, Service):
             if event.action is Action.DELETE:
@@ -125,7 +124,7 @@ class ServiceOrchestrator(ControlLoop):
 
     # Acting.
 
-    def act(self) -> None:
+    async def act(self) -> None:
         now = Now(self._clock.now(), self._clock.monotonic())
         due = {sid for sid, at in self._wake.items() if at <= now.mono}
         for service_id in due:
@@ -146,26 +145,32 @@ class ServiceOrchestrator(ControlLoop):
                 plans[service_id] = self.reconcile(service, tasks, nodes, now, memory)
             except InvalidSpec as exc:
                 log.warning("orchestrator: service %s cannot be reconciled: %s", service_id, exc)
-        self._write(plans, now)
+        await self._write(plans, now)
 
-    def _commit(self, ops: list[Op]) -> None:
-        if ops:
-            self._store.commit(ops)
-            self._own.add(self._store.revision)
+    async def _commit(self, plans: Iterable[Plan]) -> None:
+        """Write the plans in one transaction, new tasks with the swarm's default log driver
+        as it is when they are written."""
 
-    def _write(self, plans: dict[str, Plan], now: Now) -> None:
+        def write(tx: Tx) -> int:
+            cluster = tx.cluster()
+            log_driver = cluster.spec.task_defaults.log_driver if cluster is not None else None
+            ops = [op for plan in plans for op in plan.ops(log_driver)]
+            tx.write(ops)
+            return len(ops)
+
+        await self.write(write)
+
+    async def _write(self, plans: dict[str, Plan], now: Now) -> None:
         """One commit for every plan; if it fails, each service on its own, so one stale plan
         does not hold back the others. A failed service is decided again on a later pass."""
         written = plans
-        cluster = self._store.cluster()
-        log_driver = cluster.spec.task_defaults.log_driver if cluster is not None else None
         try:
-            self._commit([op for plan in plans.values() for op in plan.ops(log_driver)])
+            await self._commit(plans.values())
         except SwarmletError:
             written = {}
             for service_id, plan in plans.items():
                 try:
-                    self._commit(plan.ops(log_driver))
+                    await self._commit([plan])
                 except SwarmletError as exc:
                     log.info("orchestrator: service %s: %s; trying again", service_id, exc)
                     self._dirty.add(service_id)

@@ -2,7 +2,7 @@
 
 A pass over a service is a pipeline of pure steps (scale or place, fail over, restart, roll,
 start) that each read the service's tasks *as the earlier steps left them* and add changes to
-one ``Plan``. The controller turns the plan into one ``store.commit`` and keeps the plan's
+one ``Plan``. The controller writes the plan in one ``await store.update`` and keeps the plan's
 ``memory`` for the next pass.
 
 An *instance* is what a task stands for: a slot number for a replicated service, a node ID for

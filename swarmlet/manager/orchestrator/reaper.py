@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from swarmlet.clock import Clock
 from swarmlet.errors import SwarmletError
-from swarmlet.manager.orchestrator.loop import ControlLoop
+from swarmlet.manager.controller import Controller
 from swarmlet.manager.orchestrator.plan import is_current
 from swarmlet.manager.store import Action, Event, Op, Store
 from swarmlet.models import Cluster, Node, Service, Task, TaskState
@@ -97,7 +97,7 @@ def _on_its_way(task: Task) -> bool:
     )
 
 
-class TaskReaper(ControlLoop):
+class TaskReaper(Controller):
     def __init__(self, store: Store, clock: Clock) -> None:
         super().__init__(store, clock)
         self._dirty: set[str] = set()
@@ -119,7 +119,7 @@ class TaskReaper(ControlLoop):
         elif isinstance(obj, Cluster):
             self.start()
 
-    def act(self) -> None:
+    async def act(self) -> None:
         dirty, self._dirty = self._dirty, set()
         if not dirty:
             return
@@ -137,7 +137,7 @@ class TaskReaper(ControlLoop):
         if not doomed:
             return
         try:
-            self._store.commit([Op.delete(task) for task in doomed])
+            await self.write(lambda tx: tx.write([Op.delete(task) for task in doomed]))
         except SwarmletError as exc:
             # Something changed under the pass; its event brings the services back.
             log.info("task reaper: commit failed, deciding again on the next pass: %s", exc)

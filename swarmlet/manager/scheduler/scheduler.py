@@ -1,9 +1,8 @@
 """The scheduler's control loop: PENDING tasks get a node (ASSIGNED) or an explanation.
 
-It reads like every control loop here: take a snapshot and a watch in one step; event handlers
-only note which tasks wait and whether anything that could change a decision happened; once
-per batch of events, one pass decides (``placement.schedule``, pure) and writes every change in
-one ``store.commit``.
+A controller (``swarmlet.manager.controller``): the event handler only notes which tasks wait
+and whether anything that could change a decision happened; once per batch of events, one
+pass decides (``placement.schedule``, pure) and writes every change in one transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ import logging
 
 from swarmlet.clock import Clock
 from swarmlet.errors import NotFound, VersionConflict
+from swarmlet.manager.controller import Controller
 from swarmlet.manager.scheduler.pipeline import DEFAULT_PIPELINE, Pipeline
 from swarmlet.manager.scheduler.placement import Decision, schedule
 from swarmlet.manager.store import Action, Event, Op, Store
@@ -69,7 +69,7 @@ def plan_updates(tasks: dict[str, Task], decisions: list[Decision], clock: Clock
     return ops
 
 
-class Scheduler:
+class Scheduler(Controller):
     """Places every PENDING task that is meant to run (desired state up to RUNNING).
 
     Placed: ``NodeID`` set and ASSIGNED. Unplaced: still PENDING, ``Status.Err`` saying why
@@ -85,51 +85,33 @@ class Scheduler:
         pipeline: Pipeline = DEFAULT_PIPELINE,
         debounce: float = 0.0,
     ) -> None:
-        self._store = store
-        self._clock = clock
+        super().__init__(store, clock)
         self._pipeline = pipeline
-        # Seconds to wait after a batch of events for more to arrive, so that a burst of
-        # commits is decided in one pass (0: decide at once).
-        self._debounce = debounce
+        # Wait after a batch of events for more to arrive, so that a burst of commits is
+        # decided in one pass (0: decide at once).
+        self.debounce = debounce
         # IDs of the tasks waiting for a node, in the order they arrived.
         self._waiting: dict[str, None] = {}
         self._dirty = False
-        self._own_revision = -1
 
-    async def run(self) -> None:
-        snapshot = self._store.snapshot()
-        watch = snapshot.watch
-        try:
-            # Nothing can commit between the snapshot and these reads: they see its revision.
-            for task in self._store.all(Task):
-                self._note_task(task)
-            self._dirty = True
-            self._pass()
-            async for batch in watch.batches():
-                self._handle(batch)
-                if self._dirty and self._debounce > 0:
-                    await self._clock.sleep(self._debounce)
-                    self._handle(watch.drain())
-                self._pass()
-        finally:
-            watch.close()
+    def start(self) -> None:
+        for task in self._store.all(Task):
+            self._note_task(task)
+        self._dirty = True
 
     # Event handlers: they only take note.
 
-    def _handle(self, events: list[Event]) -> None:
-        for event in events:
-            if event.revision == self._own_revision:
-                continue  # our own writes change no decision
-            obj = event.obj
-            if isinstance(obj, Node):
-                # Joined, ready, down, drained, relabelled: any of it may change a decision.
-                self._dirty = True
-            elif isinstance(obj, Task):
-                if event.action is Action.DELETE:
-                    self._waiting.pop(obj.id, None)
-                    self._dirty = True  # its node may have room again
-                else:
-                    self._note_task(obj)
+    def mark(self, event: Event) -> None:
+        obj = event.obj
+        if isinstance(obj, Node):
+            # Joined, ready, down, drained, relabelled: any of it may change a decision.
+            self._dirty = True
+        elif isinstance(obj, Task):
+            if event.action is Action.DELETE:
+                self._waiting.pop(obj.id, None)
+                self._dirty = True  # its node may have room again
+            else:
+                self._note_task(obj)
 
     def _note_task(self, task: Task) -> None:
         if waits_for_node(task):
@@ -142,7 +124,7 @@ class Scheduler:
 
     # The pass: decide, then write once.
 
-    def _pass(self) -> None:
+    async def act(self) -> None:
         if not self._dirty:
             return
         self._dirty = False
@@ -167,13 +149,12 @@ class Scheduler:
         if not ops:
             return
         try:
-            written = self._store.commit(ops)
+            await self.write(lambda tx: tx.write(ops))
         except (VersionConflict, NotFound) as exc:
             # A task changed or went away under the pass; its event is on the way and the
             # next pass decides again from the store as it is then.
             log.info("scheduler: commit failed, deciding again on the next pass: %s", exc)
             self._dirty = True
             return
-        self._own_revision = written[0].version.index
         placed_count = sum(1 for decision in decisions if decision.placed)
         log.debug("scheduler: %d placed, %d waiting", placed_count, len(decisions) - placed_count)

@@ -1,24 +1,40 @@
-"""The cluster store: the contract in ARCHITECTURE.md, over a memory or SQLite backend.
+"""The cluster store: the contract in ARCHITECTURE.md, over a memory, SQLite or etcd backend.
 
-The package gives the contract and the memory backend. The durable backend
-(``swarmlet.manager.store.sqlite``) and the store's keys (``swarmlet.manager.store.encryption``)
-are imported from their modules, on a manager only: the API, which every node serves, imports
-this package.
+The package gives the contract and the memory backend. The durable backends
+(``swarmlet.manager.store.sqlite``, ``swarmlet.manager.store.etcd``) and the store's keys
+(``swarmlet.manager.store.encryption``) are imported from their modules, on a manager only:
+the API, which every node serves, imports this package.
 """
 
-from swarmlet.manager.store.backend import Backend, MemoryBackend
+from swarmlet.manager.store.backend import (
+    Backend,
+    Change,
+    LocalBackend,
+    MemoryBackend,
+    RemoteBackend,
+    Stale,
+    Write,
+)
 from swarmlet.manager.store.events import Action, Event, Op, OwnCommits
 from swarmlet.manager.store.store import Compacted, Snapshot, Store, Watch
+from swarmlet.manager.store.tx import Commit, Tx
 
 __all__ = [
     "Action",
     "Backend",
+    "Change",
+    "Commit",
     "Compacted",
     "Event",
+    "LocalBackend",
     "MemoryBackend",
     "Op",
     "OwnCommits",
+    "RemoteBackend",
     "Snapshot",
+    "Stale",
     "Store",
+    "Tx",
     "Watch",
+    "Write",
 ]

@@ -84,6 +84,36 @@ def new_dek() -> bytes:
     return secrets.token_bytes(KEY_SIZE)
 
 
+# An object as a backend stores it (SQLite's rows, etcd's values)
+
+
+def seal_object(cipher: Cipher | None, kind: str, object_id: str, data: str) -> str | bytes:
+    """The object's JSON sealed under ``cipher``, bound to its kind and ID (so a value moved
+    to another object does not open); as it is without a cipher."""
+    if cipher is None:
+        return data
+    return cipher.seal(data.encode(), _object_context(kind, object_id))
+
+
+def open_object(cipher: Cipher | None, kind: str, object_id: str, data: str | bytes) -> str:
+    """The object's JSON from what ``seal_object`` made (sealed: bytes, plain: text);
+    CannotDecrypt names the object when it does not open, or is not sealed as the store is."""
+    if cipher is None:
+        if isinstance(data, bytes):
+            raise CannotDecrypt(f"{kind} {object_id} is encrypted: the store needs its key")
+        return data
+    if isinstance(data, str):
+        raise CannotDecrypt(f"{kind} {object_id} is stored unencrypted in an encrypted store")
+    try:
+        return cipher.open(data, _object_context(kind, object_id)).decode()
+    except CannotDecrypt as exc:
+        raise CannotDecrypt(f"{kind} {object_id}: {exc.message}") from None
+
+
+def _object_context(kind: str, object_id: str) -> bytes:
+    return f"{kind}/{object_id}".encode()
+
+
 # Unlock keys
 
 

@@ -7,12 +7,12 @@ loaded by every node that serves the Engine API, and neither SQLite nor the ciph
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from swarmlet.errors import CannotDecrypt
-from swarmlet.manager.store.encryption import Cipher
+from swarmlet.manager.store.encryption import Cipher, open_object, seal_object
 from swarmlet.manager.store.events import Action, Event
 from swarmlet.models import StoredObject
 
@@ -20,10 +20,11 @@ from swarmlet.models import StoredObject
 class SqliteBackend:
     """One table of objects and the global revision, in an SQLite file in WAL mode.
 
-    ``synchronous=FULL`` makes each commit durable when ``write`` returns. With a ``cipher``
-    each object's JSON is stored sealed (a BLOB in ``data``, bound to its kind and ID, so a
-    row moved to another object does not open), and neither the file nor its WAL holds any
-    object in plain text; kinds, IDs and the revision stay readable.
+    ``synchronous=FULL`` makes each commit durable when ``write`` returns; ``load`` and
+    ``write`` run in a thread, off the event loop (the store writes one transaction at a
+    time). With a ``cipher`` each object's JSON is stored sealed (a BLOB in ``data``, bound to
+    its kind and ID, so a row moved to another object does not open), and neither the file nor
+    its WAL holds any object in plain text; kinds, IDs and the revision stay readable.
     """
 
     def __init__(self, path: Path, cipher: Cipher | None = None) -> None:
@@ -39,7 +40,10 @@ class SqliteBackend:
         )
         self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER)")
 
-    def load(self) -> tuple[int, list[tuple[str, str]]]:
+    async def load(self) -> tuple[int, list[tuple[str, str]]]:
+        return await asyncio.to_thread(self._load)
+
+    def _load(self) -> tuple[int, list[tuple[str, str]]]:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()
         objects = self._db.execute(
             "SELECT kind, id, data FROM objects ORDER BY revision"
@@ -54,23 +58,15 @@ class SqliteBackend:
         return self._seal(kind, object_id, data)
 
     def _seal(self, kind: str, object_id: str, data: str) -> str | bytes:
-        if self._cipher is None:
-            return data
-        return self._cipher.seal(data.encode(), _context(kind, object_id))
+        return seal_object(self._cipher, kind, object_id, data)
 
     def _open(self, kind: str, object_id: str, data: str | bytes) -> str:
-        if self._cipher is None:
-            if isinstance(data, bytes):
-                raise CannotDecrypt(f"{kind} {object_id} is encrypted: the store needs its key")
-            return data
-        if isinstance(data, str):
-            raise CannotDecrypt(f"{kind} {object_id} is stored unencrypted in an encrypted store")
-        try:
-            return self._cipher.open(data, _context(kind, object_id)).decode()
-        except CannotDecrypt as exc:
-            raise CannotDecrypt(f"{kind} {object_id}: {exc.message}") from None
+        return open_object(self._cipher, kind, object_id, data)
 
-    def write(self, revision: int, events: Sequence[Event]) -> None:
+    async def write(self, revision: int, events: Sequence[Event]) -> None:
+        await asyncio.to_thread(self._write, revision, events)
+
+    def _write(self, revision: int, events: Sequence[Event]) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -101,7 +97,3 @@ class SqliteBackend:
 
     def close(self) -> None:
         self._db.close()
-
-
-def _context(kind: str, object_id: str) -> bytes:
-    return f"{kind}/{object_id}".encode()

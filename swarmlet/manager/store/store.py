@@ -2,29 +2,44 @@
 
 The contract (ARCHITECTURE.md), shaped like etcd so that backends are interchangeable:
 - one global revision; an object's ``Version.Index`` is the revision of its last write;
-- an update or delete of a stale object fails with ``VersionConflict``;
-- ``commit`` writes several objects atomically, or none, and is durable when it returns;
+- ``await update(fn)``: ``fn`` reads and writes through a transaction (``Tx``), written
+  atomically, or not at all, and durable when ``update`` returns; an update or delete of a
+  stale object fails with ``VersionConflict``;
 - ``watch(from_revision)`` yields every change in revision order; ``snapshot`` gives the
   objects and a watch from the same revision, so a controller misses nothing;
 - lookups by ID, by name (unique for services, networks, secrets, configs and the cluster),
   tasks by service and by node.
 
-Everything runs on one event loop: reads are plain method calls on immutable objects.
+Reads are plain method calls on immutable objects, from the objects the store keeps in
+memory. Writes are awaited: the backend's I/O runs off the event loop. With a local backend
+(memory, SQLite) the store checks and numbers each transaction itself, one at a time; with a
+remote one (etcd) the objects are a cache the backend's stream of changes keeps, and a
+transaction the backend finds stale runs again once the cache has caught up.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from swarmlet.clock import Clock, SystemClock
-from swarmlet.errors import InvalidSpec, NameConflict, NotFound, VersionConflict
-from swarmlet.manager.store.backend import Backend, MemoryBackend
+from swarmlet.errors import InvalidSpec, NameConflict, NotFound, Unavailable, VersionConflict
+from swarmlet.manager.store.backend import (
+    Backend,
+    Change,
+    LocalBackend,
+    MemoryBackend,
+    RemoteBackend,
+    Stale,
+    Write,
+)
 from swarmlet.manager.store.events import Action, Event, Op
+from swarmlet.manager.store.tx import Commit, Tx
 from swarmlet.models import (
     Cluster,
     Config,
@@ -38,6 +53,8 @@ from swarmlet.models import (
 )
 
 T = TypeVar("T", bound=StoredObject)
+R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 _KIND_LIST: tuple[type[StoredObject], ...] = (Cluster, Config, Network, Node, Secret, Service, Task)
 KINDS: dict[str, type[StoredObject]] = {kind.__name__: kind for kind in _KIND_LIST}
@@ -54,6 +71,12 @@ _UNIQUE_NAMES: dict[type[StoredObject], Callable[[Any], str]] = {
 # (benchmarks/scale.py). Controllers start from the present (``snapshot``); an older start
 # gets Compacted and takes a new snapshot.
 EVENT_HISTORY = 1_000
+
+
+# How many times a transaction runs again after a remote backend found it stale before the
+# store gives up: each run follows the cache catching up, so only a storm of writes to the
+# same objects gets this far.
+STALE_RETRIES = 50
 
 
 class Compacted(Exception):
@@ -112,9 +135,23 @@ class Watch:
             yield event
 
 
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """One object's write, checked against the store: as it will be stored (timestamps set,
+    version not yet), the version it is at now (0: new), and its name before and after."""
+
+    action: Action
+    obj: StoredObject
+    expected: int
+    name_before: str | None
+    name_after: str | None
+
+
 class Store:
     def __init__(self, backend: Backend | None = None, clock: Clock | None = None) -> None:
-        self._backend = backend or MemoryBackend()
+        self._backend: Backend = backend or MemoryBackend()
+        # A remote backend streams its changes (``follow``); a local one is only written to.
+        self._remote = hasattr(self._backend, "follow")
         self._clock = clock or SystemClock()
         self._objects: dict[type[StoredObject], dict[str, StoredObject]] = {
             kind: {} for kind in KINDS.values()
@@ -124,14 +161,40 @@ class Store:
         self._tasks_by_node: dict[str, set[str]] = {}
         self._history: deque[Event] = deque(maxlen=EVENT_HISTORY)
         self._watches: set[Watch] = set()
-        revision, rows = self._backend.load()
-        self.revision = revision
+        self._lock = asyncio.Lock()
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._follower: asyncio.Task[None] | None = None
+        self._failed: Exception | None = None
+        self.revision = 0
+
+    @classmethod
+    async def open(cls, backend: Backend, clock: Clock | None = None) -> Store:
+        """A store with the backend's objects loaded (and, remote, followed)."""
+        store = cls(backend, clock)
+        await store.load()
+        return store
+
+    async def load(self) -> None:
+        if self._remote:
+            remote: RemoteBackend = self._backend  # type: ignore[assignment]
+            revision, objects = await remote.load()
+            for obj in objects:
+                self._index(obj)
+            self.revision = revision
+            self._follower = asyncio.create_task(self._follow(remote))
+            return
+        local: LocalBackend = self._backend  # type: ignore[assignment]
+        revision, rows = await local.load()
         for kind_name, data in rows:
             self._index(KINDS[kind_name].model_validate(json.loads(data)))
+        self.revision = revision
 
     def close(self) -> None:
         for watch in list(self._watches):
             watch.close()
+        if self._follower is not None:
+            self._follower.cancel()
+        self._fail_waiters(Unavailable("the store is closed"))
         self._backend.close()
 
     # Reads
@@ -164,30 +227,113 @@ class Store:
         clusters = self.all(Cluster)
         return clusters[0] if clusters else None
 
+    @staticmethod
+    def name_of(obj: StoredObject) -> str | None:
+        """The object's unique name, or None for kinds whose names need not be unique."""
+        name_of = _UNIQUE_NAMES.get(type(obj))
+        return None if name_of is None else name_of(obj)
+
     # Writes
 
-    def commit(self, ops: Iterable[Op]) -> list[StoredObject]:
-        """Apply every op atomically, returning the objects as written (deletes: as they were).
+    async def update(self, fn: Callable[[Tx], R]) -> Commit[R]:
+        """Run ``fn`` on a transaction and write what it wrote, all or nothing.
 
-        Raises VersionConflict, NameConflict, NotFound or InvalidSpec and changes nothing.
+        Raises VersionConflict, NameConflict, NotFound or InvalidSpec (or what ``fn`` raises)
+        and writes nothing. ``fn`` may run more than once: it only reads and writes through
+        the transaction.
         """
+        if self._remote:
+            return await self._update_remote(fn)
+        async with self._lock:
+            tx = Tx(self)
+            value = fn(tx)
+            if not tx.ops:
+                return Commit(self.revision, [], value)
+            revision = self.revision + 1
+            events = self._events(self._plan(tx.ops, revision), revision)
+            await self._write_local(revision, events)
+            return Commit(revision, [event.obj for event in events], value)
+
+    async def _write_local(self, revision: int, events: list[Event]) -> None:
+        """Keep the transaction, then apply it. Cancelling the caller while the backend
+        writes in its thread cannot part the two: the row may already be on disk, so the
+        write is waited for and applied before the cancellation goes on (and before the
+        lock lets the next transaction take the same revision)."""
+        backend: LocalBackend = self._backend  # type: ignore[assignment]
+        if type(backend) is MemoryBackend:
+            self._apply(revision, events)  # nothing to wait for: never yields to the loop
+            return
+        writing = asyncio.ensure_future(backend.write(revision, events))
+        try:
+            await asyncio.shield(writing)
+        except asyncio.CancelledError:
+            if not writing.done():
+                await asyncio.wait({writing})
+            if not writing.cancelled() and writing.exception() is None:
+                self._apply(revision, events)
+            raise
+        self._apply(revision, events)
+
+    async def commit(self, ops: Sequence[Op]) -> list[StoredObject]:
+        """Write ops built elsewhere (each carrying the version it was read at): the objects
+        as written. A transaction of its own, for the write sites that decide outside one."""
         ops = list(ops)
-        if not ops:
-            return []
-        revision = self.revision + 1
-        version = Version(index=revision)
+        return (await self.update(lambda tx: tx.write(ops))).objects
+
+    async def _update_remote(self, fn: Callable[[Tx], R]) -> Commit[R]:
+        backend: RemoteBackend = self._backend  # type: ignore[assignment]
+        synced = False
+        for _ in range(STALE_RETRIES):
+            tx = Tx(self)
+            value = fn(tx)
+            if not tx.ops:
+                return Commit(self.revision, [], value)
+            try:
+                planned = self._plan(tx.ops, 0)
+            except (VersionConflict, NotFound, NameConflict):
+                # The cache may be behind what the caller read (through another manager):
+                # refuse only what the backend's present refuses.
+                if synced:
+                    raise
+                await self._caught_up(await backend.current_revision())
+                synced = True
+                continue
+            writes = [
+                Write(p.action, p.obj, p.expected, p.name_before, p.name_after) for p in planned
+            ]
+            try:
+                revision = await backend.commit(writes)
+            except Stale as stale:
+                await self._caught_up(stale.revision)
+                continue
+            await self._caught_up(revision)
+            return Commit(revision, [event.obj for event in self._events(planned, revision)], value)
+        raise Unavailable("the store's transaction kept meeting newer writes; try again")
+
+    def _plan(self, ops: Sequence[Op], revision: int) -> list[_Planned]:
+        """Check every op against the store and the ones before it; one write per object.
+
+        ``revision``: the one the writes will have (a local backend's), or 0 when the backend
+        numbers it (remote)."""
         now = self._clock.now()
-        pending: dict[tuple[type[StoredObject], str], StoredObject | None] = {}
-        events: list[Event] = []
+        # One copy per written object, with its version when it is known: a scheduler's pass
+        # writes thousands of tasks.
+        version = {"version": Version(index=revision)} if revision else {}
+        planned: dict[tuple[type[StoredObject], str], _Planned] = {}
+        seen: dict[tuple[type[StoredObject], str], StoredObject | None] = {}
         for op in ops:
             kind, obj = type(op.obj), op.obj
             key = (kind, obj.id)
-            current = pending[key] if key in pending else self._objects[kind].get(obj.id)
-            written: StoredObject
+            before = planned.get(key)
+            stored = self._objects[kind].get(obj.id)
+            # The object as the transaction last wrote it (None: deleted): a later op on it
+            # carries the version the transaction showed, not the one the commit gives it.
+            current = seen.get(key, stored)
+            seen[key] = None if op.action is Action.DELETE else obj
             if op.action is Action.CREATE:
                 if current is not None:
                     raise NameConflict(f"{kind.__name__.lower()} {obj.id} already exists")
-                written = obj.replace(version=version, created_at=now, updated_at=now)
+                written = obj.replace(created_at=now, updated_at=now, **version)
             else:
                 if current is None:
                     raise NotFound(f"{kind.__name__.lower()} {obj.id} not found")
@@ -197,32 +343,39 @@ class Store:
                         f" version {current.version.index}, not {obj.version.index}"
                     )
                 if op.action is Action.DELETE:
-                    written = current
+                    written = stored if stored is not None else current
                 else:
-                    written = obj.replace(
-                        version=version, created_at=current.created_at, updated_at=now
-                    )
-            pending[key] = None if op.action is Action.DELETE else written
-            events.append(Event(op.action, written, revision))
-        self._check_names(pending)
-        self._backend.write(revision, events)
-        self.revision = revision
-        for (kind, object_id), new in pending.items():
-            old = self._objects[kind].get(object_id)
-            if old is not None:
-                self._unindex(old)
-            if new is not None:
-                self._index(new)
-        for event in events:
-            self._history.append(event)
-            for watch in self._watches:
-                watch._push(event)
-        return [event.obj for event in events]
+                    # Made in this transaction: its creation time is the one it will have.
+                    made = before.obj if before is not None else current
+                    written = obj.replace(created_at=made.created_at, updated_at=now, **version)
+            planned[key] = _Planned(
+                action=op.action,
+                obj=written,
+                expected=stored.version.index if stored is not None else 0,
+                name_before=None if stored is None else self.name_of(stored),
+                name_after=None if op.action is Action.DELETE else self.name_of(written),
+            )
+        self._check_names(planned)
+        return list(planned.values())
 
-    def _check_names(
-        self, pending: dict[tuple[type[StoredObject], str], StoredObject | None]
-    ) -> None:
-        for (kind, object_id), obj in pending.items():
+    def _events(self, planned: list[_Planned], revision: int) -> list[Event]:
+        version = Version(index=revision)
+        return [
+            Event(
+                p.action,
+                p.obj
+                if p.action is Action.DELETE or p.obj.version.index == revision
+                else p.obj.replace(version=version),
+                revision,
+            )
+            for p in planned
+            # Made and deleted in one transaction: nothing to write, nothing to see.
+            if p.expected or p.action is not Action.DELETE
+        ]
+
+    def _check_names(self, planned: dict[tuple[type[StoredObject], str], _Planned]) -> None:
+        final = {key: None if p.action is Action.DELETE else p.obj for key, p in planned.items()}
+        for (kind, object_id), obj in final.items():
             name_of = _UNIQUE_NAMES.get(kind)
             if name_of is None or obj is None:
                 continue
@@ -230,9 +383,11 @@ class Store:
             if not name:
                 raise InvalidSpec(f"{kind.__name__.lower()} name must not be empty")
             holder = self._names[kind].get(name)
-            if holder is not None and holder != object_id and pending.get((kind, holder), obj):
+            # The holder keeps the name unless this transaction deletes or renames it (the
+            # loop below then sees what it became).
+            if holder is not None and holder != object_id and (kind, holder) not in final:
                 raise NameConflict(f"name conflicts with an existing object: {name}")
-            for (other_kind, other_id), other in pending.items():
+            for (other_kind, other_id), other in final.items():
                 if (
                     other_kind is kind
                     and other_id != object_id
@@ -240,6 +395,72 @@ class Store:
                     and name_of(other) == name
                 ):
                     raise NameConflict(f"name conflicts with an existing object: {name}")
+
+    # Applying committed changes: this store's own (local) or the backend's stream (remote).
+
+    def _apply(self, revision: int, events: list[Event]) -> None:
+        for event in events:
+            obj = event.obj
+            old = self._objects[type(obj)].get(obj.id)
+            if old is not None:
+                self._unindex(old)
+            if event.action is not Action.DELETE:
+                self._index(obj)
+        self.revision = revision
+        for event in events:
+            self._history.append(event)
+            for watch in self._watches:
+                watch._push(event)
+        if self._waiters:
+            waiting = []
+            for wanted, future in self._waiters:
+                if wanted <= revision:
+                    if not future.done():
+                        future.set_result(None)
+                else:
+                    waiting.append((wanted, future))
+            self._waiters = waiting
+
+    async def _follow(self, backend: RemoteBackend) -> None:
+        try:
+            async for revision, changes in backend.follow(self.revision):
+                self._apply(revision, self._changed(revision, changes))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # every waiter must hear why
+            log.warning("store: the backend's changes stopped: %s", exc)
+            self._failed = exc
+            self._fail_waiters(Unavailable(f"the store lost its backend: {exc}"))
+
+    def _changed(self, revision: int, changes: list[Change]) -> list[Event]:
+        events = []
+        for change in changes:
+            kind = KINDS[change.kind]
+            cached = self._objects[kind].get(change.object_id)
+            if change.action is Action.DELETE:
+                gone = cached if cached is not None else change.obj
+                if gone is not None:
+                    events.append(Event(Action.DELETE, gone, revision))
+            elif change.obj is not None:
+                action = Action.CREATE if cached is None else Action.UPDATE
+                events.append(Event(action, change.obj, revision))
+        return events
+
+    async def _caught_up(self, revision: int) -> None:
+        """Return once the store has applied ``revision`` (a remote backend's)."""
+        if self.revision >= revision:
+            return
+        if self._failed is not None:
+            raise Unavailable(f"the store lost its backend: {self._failed}")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((revision, future))
+        await future
+
+    def _fail_waiters(self, error: Exception) -> None:
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(error)
+        self._waiters = []
 
     def _index(self, obj: StoredObject) -> None:
         kind = type(obj)

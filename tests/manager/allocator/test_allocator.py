@@ -55,7 +55,7 @@ class Running:
 async def store() -> AsyncIterator[Store]:
     clock = FakeClock()
     store = Store(clock=clock)
-    store.commit([Op.create(ingress()), Op.create(network("apps", [ingress()]))])
+    await store.commit([Op.create(ingress()), Op.create(network("apps", [ingress()]))])
     yield store
     store.close()
 
@@ -68,8 +68,8 @@ async def allocator(store: Store) -> AsyncIterator[Running]:
     await running.stop()
 
 
-def create(store: Store, *objects) -> None:
-    store.commit([Op.create(obj) for obj in objects])
+async def create(store: Store, *objects) -> None:
+    await store.commit([Op.create(obj) for obj in objects])
 
 
 def apps(store: Store) -> Network:
@@ -79,10 +79,10 @@ def apps(store: Store) -> Network:
 
 
 async def test_services_tasks_and_nodes_get_their_addresses(store, allocator):
-    create(store, node("n1"), node("n2"))
+    await create(store, node("n1"), node("n2"))
     web = service("web", networks=[(apps(store).id, ["www"])], ports=[port(80)])
-    create(store, web)
-    create(store, task(web, 1), task(web, 2))
+    await create(store, web)
+    await create(store, task(web, 1), task(web, 2))
     await settle()
 
     written = store.get(Service, web.id)
@@ -103,8 +103,8 @@ async def test_services_tasks_and_nodes_get_their_addresses(store, allocator):
 
 async def test_dynamic_ports_never_take_one_another_service_holds(store, allocator):
     holder = service("holder", ports=[port(80, 30000)])
-    create(store, holder)
-    create(store, service("auto", ports=[port(80)]), service("more", ports=[port(81)]))
+    await create(store, holder)
+    await create(store, service("auto", ports=[port(80)]), service("more", ports=[port(81)]))
     await settle()
     published = {
         (s.endpoint.ports or [])[0].published_port
@@ -116,10 +116,10 @@ async def test_dynamic_ports_never_take_one_another_service_holds(store, allocat
 
 async def test_a_deleted_task_frees_its_address_for_a_waiting_one(store, allocator):
     small = network("small", store.all(Network), subnet="10.9.0.0/29")
-    create(store, small)
+    await create(store, small)
     svc = service("db", networks=[small.id], mode="dnsrr")
-    create(store, svc)
-    create(store, *(task(svc, slot) for slot in range(1, 7)))
+    await create(store, svc)
+    await create(store, *(task(svc, slot) for slot in range(1, 7)))
     await settle()
     tasks = store.tasks_of_service(svc.id)
     pending = [t for t in tasks if t.state == TaskState.PENDING]
@@ -128,7 +128,7 @@ async def test_a_deleted_task_frees_its_address_for_a_waiting_one(store, allocat
     assert "no address left on network small" in (waiting.status.err or "")
 
     freed = pending[0]
-    store.commit([Op.delete(freed)])
+    await store.commit([Op.delete(freed)])
     await settle()
     now = store.get(Task, waiting.id)
     assert now.state == TaskState.PENDING
@@ -138,29 +138,29 @@ async def test_a_deleted_task_frees_its_address_for_a_waiting_one(store, allocat
 
 async def test_an_ended_task_frees_its_address(store, allocator):
     svc = service("db", networks=[apps(store).id], mode="dnsrr")
-    create(store, svc)
+    await create(store, svc)
     first = task(svc, 1)
-    create(store, first)
+    await create(store, first)
     await settle()
     first = store.get(Task, first.id)
     ended = first.replace(
         status=first.status.replace(state=TaskState.FAILED), desired_state=TaskState.SHUTDOWN
     )
-    store.commit([Op.update(ended)])
+    await store.commit([Op.update(ended)])
     second = task(svc, 2)
-    create(store, second)
+    await create(store, second)
     await settle()
     assert addresses(store.get(Task, second.id)) == addresses(first)
 
 
 async def test_a_removed_network_releases_vips_and_node_addresses(store, allocator):
-    create(store, node("n1"))
+    await create(store, node("n1"))
     svc = service("web", networks=[apps(store).id])
-    create(store, svc)
+    await create(store, svc)
     await settle()
     assert store.get(Node, "n1").attachments
     without = store.get(Service, svc.id)
-    store.commit([Op.update(without.replace(spec=service("web").spec))])
+    await store.commit([Op.update(without.replace(spec=service("web").spec))])
     await settle()
     endpoint = store.get(Service, svc.id).endpoint
     assert endpoint is not None
@@ -169,21 +169,21 @@ async def test_a_removed_network_releases_vips_and_node_addresses(store, allocat
 
 
 async def test_a_node_that_becomes_ready_gets_its_addresses(store, allocator):
-    create(store, node("n1", NodeState.DOWN), service("web", networks=[apps(store).id]))
+    await create(store, node("n1", NodeState.DOWN), service("web", networks=[apps(store).id]))
     await settle()
     assert store.get(Node, "n1").attachments == []
     down = store.get(Node, "n1")
-    store.commit([Op.update(down.replace(status=down.status.replace(state=NodeState.READY)))])
+    await store.commit([Op.update(down.replace(status=down.status.replace(state=NodeState.READY)))])
     await settle()
     [attachment] = store.get(Node, "n1").attachments
     assert attachment.network_id == apps(store).id
 
 
 async def test_allocations_survive_a_restart_of_the_controller(store, allocator):
-    create(store, node("n1"))
+    await create(store, node("n1"))
     svc = service("web", networks=[apps(store).id], ports=[port(80)])
-    create(store, svc)
-    create(store, task(svc, 1))
+    await create(store, svc)
+    await create(store, task(svc, 1))
     await settle()
     before = {
         "services": store.all(Service),
@@ -198,7 +198,7 @@ async def test_allocations_survive_a_restart_of_the_controller(store, allocator)
         "tasks": store.all(Task),
         "nodes": store.all(Node),
     }
-    create(store, task(svc, 2))
+    await create(store, task(svc, 2))
     await settle()
     held = [a for t in store.all(Task) for a in addresses(t).values()]
     held += [v.addr for s in store.all(Service) if s.endpoint for v in s.endpoint.virtual_ips or []]
@@ -209,10 +209,10 @@ async def test_allocations_survive_a_restart_of_the_controller(store, allocator)
 async def test_the_scheduler_places_tasks_once_allocated(store, allocator):
     scheduler = asyncio.create_task(Scheduler(store, FakeClock()).run(), name="scheduler")
     try:
-        create(store, node("n1"))
+        await create(store, node("n1"))
         svc = service("web", networks=[apps(store).id])
-        create(store, svc)
-        create(store, task(svc, 1))
+        await create(store, svc)
+        await create(store, task(svc, 1))
         await settle()
         [placed] = store.tasks_of_service(svc.id)
         assert (placed.state, placed.node_id) == (TaskState.ASSIGNED, "n1")

@@ -13,7 +13,7 @@ from swarmlet.models import Cluster, Network, Node, NodeDescription, NodeRole
 from swarmlet.pki import Credentials, JoinToken, root_digest
 
 
-def init_swarm(state_dir: Path) -> Store:
+async def init_swarm(state_dir: Path) -> Store:
     """What ``swarm init`` commits on node1 (a manager at 192.168.5.1), state kept in state_dir."""
     control = NodeControl(
         state_dir=state_dir,
@@ -31,12 +31,12 @@ def init_swarm(state_dir: Path) -> Store:
         manager_addrs=["192.168.5.1:2377"],
     )
     store = Store()
-    control._found_cluster(store, identity, InitRequest(), NodeDescription())
+    await control._found_cluster(store, identity, InitRequest(), NodeDescription())
     return store
 
 
-def test_swarm_init_makes_the_ingress_network_with_the_cluster(tmp_path):
-    store = init_swarm(tmp_path)
+async def test_swarm_init_makes_the_ingress_network_with_the_cluster(tmp_path):
+    store = await init_swarm(tmp_path)
     [ingress] = store.all(Network)
     assert ingress.name == "ingress"
     assert ingress.ingress
@@ -48,8 +48,8 @@ def test_swarm_init_makes_the_ingress_network_with_the_cluster(tmp_path):
     assert ingress.version == cluster.version
 
 
-def test_swarm_init_makes_a_root_ca_and_the_first_managers_certificate(tmp_path):
-    store = init_swarm(tmp_path)
+async def test_swarm_init_makes_a_root_ca_and_the_first_managers_certificate(tmp_path):
+    store = await init_swarm(tmp_path)
     cluster = store.cluster()
     assert cluster is not None
     root = cluster.root_ca.ca_cert

@@ -33,8 +33,8 @@ def store(clock: FakeClock) -> Store:
 
 
 @pytest.fixture
-def control(store: Store, clock: FakeClock) -> FakeControl:
-    control = manager_control(store)
+async def control(store: Store, clock: FakeClock) -> FakeControl:
+    control = await manager_control(store)
     control.clock = clock
     return control
 

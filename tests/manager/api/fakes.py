@@ -64,7 +64,7 @@ class FakeControl:
             )
         self.inits.append(request)
         self.store = Store(clock=self.clock)
-        self.node_id = manager_in(self.store, hostname="first", addr="10.0.0.1").id
+        self.node_id = (await manager_in(self.store, hostname="first", addr="10.0.0.1")).id
         self.node_addr = "10.0.0.1"
         self.manager_addrs = ["10.0.0.1:2377"]
         self.state = LocalNodeState.ACTIVE
@@ -119,13 +119,13 @@ def token(secret: str) -> str:
     return f"SWMTKN-1-{CA_DIGEST}-{secret.ljust(25, '0')}"
 
 
-def manager_control(store: Store) -> FakeControl:
+async def manager_control(store: Store) -> FakeControl:
     """An active manager whose store holds the cluster, its ingress network and this node."""
     cluster = Cluster(
         id=new_id(), join_tokens=JoinTokens(worker=token("worker1"), manager=token("manager1"))
     )
-    store.commit([Op.create(cluster), Op.create(ingress_network(new_id()))])
-    node = manager_in(store, hostname="manager-1", addr="10.0.0.1")
+    await store.commit([Op.create(cluster), Op.create(ingress_network(new_id()))])
+    node = await manager_in(store, hostname="manager-1", addr="10.0.0.1")
     return FakeControl(
         state=LocalNodeState.ACTIVE,
         node_id=node.id,
@@ -135,8 +135,8 @@ def manager_control(store: Store) -> FakeControl:
     )
 
 
-def manager_in(store: Store, hostname: str, addr: str) -> Node:
-    return add_node(
+async def manager_in(store: Store, hostname: str, addr: str) -> Node:
+    return await add_node(
         store,
         hostname,
         role=NodeRole.MANAGER,
@@ -145,7 +145,7 @@ def manager_in(store: Store, hostname: str, addr: str) -> Node:
     )
 
 
-def add_node(
+async def add_node(
     store: Store,
     hostname: str,
     role: NodeRole = NodeRole.WORKER,
@@ -167,7 +167,8 @@ def add_node(
         status=NodeStatus(state=state, addr=addr),
         manager_status=manager_status,
     )
-    return store.commit([Op.create(node)])[0]  # type: ignore[return-value]
+    await store.update(lambda tx: tx.create(node))
+    return store.get(Node, node.id)
 
 
 def service_spec(
@@ -191,16 +192,17 @@ def service_spec(
     return spec
 
 
-def add_service(store: Store, name: str, replicas: int | None = 1, **labels: str) -> Service:
+async def add_service(store: Store, name: str, replicas: int | None = 1, **labels: str) -> Service:
     mode: dict[str, Any] = (
         {"Global": {}} if replicas is None else {"Replicated": {"Replicas": replicas}}
     )
     spec = ServiceSpec.from_api(service_spec(name, Mode=mode, Labels=labels))
     service = Service(id=new_id(), spec=spec, spec_version=Version(index=1))
-    return store.commit([Op.create(service)])[0]  # type: ignore[return-value]
+    await store.update(lambda tx: tx.create(service))
+    return store.get(Service, service.id)
 
 
-def add_task(
+async def add_task(
     store: Store,
     service: Service,
     node: Node | None,
@@ -220,7 +222,8 @@ def add_task(
         status=TaskStatus(state=state),
         desired_state=desired,
     )
-    return store.commit([Op.create(task)])[0]  # type: ignore[return-value]
+    await store.update(lambda tx: tx.create(task))
+    return store.get(Task, task.id)
 
 
 def require_engine() -> None:

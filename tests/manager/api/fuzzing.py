@@ -238,7 +238,7 @@ VALID_BODIES = _valid_bodies()
 _VALID_REFS = {"nodes": IDS["node"][1], "services": "web", "secrets": SECRET_ID}
 
 
-def seed(clock: FakeClock) -> Store:
+async def seed(clock: FakeClock) -> Store:
     store = Store(clock=clock)
     cluster = Cluster(
         id=fixed_id("cluster"),
@@ -254,7 +254,7 @@ def seed(clock: FakeClock) -> Store:
     secret = Secret(id=SECRET_ID, spec=SecretSpec(name="db-password", data=b"hunter2"))
     config = Config(id=CONFIG_ID, spec=ConfigSpec(name="app-config", data=b"a: 1\n"))
     objects = [cluster, ingress_network(INGRESS_ID), backend, secret, config]
-    store.commit([Op.create(obj) for obj in objects])
+    await store.commit([Op.create(obj) for obj in objects])
     states = (NodeState.READY, NodeState.READY, NodeState.DOWN)
     nodes = []
     for node_id, hostname, state in zip(IDS["node"], NAMES["node"], states, strict=True):
@@ -268,7 +268,7 @@ def seed(clock: FakeClock) -> Store:
         if manager:
             node = node.replace(manager_status=ManagerStatus(leader=True, addr="10.0.0.1:2377"))
         nodes.append(node)
-    store.commit([Op.create(node) for node in nodes])
+    await store.commit([Op.create(node) for node in nodes])
     web_spec = ServiceSpec.from_api(service_body("web", port=8080))
     (attachment,) = web_spec.task_template.networks or []
     web_spec = web_spec.replace(
@@ -288,7 +288,7 @@ def seed(clock: FakeClock) -> Store:
         spec=agent_spec.replace(endpoint_spec=None),
         spec_version=Version(index=1),
     )
-    store.commit([Op.create(web_service), Op.create(agent)])
+    await store.commit([Op.create(web_service), Op.create(agent)])
     task = Task(
         id=IDS["task"][0],
         service_id=web_service.id,
@@ -299,14 +299,18 @@ def seed(clock: FakeClock) -> Store:
         spec_version=Version(index=1),
         status=TaskStatus(),
     )
-    store.commit([Op.create(task)])
+    await store.commit([Op.create(task)])
     return store
 
 
 def _versions() -> dict[str, int]:
     """Each seeded object's Version.Index, by ID and by name (the cluster's as "/swarm"):
     the `?version=` an update of it needs."""
-    store = seed(FakeClock())
+    loop = asyncio.new_event_loop()  # at import: no loop runs yet, and none is set
+    try:
+        store = loop.run_until_complete(seed(FakeClock()))
+    finally:
+        loop.close()
     by_id = {obj.id: obj.version.index for kind in _KINDS for obj in store.all(kind)}
     found: dict[str, int] = {}
     for kind, ids in IDS.items():
@@ -460,7 +464,7 @@ class Harness:
         """A fresh seeded store, and this node as `state` says: an active `manager`, a node
         `inactive` (in no swarm), a `worker`, or a `locked` manager."""
         self.state = state
-        self.store = seed(self.clock)
+        self.store = self.loop.run_until_complete(seed(self.clock))
         fresh = FakeControl(
             state=LocalNodeState.ACTIVE,
             node_id=IDS["node"][0],

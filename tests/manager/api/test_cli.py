@@ -11,7 +11,7 @@ IMAGE = "swarmlet-test/busybox:latest"
 
 
 async def test_service_commands_parse_our_answers(cli, served, store, control):
-    worker = add_node(store, "worker-1")
+    worker = await add_node(store, "worker-1")
 
     created = await cli(served, "service", "create", "-d", "--no-resolve-image", "--name",
                         "web", "--replicas", "2", "--label", "tier=front", "-p", "8080:80",
@@ -20,7 +20,7 @@ async def test_service_commands_parse_our_answers(cli, served, store, control):
     assert service.spec.name == "web"
     assert service.replicas == 2
     assert service.spec.task_template.container_spec.args == ["sleep", "1000"]
-    add_task(store, service, worker, slot=1)
+    await add_task(store, service, worker, slot=1)
 
     listed = await cli(served, "service", "ls")
     (row,) = [line for line in listed.splitlines() if " web " in line]
@@ -43,7 +43,7 @@ async def test_service_commands_parse_our_answers(cli, served, store, control):
 
 
 async def test_node_ls_marks_this_node(cli, served, store, control):
-    add_node(store, "worker-1")
+    await add_node(store, "worker-1")
     listed = await cli(served, "node", "ls")
     rows = listed.splitlines()[1:]
     assert len(rows) == 2

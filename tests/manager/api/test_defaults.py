@@ -275,7 +275,7 @@ async def test_another_ipam_driver_is_still_refused(client, store):
 @pytest.mark.parametrize("field", ["Role", "Availability"])
 @pytest.mark.parametrize("how", ["omitted", "null", "empty"])
 async def test_a_node_update_needs_a_role_and_an_availability(client, store, field, how):
-    node = add_node(store, "worker-1")
+    node = await add_node(store, "worker-1")
     spec: dict[str, Any] = {"Labels": {}, "Role": "worker", "Availability": "active"}
     if how == "omitted":
         del spec[field]
@@ -295,7 +295,7 @@ async def test_a_node_update_needs_a_role_and_an_availability(client, store, fie
 
 
 async def test_a_whole_node_spec_is_taken(client, store):
-    node = add_node(store, "worker-1")
+    node = await add_node(store, "worker-1")
     spec = copy.deepcopy(node.spec.to_api())
     spec["Availability"] = "drain"
     url = f"/v1.47/nodes/{node.id}/update?version={node.version.index}"

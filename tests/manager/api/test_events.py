@@ -73,7 +73,7 @@ async def swarm_events(real_store: Store) -> AsyncIterator[SwarmEvents]:
 
 @pytest.fixture
 async def manager(real_store: Store, swarm_events: SwarmEvents) -> AsyncIterator[TestClient]:
-    control = manager_control(real_store)
+    control = await manager_control(real_store)
     async with TestClient(TestServer(make_app(control, SystemClock()))) as client:
         yield client
 
@@ -115,10 +115,10 @@ async def test_the_past_merges_the_swarms_events_with_the_engines(
     require_engine()
     since = now()
     kept = len(swarm_events._history)
-    real_store.commit([Op.create(Secret(id="sec1", spec=SecretSpec(name="pw")))])
+    await real_store.commit([Op.create(Secret(id="sec1", spec=SecretSpec(name="pw")))])
     created = await container(manager)
     try:
-        real_store.commit([Op.create(Network(id="net1", name="backend"))])
+        await real_store.commit([Op.create(Network(id="net1", name="backend"))])
         await settled(swarm_events, kept + 2)
         filters = json.dumps({"type": ["secret", "network", "container"]})
         response = await manager.get(
@@ -143,8 +143,8 @@ async def test_filters_apply_to_the_swarms_events(manager, real_store, swarm_eve
     require_engine()
     since = now()
     kept = len(swarm_events._history)
-    real_store.commit([Op.create(Network(id="n-a", name="alpha"))])
-    real_store.commit([Op.create(Network(id="n-b", name="beta"))])
+    await real_store.commit([Op.create(Network(id="n-a", name="alpha"))])
+    await real_store.commit([Op.create(Network(id="n-b", name="beta"))])
     await settled(swarm_events, kept + 2)
     filters = json.dumps({"network": ["alp"], "scope": ["swarm"]})
     response = await manager.get(
@@ -162,7 +162,7 @@ async def test_live_events_come_as_they_happen_and_stop_with_the_client(
     assert events.status == 200
     # The subscription is taken before the answer's head is sent.
     assert len(swarm_events._subscribers) == 1
-    real_store.commit([Op.create(Network(id="live1", name="live"))])
+    await real_store.commit([Op.create(Network(id="live1", name="live"))])
     created = await container(manager)
     try:
         # Other containers of the machine's engine may come between.
@@ -191,7 +191,7 @@ async def test_until_in_the_future_ends_the_stream_then(manager, real_store, swa
     until = format_timestamp(time.time_ns() + 2 * 10**9)
     filters = json.dumps({"type": ["secret"]})
     response = await manager.get("/v1.47/events", params={"until": until, "filters": filters})
-    real_store.commit([Op.create(Secret(id="sec-live", spec=SecretSpec(name="live")))])
+    await real_store.commit([Op.create(Secret(id="sec-live", spec=SecretSpec(name="live")))])
     body = await asyncio.wait_for(response.read(), timeout=30)
     assert "sec-live" in [e["Actor"]["ID"] for e in lines(body)]
 

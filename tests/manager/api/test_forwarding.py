@@ -48,9 +48,9 @@ def leader_control() -> FakeControl:
 @pytest.fixture
 async def leader(tmp_path: Path, leader_control: FakeControl) -> AsyncIterator[Manager]:
     """A leader: the store, the CA, and the forwarded Engine API mounted on its port."""
-    manager = Manager(tmp_path)
+    manager = await Manager.create(tmp_path)
     m1 = manager.store.get(Node, "m1")
-    manager.store.commit(
+    await manager.store.commit(
         [
             Op.update(
                 m1.replace(
@@ -78,19 +78,19 @@ async def joined(manager: Manager, folder: Path) -> tuple[str, Credentials]:
     node_id = await manager.join_worker(credentials)
     node = manager.store.get(Node, node_id)
     status = NodeStatus(state=NodeState.READY, addr=FOLLOWER_ADDR)
-    manager.store.commit([Op.update(node.replace(status=status))])
+    await manager.store.commit([Op.update(node.replace(status=status))])
     return node_id, credentials
 
 
-def set_role(manager: Manager, node_id: str, role: NodeRole) -> None:
+async def set_role(manager: Manager, node_id: str, role: NodeRole) -> None:
     node = manager.store.get(Node, node_id)
-    manager.store.commit([Op.update(node.replace(spec=node.spec.replace(role=role)))])
+    await manager.store.commit([Op.update(node.replace(spec=node.spec.replace(role=role)))])
 
 
 async def promoted(manager: Manager, folder: Path) -> tuple[str, Credentials]:
     """`docker node promote`, then the renewal the dispatcher asks for: a manager certificate."""
     node_id, credentials = await joined(manager, folder)
-    set_role(manager, node_id, NodeRole.MANAGER)
+    await set_role(manager, node_id, NodeRole.MANAGER)
     await CertificateRenewer(credentials, [manager.addr], manager.clock).renew()
     assert credentials.certificate().role is NodeRole.MANAGER
     return node_id, credentials
@@ -142,7 +142,7 @@ async def test_a_demoted_nodes_manager_certificate_is_refused(
     leader: Manager, tmp_path: Path
 ) -> None:
     node_id, credentials = await promoted(leader, tmp_path / "n2")
-    set_role(leader, node_id, NodeRole.WORKER)  # demoted; its renewal has not happened yet
+    await set_role(leader, node_id, NodeRole.WORKER)  # demoted; its renewal has not happened yet
     status, body = await forward(leader, credentials, "GET", "/v1.47/nodes")
     assert (status, body) == (403, {"message": f"node {node_id} is not a manager of this swarm"})
 
@@ -154,7 +154,7 @@ async def test_a_request_without_a_certificate_is_refused(leader: Manager) -> No
 
 async def test_a_removed_nodes_certificate_is_refused(leader: Manager, tmp_path: Path) -> None:
     node_id, credentials = await promoted(leader, tmp_path / "n2")
-    leader.store.commit([Op.delete(leader.store.get(Node, node_id))])
+    await leader.store.commit([Op.delete(leader.store.get(Node, node_id))])
     status, body = await forward(leader, credentials, "GET", "/v1.47/nodes")
     assert status == 403
     assert body == {"message": f"node {node_id} is not a member of this swarm"}

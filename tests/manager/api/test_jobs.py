@@ -26,7 +26,9 @@ async def update(client, store, service_id, spec, query=""):
     )
 
 
-def add_job_task(store, service, node, state, desired=TaskState.COMPLETE, iteration=0, slot=0):
+async def add_job_task(
+    store, service, node, state, desired=TaskState.COMPLETE, iteration=0, slot=0
+):
     task = Task(
         id=new_id(),
         service_id=service.id,
@@ -39,7 +41,7 @@ def add_job_task(store, service, node, state, desired=TaskState.COMPLETE, iterat
         desired_state=desired,
         job_iteration=Version(index=iteration),
     )
-    store.commit([Op.create(task)])
+    await store.commit([Op.create(task)])
 
 
 async def test_create_fills_in_moby_defaults_and_starts_iteration_zero(client, store, clock):
@@ -95,21 +97,21 @@ async def test_a_job_refuses_an_update_config_and_a_mode_change(client, store):
 
 
 async def test_list_status_counts_the_current_iteration(client, store):
-    node = add_node(store, "n1")
+    node = await add_node(store, "n1")
     job_id = await create(client, service_spec("job", Mode=REPLICATED_JOB))
     job = store.get(Service, job_id)
-    store.commit(
+    await store.commit(
         [Op.update(job.replace(job_status=job.job_status.replace(job_iteration=Version(index=1))))]
     )
     job = store.get(Service, job_id)
     for state in (TaskState.COMPLETE, TaskState.COMPLETE, TaskState.RUNNING, TaskState.PENDING):
-        add_job_task(store, job, node, state, iteration=1)
-    add_job_task(store, job, node, TaskState.COMPLETE, iteration=0)  # an older run
+        await add_job_task(store, job, node, state, iteration=1)
+    await add_job_task(store, job, node, TaskState.COMPLETE, iteration=0)  # an older run
     global_id = await create(client, service_spec("everywhere", Mode={"GlobalJob": {}}))
     everywhere = store.get(Service, global_id)
-    add_job_task(store, everywhere, node, TaskState.COMPLETE)
-    add_job_task(store, everywhere, node, TaskState.RUNNING)
-    add_job_task(store, everywhere, node, TaskState.FAILED, desired=TaskState.SHUTDOWN)
+    await add_job_task(store, everywhere, node, TaskState.COMPLETE)
+    await add_job_task(store, everywhere, node, TaskState.RUNNING)
+    await add_job_task(store, everywhere, node, TaskState.FAILED, desired=TaskState.SHUTDOWN)
 
     response = await client.get("/v1.47/services?status=true")
     statuses = {s["Spec"]["Name"]: s["ServiceStatus"] for s in await response.json()}

@@ -393,8 +393,8 @@ async def test_a_tasks_attachments_are_swarms_network_objects(client, store):
         NetworkAttachment(network=network, addresses=[f"10.0.{i}.5/24"], aliases=["web"])
         for i, network in enumerate(networks)
     ]
-    task = add_task(store, service, None)
-    store.commit([Op.update(task.replace(networks_attachments=attachments))])
+    task = await add_task(store, service, None)
+    await store.commit([Op.update(task.replace(networks_attachments=attachments))])
     response = await client.get(f"/v1.47/tasks/{task.id}")
     shown = await response.json()
     recorded = json.loads((FIXTURES / "task.json").read_text())[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -18,7 +18,7 @@ from swarmlet.errors import InvalidSpec
 from swarmlet.manager.api.logs import attrs_text, frame, parse_since, parse_tail
 from swarmlet.manager.dispatcher.logs import LogBroker, broker_for
 from swarmlet.manager.store import Store
-from swarmlet.models import Node
+from swarmlet.models import Node, Service, Task
 from swarmlet.protocol import LogEntry, LogsBatch, LogsCancel, LogsDone, LogsSubscribe, Message
 from tests.manager.api.fakes import add_node, add_service, add_task
 
@@ -66,14 +66,14 @@ class Agent:
 
 
 class World:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, nodes: list[Node], service: Service, tasks: list[Task]
+    ) -> None:
         self.store = store
         self.broker = broker_for(store, clock)
-        self.nodes = [add_node(store, f"node-{n}") for n in (1, 2)]
-        self.service = add_service(store, "web", replicas=10)
-        self.tasks = [
-            add_task(store, self.service, node, slot=n + 1) for n, node in enumerate(self.nodes)
-        ]
+        self.nodes = nodes
+        self.service = service
+        self.tasks = tasks
         self.agents = [Agent(self.broker, node, store) for node in self.nodes]
         for agent in self.agents:
             self.broker.connected(agent.node.id, agent)
@@ -82,8 +82,11 @@ class World:
 
 
 @pytest.fixture
-def world(store: Store, clock: Clock, control: object) -> Iterator[World]:
-    world = World(store, clock)
+async def world(store: Store, clock: Clock, control: object) -> AsyncIterator[World]:
+    nodes = [await add_node(store, f"node-{n}") for n in (1, 2)]
+    service = await add_service(store, "web", replicas=10)
+    tasks = [await add_task(store, service, node, slot=n + 1) for n, node in enumerate(nodes)]
+    world = World(store, clock, nodes, service, tasks)
     yield world
     for agent in world.agents:
         world.broker.disconnected(agent.node.id, agent)
@@ -172,7 +175,7 @@ async def test_a_tty_service_is_written_raw(client: TestClient, store: Store, wo
     tty = template.replace(container_spec=template.container_spec.replace(tty=True))
     from swarmlet.manager.store import Op
 
-    store.commit([Op.update(world.service.replace(spec=spec.replace(task_template=tty)))])
+    await store.commit([Op.update(world.service.replace(spec=spec.replace(task_template=tty)))])
     response = await client.get("/services/web/logs?stdout=1&stderr=1")
     assert response.headers["Content-Type"] == "application/vnd.docker.raw-stream"
     assert sorted((await response.read()).splitlines()) == [b"one", b"oops", b"two"]
@@ -231,11 +234,11 @@ async def test_following_streams_until_the_client_goes_and_then_cancels(
     while got.count(b"\n") < 2:
         got += await asyncio.wait_for(response.content.readany(), 5)
     # A task that starts later, on a node not asked yet, is followed too.
-    third = add_node(world.store, "node-3")
+    third = await add_node(world.store, "node-3")
     agent = Agent(world.broker, third, world.store)
     agent.lines["t-late"] = [("stdout", b"late\n")]
     world.broker.connected(third.id, agent)
-    late = add_task(world.store, world.service, third, slot=3)
+    late = await add_task(world.store, world.service, third, slot=3)
     agent.lines[late.id] = [("stdout", b"late\n")]
     while b"late" not in got:
         got += await asyncio.wait_for(response.content.readany(), 5)

@@ -243,11 +243,11 @@ async def test_a_network_in_use_by_a_live_task_cannot_be_removed(client, store):
     await overlay(client)
     network = network_named(store, "dockercoins")
     web = store.get(Service, (await (await create_service(client)).json())["ID"])
-    task = add_task(store, web, add_node(store, "worker"), state=TaskState.RUNNING)
+    task = await add_task(store, web, await add_node(store, "worker"), state=TaskState.RUNNING)
     attached = task.replace(
         networks_attachments=[NetworkAttachment(network=network, addresses=["10.0.1.3/24"])]
     )
-    store.commit([Op.update(attached)])
+    await store.commit([Op.update(attached)])
     revision = store.revision
     response = await client.delete("/networks/dockercoins")
     assert response.status == 400
@@ -257,7 +257,7 @@ async def test_a_network_in_use_by_a_live_task_cannot_be_removed(client, store):
     ended = current.replace(
         status=current.status.replace(state=TaskState.SHUTDOWN), desired_state=TaskState.SHUTDOWN
     )
-    store.commit([Op.update(ended)])
+    await store.commit([Op.update(ended)])
     assert (await client.delete("/networks/dockercoins")).status == 204
 
 

@@ -9,10 +9,10 @@ from tests.manager.api.fakes import add_node
 
 
 @pytest.fixture
-def workers(store):
+async def workers(store):
     return [
-        add_node(store, "worker-1", labels={"zone": "east"}, engine_labels={"ssd": "true"}),
-        add_node(store, "worker-2", labels={"zone": "west"}, state=NodeState.DOWN),
+        await add_node(store, "worker-1", labels={"zone": "east"}, engine_labels={"ssd": "true"}),
+        await add_node(store, "worker-2", labels={"zone": "west"}, state=NodeState.DOWN),
     ]
 
 
@@ -100,7 +100,7 @@ async def test_inspect_an_unknown_node_is_404(client):
 
 
 async def test_inspect_an_ambiguous_prefix_is_a_bad_request(client, store):
-    ids = [add_node(store, f"n{i}").id for i in range(40)]
+    ids = [(await add_node(store, f"n{i}")).id for i in range(40)]
     # 40 random IDs in base 36 share a first character somewhere.
     first = [i[0] for i in ids]
     prefix = next(c for c in first if first.count(c) > 1)
@@ -161,7 +161,7 @@ async def test_demoting_the_last_manager_is_refused(client, store, control):
 
 async def test_demoting_one_of_two_managers_is_allowed(client, store, control):
     # Not the leader: swarmlet's leader cannot be demoted (tests/manager/api/test_roles.py).
-    manager = add_node(store, "manager-2", role=NodeRole.MANAGER)
+    manager = await add_node(store, "manager-2", role=NodeRole.MANAGER)
     url = f"/nodes/{manager.id}/update?version={manager.version.index}"
     response = await client.post(url, json={"Role": "worker", "Availability": "active"})
     assert response.status == 200

@@ -13,7 +13,7 @@ async def update_role(client, node: Node, role: str):
 
 
 async def test_a_worker_is_promoted(client, store):
-    worker = add_node(store, "worker-1")
+    worker = await add_node(store, "worker-1")
     response = await update_role(client, worker, "manager")
     assert response.status == 200
     assert store.get(Node, worker.id).spec.role is NodeRole.MANAGER
@@ -21,7 +21,7 @@ async def test_a_worker_is_promoted(client, store):
 
 async def test_the_leader_is_not_demoted_even_with_another_manager(client, store, control):
     reachable = ManagerStatus(leader=False, addr="10.0.0.2:2377")
-    add_node(store, "manager-2", role=NodeRole.MANAGER, manager_status=reachable)
+    await add_node(store, "manager-2", role=NodeRole.MANAGER, manager_status=reachable)
     leader = store.get(Node, control.node_id)
     revision = store.revision
     response = await update_role(client, leader, "worker")
@@ -41,7 +41,7 @@ async def test_the_last_manager_is_refused_before_the_leader(client, store, cont
 
 async def test_a_follower_is_demoted_and_may_demote_itself(client, store, control):
     reachable = ManagerStatus(leader=False, addr="10.0.0.2:2377")
-    follower = add_node(store, "manager-2", role=NodeRole.MANAGER, manager_status=reachable)
+    follower = await add_node(store, "manager-2", role=NodeRole.MANAGER, manager_status=reachable)
     response = await update_role(client, follower, "worker")
     assert response.status == 200
     demoted = store.get(Node, follower.id)

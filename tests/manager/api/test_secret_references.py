@@ -22,14 +22,14 @@ from swarmlet.models import (
 from tests.manager.api.fakes import add_node, add_task, service_spec
 
 
-def add_secret(store: Store, name: str, object_id: str) -> Secret:
+async def add_secret(store: Store, name: str, object_id: str) -> Secret:
     secret = Secret(id=object_id, spec=SecretSpec(name=name, data=b"x"))
-    return store.commit([Op.create(secret)])[0]  # type: ignore[return-value]
+    return (await store.commit([Op.create(secret)]))[0]  # type: ignore[return-value]
 
 
-def add_config(store: Store, name: str, object_id: str) -> Config:
+async def add_config(store: Store, name: str, object_id: str) -> Config:
     config = Config(id=object_id, spec=ConfigSpec(name=name, data=b"x"))
-    return store.commit([Op.create(config)])[0]  # type: ignore[return-value]
+    return (await store.commit([Op.create(config)]))[0]  # type: ignore[return-value]
 
 
 DB_PASS, API_KEY = "s1" * 12 + "s", "s2" * 12 + "s"
@@ -37,12 +37,12 @@ APP_CONF, CRED = "c1" * 12 + "c", "c2" * 12 + "c"
 
 
 @pytest.fixture
-def objects(store: Store) -> None:
+async def objects(store: Store) -> None:
     """Two secrets and two configs, with IDs the cases below can name."""
-    add_secret(store, "db_pass", DB_PASS)
-    add_secret(store, "api_key", API_KEY)
-    add_config(store, "app_conf", APP_CONF)
-    add_config(store, "cred", CRED)
+    await add_secret(store, "db_pass", DB_PASS)
+    await add_secret(store, "api_key", API_KEY)
+    await add_config(store, "app_conf", APP_CONF)
+    await add_config(store, "cred", CRED)
 
 
 def file(name: str, uid: str = "0", gid: str = "0", mode: int = 0o444) -> dict[str, Any]:
@@ -191,10 +191,10 @@ async def test_update_checks_the_references_too(client, store, objects):
 async def test_adding_a_secret_replaces_the_tasks_and_removing_it_frees_the_secret(
     client, store, objects
 ):
-    node = add_node(store, "worker-1")
+    node = await add_node(store, "worker-1")
     response = await client.post("/services/create", json=spec_with("web"))
     service = store.get(Service, (await response.json())["ID"])
-    task = add_task(store, service, node)
+    task = await add_task(store, service, node)
 
     # --secret-add: the CLI sends the whole spec with the new reference.
     added = spec_with("web", [secret_ref(DB_PASS, "db_pass")])

@@ -59,7 +59,7 @@ def spec(name: str, data: bytes | None = b"hunter2", **extra: Any) -> dict[str, 
     return body
 
 
-def add(
+async def add(
     store: Store,
     kind: Kind,
     name: str,
@@ -73,10 +73,10 @@ def add(
         obj: Secret | Config = Secret(id=obj_id, spec=SecretSpec(**fields))
     else:
         obj = Config(id=obj_id, spec=ConfigSpec(**fields))
-    return store.commit([Op.create(obj)])[0]  # type: ignore[return-value]
+    return (await store.commit([Op.create(obj)]))[0]  # type: ignore[return-value]
 
 
-def add_service_using(store: Store, kind: Kind, name: str, obj: Secret | Config) -> Service:
+async def add_service_using(store: Store, kind: Kind, name: str, obj: Secret | Config) -> Service:
     reference = {
         "File": {"Name": obj.spec.name, "UID": "0", "GID": "0", "Mode": 0o444},
         kind.id_field: obj.id,
@@ -85,7 +85,7 @@ def add_service_using(store: Store, kind: Kind, name: str, obj: Secret | Config)
     body = service_spec(name)
     body["TaskTemplate"]["ContainerSpec"][kind.references] = [reference]
     service = Service(id=new_id(), spec=ServiceSpec.from_api(body), spec_version=Version(index=1))
-    return store.commit([Op.create(service)])[0]  # type: ignore[return-value]
+    return (await store.commit([Op.create(service)]))[0]  # type: ignore[return-value]
 
 
 async def create(client: Any, kind: Kind, body: dict[str, Any]) -> Any:
@@ -175,7 +175,7 @@ async def test_a_template_driver_is_kept_as_given_even_one_swarm_does_not_know(
 
 
 async def test_an_update_changes_only_the_labels_even_with_a_template_driver(client, store, kind):
-    obj = add(store, kind, "db_pass", b"hunter2")
+    obj = await add(store, kind, "db_pass", b"hunter2")
     body = spec("db_pass", Labels={"b": "2"}, Templating={"Name": "golang"})
     response = await client.post(f"{kind.path}/{obj.id}/update?version={store.revision}", json=body)
     assert response.status == 200, await message(response)
@@ -199,7 +199,7 @@ async def test_a_secret_driver_is_refused(client, store, driver, expected):
 
 
 async def test_a_duplicate_name_is_a_conflict(client, store, kind):
-    add(store, kind, "db_pass")
+    await add(store, kind, "db_pass")
     revision = store.revision
     response = await client.post(f"{kind.path}/create", json=spec("db_pass", b"other"))
     assert response.status == 409
@@ -233,7 +233,7 @@ async def test_a_secrets_data_is_never_shown(client, store):
 
 
 async def test_a_configs_data_is_shown(client, store):
-    add(store, CONFIG, "app.conf", b"listen 80;\n")
+    await add(store, CONFIG, "app.conf", b"listen 80;\n")
     (listed,) = await (await client.get("/configs")).json()
     inspected = await (await client.get("/configs/app.conf")).json()
     assert listed == inspected
@@ -241,7 +241,7 @@ async def test_a_configs_data_is_shown(client, store):
 
 
 async def test_inspect_by_id_name_and_unique_prefix(client, store, kind):
-    obj = add(store, kind, "db_pass", labels={"tier": "db"})
+    obj = await add(store, kind, "db_pass", labels={"tier": "db"})
     for ref in (obj.id, "db_pass", obj.id[:6]):
         response = await client.get(f"{kind.path}/{ref}")
         assert response.status == 200
@@ -263,8 +263,8 @@ async def test_an_unknown_reference_is_404(client, store, kind, method, suffix):
 
 
 async def test_an_ambiguous_prefix_is_a_bad_request(client, store, kind):
-    add(store, kind, "one", object_id="abc" + "1" * 22)
-    add(store, kind, "two", object_id="abc" + "2" * 22)
+    await add(store, kind, "one", object_id="abc" + "1" * 22)
+    await add(store, kind, "two", object_id="abc" + "2" * 22)
     response = await client.get(f"{kind.path}/abc")
     assert response.status == 400
     assert await message(response) == f"{kind.word} abc is ambiguous (2 matches found)"
@@ -298,9 +298,9 @@ async def test_a_node_that_is_not_a_manager_answers_503(client, control, kind):
     ],
 )
 async def test_list_filters(client, store, kind, filters, names):
-    add(store, kind, "db_pass", labels={"tier": "db"}, object_id="a" * 25)
-    add(store, kind, "db_user", labels={"tier": "db", "env": "prod"}, object_id="b" * 25)
-    add(store, kind, "web_cert", object_id="c" * 25)
+    await add(store, kind, "db_pass", labels={"tier": "db"}, object_id="a" * 25)
+    await add(store, kind, "db_user", labels={"tier": "db", "env": "prod"}, object_id="b" * 25)
+    await add(store, kind, "web_cert", object_id="c" * 25)
     response = await client.get(kind.path, params={"filters": json.dumps(filters)})
     assert response.status == 200
     assert [shown["Spec"]["Name"] for shown in await response.json()] == names
@@ -316,7 +316,7 @@ async def test_list_refuses_an_unknown_filter(client, kind):
 
 
 async def test_update_changes_only_the_labels(client, store, kind):
-    obj = add(store, kind, "db_pass", b"hunter2", labels={"a": "1"})
+    obj = await add(store, kind, "db_pass", b"hunter2", labels={"a": "1"})
     body = {"Name": "db_pass", "Labels": {"b": "2"}}
     response = await client.post(
         f"{kind.path}/db_pass/update?version={obj.version.index}", json=body
@@ -341,7 +341,7 @@ async def test_update_changes_only_the_labels(client, store, kind):
     ],
 )
 async def test_update_refuses_any_other_change(client, store, kind, body, expected):
-    obj = add(store, kind, "db_pass", b"hunter2")
+    obj = await add(store, kind, "db_pass", b"hunter2")
     revision = store.revision
     response = await client.post(f"{kind.path}/{obj.id}/update?version={revision}", json=body)
     assert response.status == 400
@@ -350,8 +350,8 @@ async def test_update_refuses_any_other_change(client, store, kind, body, expect
 
 
 async def test_update_with_a_stale_version_changes_nothing(client, store, kind):
-    obj = add(store, kind, "db_pass")
-    add(store, kind, "other")
+    obj = await add(store, kind, "db_pass")
+    await add(store, kind, "other")
     body = {"Name": "db_pass", "Labels": {"b": "2"}}
     response = await client.post(f"{kind.path}/{obj.id}/update?version=99", json=body)
     assert response.status == 409
@@ -364,15 +364,15 @@ async def test_update_with_a_stale_version_changes_nothing(client, store, kind):
 
 
 async def test_remove_by_name(client, store, kind):
-    obj = add(store, kind, "db_pass")
+    obj = await add(store, kind, "db_pass")
     response = await client.delete(f"/v1.47{kind.path}/db_pass")
     assert response.status == 204
     assert store.find(kind.model, obj.id) is None
 
 
 async def test_an_object_in_use_cannot_be_removed(client, store, kind):
-    obj = add(store, kind, "db_pass")
-    web = add_service_using(store, kind, "web", obj)
+    obj = await add(store, kind, "db_pass")
+    web = await add_service_using(store, kind, "web", obj)
     revision = store.revision
     response = await client.delete(f"{kind.path}/db_pass")
     assert response.status == 400
@@ -380,7 +380,7 @@ async def test_an_object_in_use_cannot_be_removed(client, store, kind):
     assert await message(response) == expected
     assert store.revision == revision
 
-    api = add_service_using(store, kind, "api", obj)
+    api = await add_service_using(store, kind, "api", obj)
     response = await client.delete(f"{kind.path}/{obj.id}")
     assert response.status == 400
     by_id = ", ".join(s.spec.name for s in sorted([web, api], key=lambda s: s.id))
@@ -388,7 +388,7 @@ async def test_an_object_in_use_cannot_be_removed(client, store, kind):
         f"{kind.word} 'db_pass' is in use by the following services: {by_id}"
     )
 
-    store.commit([Op.delete(web), Op.delete(api)])
+    await store.commit([Op.delete(web), Op.delete(api)])
     assert (await client.delete(f"{kind.path}/db_pass")).status == 204
     assert store.find(kind.model, obj.id) is None
 

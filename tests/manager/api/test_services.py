@@ -181,9 +181,9 @@ async def test_create_refuses_a_published_port_in_use(client, store):
 
 
 async def test_list_filters(client, store):
-    web = add_service(store, "web", replicas=2, tier="front")
-    add_service(store, "db", replicas=1, tier="back")
-    agent = add_service(store, "agent", replicas=None)
+    web = await add_service(store, "web", replicas=2, tier="front")
+    await add_service(store, "db", replicas=1, tier="back")
+    agent = await add_service(store, "agent", replicas=None)
 
     async def listed(**query):
         response = await client.get("/services", params={"filters": json.dumps(query)})
@@ -207,17 +207,19 @@ async def test_list_filters(client, store):
 
 
 async def test_list_with_status_counts_tasks_as_swarm_does(client, store):
-    up = add_node(store, "up")
-    down = add_node(store, "down", state=NodeState.DOWN)
-    web = add_service(store, "web", replicas=3)
-    add_task(store, web, up, slot=1)
-    add_task(store, web, up, slot=2, state=TaskState.STARTING)
-    add_task(store, web, down, slot=3)  # running, but its node is down: not counted
-    add_task(store, web, None, slot=4, state=TaskState.PENDING)
-    agent = add_service(store, "agent", replicas=None)
-    add_task(store, agent, up, slot=None)
-    add_task(store, agent, down, slot=None)
-    add_task(store, agent, up, slot=None, state=TaskState.SHUTDOWN, desired=TaskState.SHUTDOWN)
+    up = await add_node(store, "up")
+    down = await add_node(store, "down", state=NodeState.DOWN)
+    web = await add_service(store, "web", replicas=3)
+    await add_task(store, web, up, slot=1)
+    await add_task(store, web, up, slot=2, state=TaskState.STARTING)
+    await add_task(store, web, down, slot=3)  # running, but its node is down: not counted
+    await add_task(store, web, None, slot=4, state=TaskState.PENDING)
+    agent = await add_service(store, "agent", replicas=None)
+    await add_task(store, agent, up, slot=None)
+    await add_task(store, agent, down, slot=None)
+    await add_task(
+        store, agent, up, slot=None, state=TaskState.SHUTDOWN, desired=TaskState.SHUTDOWN
+    )
 
     response = await client.get("/services?status=true")
     statuses = {s["Spec"]["Name"]: s["ServiceStatus"] for s in await response.json()}
@@ -226,7 +228,7 @@ async def test_list_with_status_counts_tasks_as_swarm_does(client, store):
 
 
 async def test_inspect_by_id_name_and_prefix(client, store):
-    web = add_service(store, "web")
+    web = await add_service(store, "web")
     for ref in (web.id, "web", web.id[:4]):
         response = await client.get(f"/services/{ref}?insertDefaults=true")
         assert response.status == 200
@@ -242,7 +244,7 @@ async def test_inspect_an_unknown_service_is_404(client):
 
 
 async def test_inspect_an_ambiguous_prefix_is_a_bad_request(client, store):
-    ids = [add_service(store, f"s{i}").id for i in range(40)]
+    ids = [(await add_service(store, f"s{i}")).id for i in range(40)]
     first = [i[0] for i in ids]
     prefix = next(c for c in first if first.count(c) > 1)
     response = await client.get(f"/services/{prefix}")
@@ -256,7 +258,7 @@ async def update(client, service, spec, query=""):
 
 
 async def test_update_bumps_the_spec_version_and_keeps_the_previous_spec(client, store):
-    web = add_service(store, "web")
+    web = await add_service(store, "web")
     spec = service_spec("web", image="swarmlet-test/busybox:v2")
     response = await update(client, web, spec)
     assert response.status == 200
@@ -269,7 +271,7 @@ async def test_update_bumps_the_spec_version_and_keeps_the_previous_spec(client,
 
 
 async def test_scaling_leaves_the_tasks_up_to_date(client, store):
-    web = add_service(store, "web")
+    web = await add_service(store, "web")
     response = await update(client, web, service_spec("web", Mode={"Replicated": {"Replicas": 5}}))
     assert response.status == 200
     updated = store.get(Service, web.id)
@@ -278,7 +280,7 @@ async def test_scaling_leaves_the_tasks_up_to_date(client, store):
 
 
 async def test_update_with_a_stale_version_changes_nothing(client, store):
-    web = add_service(store, "web")
+    web = await add_service(store, "web")
     assert (await update(client, web, service_spec("web", Labels={"a": "1"}))).status == 200
     revision = store.revision
     response = await update(client, web, service_spec("web", Labels={"a": "2"}))
@@ -306,7 +308,7 @@ async def test_update_with_a_stale_version_changes_nothing(client, store):
     ],
 )
 async def test_update_refuses_and_changes_nothing(client, store, spec, message):
-    web = add_service(store, "web")
+    web = await add_service(store, "web")
     revision = store.revision
     response = await update(client, web, spec)
     assert response.status == 400
@@ -322,7 +324,7 @@ async def test_update_of_an_unknown_service_is_404(client):
 
 
 async def test_rollback_returns_to_the_previous_spec(client, store):
-    web = add_service(store, "web")
+    web = await add_service(store, "web")
     await update(client, web, service_spec("web", image="swarmlet-test/busybox:v2"))
     updated = store.get(Service, web.id)
     response = await update(client, updated, updated.spec.to_api(), "&rollback=previous")
@@ -337,7 +339,7 @@ async def test_rollback_returns_to_the_previous_spec(client, store):
 
 
 async def test_rollback_without_a_previous_spec_is_refused(client, store):
-    web = add_service(store, "web")
+    web = await add_service(store, "web")
     response = await update(client, web, web.spec.to_api(), "&rollback=previous")
     assert response.status == 400
     assert "does not have a previous spec" in (await response.json())["message"]
@@ -346,7 +348,7 @@ async def test_rollback_without_a_previous_spec_is_refused(client, store):
 
 
 async def test_changing_ports_renews_the_endpoint(client, store):
-    web = add_service(store, "web")
+    web = await add_service(store, "web")
     ports = {"Mode": "vip", "Ports": [{"TargetPort": 80, "PublishedPort": 8080}]}
     response = await update(client, web, service_spec("web", EndpointSpec=ports))
     assert response.status == 200
@@ -357,10 +359,10 @@ async def test_changing_ports_renews_the_endpoint(client, store):
 
 
 async def test_remove_marks_every_task_remove_in_one_commit(client, store):
-    node = add_node(store, "worker")
-    web = add_service(store, "web", replicas=2)
-    tasks = [add_task(store, web, node, slot=1), add_task(store, web, node, slot=2)]
-    other = add_task(store, add_service(store, "other"), node)
+    node = await add_node(store, "worker")
+    web = await add_service(store, "web", replicas=2)
+    tasks = [await add_task(store, web, node, slot=1), await add_task(store, web, node, slot=2)]
+    other = await add_task(store, await add_service(store, "other"), node)
     watch = store.watch()
     response = await client.delete("/services/web")
     assert response.status == 200

@@ -83,8 +83,8 @@ async def test_a_version_too_old_is_refused(client):
     )
 
 
-def test_swarm_info_on_a_manager(control, store):
-    add_node(store, "worker-1")
+async def test_swarm_info_on_a_manager(control, store):
+    await add_node(store, "worker-1")
     info = swarm_info(control)
     cluster = store.cluster()
     assert isinstance(cluster, Cluster)

@@ -11,17 +11,19 @@ from tests.manager.api.fakes import add_node, add_service, add_task
 
 
 @pytest.fixture
-def cluster(store):
+async def cluster(store):
     """Two services over two nodes; web has an old task from before an update."""
-    one, two = add_node(store, "one"), add_node(store, "two")
-    web = add_service(store, "web", replicas=2, tier="front")
-    old = add_task(store, web, one, slot=1, state=TaskState.SHUTDOWN, desired=TaskState.SHUTDOWN)
+    one, two = await add_node(store, "one"), await add_node(store, "two")
+    web = await add_service(store, "web", replicas=2, tier="front")
+    old = await add_task(
+        store, web, one, slot=1, state=TaskState.SHUTDOWN, desired=TaskState.SHUTDOWN
+    )
     # web was updated: its spec version moved on, and two new tasks run it.
-    web = store.commit([Op.update(web.replace(spec_version=Version(index=2)))])[0]
-    new1 = add_task(store, web, one, slot=1)
-    new2 = add_task(store, web, two, slot=2)
-    db = add_service(store, "db")
-    db1 = add_task(store, db, two, slot=1)
+    web = (await store.commit([Op.update(web.replace(spec_version=Version(index=2)))]))[0]
+    new1 = await add_task(store, web, one, slot=1)
+    new2 = await add_task(store, web, two, slot=2)
+    db = await add_service(store, "db")
+    db1 = await add_task(store, db, two, slot=1)
     return {
         "one": one,
         "two": two,
@@ -118,5 +120,5 @@ async def test_inspect_an_unknown_task_is_404(client, cluster):
 
 
 async def test_tasks_of_a_deleted_service_are_not_up_to_date(client, store, cluster):
-    store.commit([Op.delete(store.get(Service, cluster["db"].id))])
+    await store.commit([Op.delete(store.get(Service, cluster["db"].id))])
     assert await listed(client, cluster, **{"_up-to-date": ["1"]}) == ["new1", "new2"]

@@ -41,10 +41,10 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(clock: FakeClock) -> Store:
+async def store(clock: FakeClock) -> Store:
     store = Store(clock=clock)
     root_ca, tokens = new_cluster_root(clock.now())
-    store.commit([Op.create(Cluster(id=new_id(), root_ca=root_ca, join_tokens=tokens))])
+    await store.commit([Op.create(Cluster(id=new_id(), root_ca=root_ca, join_tokens=tokens))])
     return store
 
 
@@ -59,8 +59,8 @@ def cluster_of(store: Store) -> Cluster:
     return cluster
 
 
-def update_cluster(store: Store, **changes: object) -> Cluster:
-    (written,) = store.commit([Op.update(cluster_of(store).replace(**changes))])
+async def update_cluster(store: Store, **changes: object) -> Cluster:
+    (written,) = await store.commit([Op.update(cluster_of(store).replace(**changes))])
     assert isinstance(written, Cluster)
     return written
 
@@ -69,14 +69,14 @@ def csr() -> str:
     return new_key_and_csr()[1]
 
 
-def join_worker(ca: CertificateAuthority, store: Store) -> Issued:
-    return ca.join(cluster_of(store).join_tokens.worker, csr())
+async def join_worker(ca: CertificateAuthority, store: Store) -> Issued:
+    return await ca.join(cluster_of(store).join_tokens.worker, csr())
 
 
-def rotate_root(store: Store, clock: FakeClock) -> str:
+async def rotate_root(store: Store, clock: FakeClock) -> str:
     """Start a root rotation; the new root's certificate."""
     root_ca = start_rotation(cluster_of(store).root_ca, clock.now())
-    update_cluster(store, root_ca=root_ca)
+    await update_cluster(store, root_ca=root_ca)
     return root_ca.new_ca_cert
 
 
@@ -107,28 +107,28 @@ def test_the_root_is_the_clusters(ca: CertificateAuthority, store: Store) -> Non
 
 
 @pytest.mark.parametrize("with_cluster", [False, True], ids=["no-cluster", "no-root"])
-def test_without_a_root_the_ca_is_unavailable(clock: FakeClock, with_cluster: bool) -> None:
+async def test_without_a_root_the_ca_is_unavailable(clock: FakeClock, with_cluster: bool) -> None:
     store = Store(clock=clock)
     if with_cluster:
-        store.commit([Op.create(Cluster(id=new_id()))])
+        await store.commit([Op.create(Cluster(id=new_id()))])
     ca = CertificateAuthority(store, clock)
     with pytest.raises(Unavailable, match=NOT_A_SWARM):
         ca.root()
     with pytest.raises(Unavailable, match=NOT_A_SWARM):
-        ca.join(str(JoinToken.new("0" * 50)), csr())
+        await ca.join(str(JoinToken.new("0" * 50)), csr())
     assert store.all(Node) == []
 
 
 # Joining
 
 
-def test_the_worker_token_makes_a_worker_and_its_certificate(
+async def test_the_worker_token_makes_a_worker_and_its_certificate(
     ca: CertificateAuthority, store: Store, clock: FakeClock
 ) -> None:
     cluster = cluster_of(store)
     watch = store.watch()
     key_pem, csr_pem = new_key_and_csr()
-    issued = ca.join(cluster.join_tokens.worker, csr_pem)
+    issued = await ca.join(cluster.join_tokens.worker, csr_pem)
 
     (event,) = watch.drain()
     assert event.action is Action.CREATE
@@ -149,10 +149,10 @@ def test_the_worker_token_makes_a_worker_and_its_certificate(
     assert issued.trust == cluster.root_ca.ca_cert
 
 
-def test_joining_records_the_certificate_in_the_node(
+async def test_joining_records_the_certificate_in_the_node(
     ca: CertificateAuthority, store: Store
 ) -> None:
-    issued = join_worker(ca, store)
+    issued = await join_worker(ca, store)
     record = store.get(Node, issued.node_id).certificate
     info = peer_of(issued)
     assert record is not None
@@ -165,30 +165,32 @@ def test_joining_records_the_certificate_in_the_node(
     assert store.get(Node, issued.node_id).description.tls_info is None
 
 
-def test_each_join_makes_a_new_node(ca: CertificateAuthority, store: Store) -> None:
-    first, second = join_worker(ca, store), join_worker(ca, store)
+async def test_each_join_makes_a_new_node(ca: CertificateAuthority, store: Store) -> None:
+    first, second = await join_worker(ca, store), await join_worker(ca, store)
     assert first.node_id != second.node_id
     assert {node.id for node in store.all(Node)} == {first.node_id, second.node_id}
 
 
-def test_a_token_pasted_with_a_newline_still_joins(ca: CertificateAuthority, store: Store) -> None:
-    issued = ca.join(cluster_of(store).join_tokens.worker + "\n", csr())
+async def test_a_token_pasted_with_a_newline_still_joins(
+    ca: CertificateAuthority, store: Store
+) -> None:
+    issued = await ca.join(cluster_of(store).join_tokens.worker + "\n", csr())
     assert store.find(Node, issued.node_id) is not None
 
 
-def test_the_certificate_lasts_the_clusters_node_cert_expiry(
+async def test_the_certificate_lasts_the_clusters_node_cert_expiry(
     ca: CertificateAuthority, store: Store, clock: FakeClock
 ) -> None:
     spec = ClusterSpec(ca_config=CAConfig(node_cert_expiry=3600 * SECOND_NS))
-    update_cluster(store, spec=spec)
-    issued = join_worker(ca, store)
+    await update_cluster(store, spec=spec)
+    issued = await join_worker(ca, store)
     assert peer_of(issued).not_after == clock.now() + timedelta(hours=1)
 
 
-def test_the_manager_token_is_refused_for_now(ca: CertificateAuthority, store: Store) -> None:
+async def test_the_manager_token_is_refused_for_now(ca: CertificateAuthority, store: Store) -> None:
     revision = store.revision
     with pytest.raises(InvalidSpec, match="joining as a manager is not supported yet"):
-        ca.join(cluster_of(store).join_tokens.manager, csr())
+        await ca.join(cluster_of(store).join_tokens.manager, csr())
     assert store.revision == revision
     assert store.all(Node) == []
 
@@ -208,52 +210,56 @@ def _other_digest(tokens: JoinTokens) -> str:
 @pytest.mark.parametrize(
     "make_token", [_other_secret, _other_cluster, _other_digest], ids=lambda f: f.__name__[1:]
 )
-def test_a_token_that_is_not_the_clusters_is_refused(
+async def test_a_token_that_is_not_the_clusters_is_refused(
     ca: CertificateAuthority, store: Store, make_token
 ) -> None:
     revision = store.revision
     with pytest.raises(
         InvalidSpec, match=r"^A valid join token is necessary to join this cluster$"
     ):
-        ca.join(make_token(cluster_of(store).join_tokens), csr())
+        await ca.join(make_token(cluster_of(store).join_tokens), csr())
     assert store.revision == revision
 
 
 @pytest.mark.parametrize("token", ["", "hello", "SWMTKN-1-abc-def"])
-def test_a_malformed_token_is_refused(ca: CertificateAuthority, store: Store, token: str) -> None:
+async def test_a_malformed_token_is_refused(
+    ca: CertificateAuthority, store: Store, token: str
+) -> None:
     revision = store.revision
     with pytest.raises(InvalidSpec, match=r"^invalid join token$"):
-        ca.join(token, csr())
+        await ca.join(token, csr())
     assert store.revision == revision
 
 
-def test_a_join_with_a_bad_csr_commits_nothing(ca: CertificateAuthority, store: Store) -> None:
+async def test_a_join_with_a_bad_csr_commits_nothing(
+    ca: CertificateAuthority, store: Store
+) -> None:
     revision = store.revision
     with pytest.raises(InvalidSpec, match="invalid certificate signing request"):
-        ca.join(cluster_of(store).join_tokens.worker, "not a CSR")
+        await ca.join(cluster_of(store).join_tokens.worker, "not a CSR")
     assert store.revision == revision
     assert store.all(Node) == []
 
 
-def test_a_rotated_worker_token_replaces_the_old_one(
+async def test_a_rotated_worker_token_replaces_the_old_one(
     ca: CertificateAuthority, store: Store
 ) -> None:
     old = cluster_of(store).join_tokens
     new_worker = str(JoinToken.parse(old.worker).rotated())
-    update_cluster(store, join_tokens=old.replace(worker=new_worker))
+    await update_cluster(store, join_tokens=old.replace(worker=new_worker))
     with pytest.raises(InvalidSpec, match=INVALID_TOKEN):
-        ca.join(old.worker, csr())
-    assert store.find(Node, ca.join(new_worker, csr()).node_id) is not None
+        await ca.join(old.worker, csr())
+    assert store.find(Node, (await ca.join(new_worker, csr())).node_id) is not None
 
 
 # The first manager's certificate
 
 
-def test_create_node_certificate_creates_the_node_with_a_manager_certificate(
+async def test_create_node_certificate_creates_the_node_with_a_manager_certificate(
     ca: CertificateAuthority, store: Store
 ) -> None:
     node = Node(id=new_id(), spec=NodeSpec(name="first", role=NodeRole.MANAGER))
-    issued = ca.create_node_certificate(node, csr())
+    issued = await ca.create_node_certificate(node, csr())
     assert issued.node_id == node.id
     stored = store.get(Node, node.id)
     assert stored.spec == node.spec
@@ -270,22 +276,22 @@ def test_create_node_certificate_creates_the_node_with_a_manager_certificate(
     )
 
 
-def test_create_node_certificate_refuses_a_node_that_exists(
+async def test_create_node_certificate_refuses_a_node_that_exists(
     ca: CertificateAuthority, store: Store
 ) -> None:
     node = Node(id=new_id(), spec=NodeSpec(role=NodeRole.MANAGER))
-    ca.create_node_certificate(node, csr())
+    await ca.create_node_certificate(node, csr())
     revision = store.revision
     with pytest.raises(NameConflict):
-        ca.create_node_certificate(node, csr())
+        await ca.create_node_certificate(node, csr())
     assert store.revision == revision
 
 
 # Admission
 
 
-def test_a_member_is_admitted(ca: CertificateAuthority, store: Store) -> None:
-    issued = join_worker(ca, store)
+async def test_a_member_is_admitted(ca: CertificateAuthority, store: Store) -> None:
+    issued = await join_worker(ca, store)
     assert ca.admit(peer_of(issued)) == store.get(Node, issued.node_id)
 
 
@@ -294,25 +300,25 @@ def test_no_certificate_is_forbidden(ca: CertificateAuthority) -> None:
         ca.admit(None)
 
 
-def test_a_removed_node_is_forbidden(ca: CertificateAuthority, store: Store) -> None:
-    issued = join_worker(ca, store)
-    store.commit([Op.delete(store.get(Node, issued.node_id))])
+async def test_a_removed_node_is_forbidden(ca: CertificateAuthority, store: Store) -> None:
+    issued = await join_worker(ca, store)
+    await store.commit([Op.delete(store.get(Node, issued.node_id))])
     with pytest.raises(Forbidden, match=f"node {issued.node_id} is not a member of this swarm"):
         ca.admit(peer_of(issued))
 
 
-def test_a_certificate_of_another_cluster_is_forbidden(
+async def test_a_certificate_of_another_cluster_is_forbidden(
     ca: CertificateAuthority, store: Store
 ) -> None:
-    issued = join_worker(ca, store)
+    issued = await join_worker(ca, store)
     stranger = dataclasses.replace(peer_of(issued), cluster_id=new_id())
     with pytest.raises(Forbidden, match="is not a member of this swarm"):
         ca.admit(stranger)
 
 
-def test_without_a_cluster_nobody_is_admitted(ca: CertificateAuthority, store: Store) -> None:
-    issued = join_worker(ca, store)
-    store.commit([Op.delete(cluster_of(store))])
+async def test_without_a_cluster_nobody_is_admitted(ca: CertificateAuthority, store: Store) -> None:
+    issued = await join_worker(ca, store)
+    await store.commit([Op.delete(cluster_of(store))])
     with pytest.raises(Forbidden):
         ca.admit(peer_of(issued))
 
@@ -320,14 +326,14 @@ def test_without_a_cluster_nobody_is_admitted(ca: CertificateAuthority, store: S
 # Renewal
 
 
-def test_renewal_certifies_the_new_key_for_the_same_node(
+async def test_renewal_certifies_the_new_key_for_the_same_node(
     ca: CertificateAuthority, store: Store, clock: FakeClock
 ) -> None:
-    issued = join_worker(ca, store)
+    issued = await join_worker(ca, store)
     before = store.get(Node, issued.node_id)
     now = clock.now()
     key_pem, csr_pem = new_key_and_csr()
-    renewed = ca.renew(peer_of(issued), csr_pem)
+    renewed = await ca.renew(peer_of(issued), csr_pem)
     assert renewed.node_id == issued.node_id
     cert = load(renewed.certificate)
     assert spki(cert) == spki(load_key(key_pem))
@@ -342,18 +348,20 @@ def test_renewal_certifies_the_new_key_for_the_same_node(
 async def test_renewal_counts_its_validity_from_now(
     ca: CertificateAuthority, store: Store, clock: FakeClock
 ) -> None:
-    issued = join_worker(ca, store)
+    issued = await join_worker(ca, store)
     await clock.advance(30 * 24 * 3600)
-    renewed = ca.renew(peer_of(issued), csr())
+    renewed = await ca.renew(peer_of(issued), csr())
     assert peer_of(renewed).not_after == clock.now() + NINETY_DAYS
     assert peer_of(renewed).not_after == peer_of(issued).not_after + timedelta(days=30)
 
 
-def test_renewal_gives_the_role_the_node_has_now(ca: CertificateAuthority, store: Store) -> None:
-    issued = join_worker(ca, store)
+async def test_renewal_gives_the_role_the_node_has_now(
+    ca: CertificateAuthority, store: Store
+) -> None:
+    issued = await join_worker(ca, store)
     node = store.get(Node, issued.node_id)
-    store.commit([Op.update(node.replace(spec=node.spec.replace(role=NodeRole.MANAGER)))])
-    renewed = ca.renew(peer_of(issued), csr())
+    await store.commit([Op.update(node.replace(spec=node.spec.replace(role=NodeRole.MANAGER)))])
+    renewed = await ca.renew(peer_of(issued), csr())
     cert = load(renewed.certificate)
     assert subject(cert, NameOID.ORGANIZATIONAL_UNIT_NAME) == ["swarm-manager"]
     assert "swarm-manager" in dns_names(cert)
@@ -361,36 +369,38 @@ def test_renewal_gives_the_role_the_node_has_now(ca: CertificateAuthority, store
     assert store.get(Node, issued.node_id).spec.role is NodeRole.MANAGER
 
 
-def test_a_demoted_node_renews_as_a_worker(ca: CertificateAuthority, store: Store) -> None:
+async def test_a_demoted_node_renews_as_a_worker(ca: CertificateAuthority, store: Store) -> None:
     node = Node(id=new_id(), spec=NodeSpec(role=NodeRole.MANAGER))
-    issued = ca.create_node_certificate(node, csr())
+    issued = await ca.create_node_certificate(node, csr())
     stored = store.get(Node, node.id)
-    store.commit([Op.update(stored.replace(spec=stored.spec.replace(role=NodeRole.WORKER)))])
-    cert = load(ca.renew(peer_of(issued), csr()).certificate)
+    await store.commit([Op.update(stored.replace(spec=stored.spec.replace(role=NodeRole.WORKER)))])
+    cert = load((await ca.renew(peer_of(issued), csr())).certificate)
     assert subject(cert, NameOID.ORGANIZATIONAL_UNIT_NAME) == ["swarm-worker"]
     assert "swarm-manager" not in dns_names(cert)
 
 
 @pytest.mark.parametrize("removed", [False, True], ids=["no-certificate", "removed-node"])
-def test_a_refused_renewal_commits_nothing(
+async def test_a_refused_renewal_commits_nothing(
     ca: CertificateAuthority, store: Store, removed: bool
 ) -> None:
-    issued = join_worker(ca, store)
+    issued = await join_worker(ca, store)
     peer: CertificateInfo | None = None
     if removed:
         peer = peer_of(issued)
-        store.commit([Op.delete(store.get(Node, issued.node_id))])
+        await store.commit([Op.delete(store.get(Node, issued.node_id))])
     revision = store.revision
     with pytest.raises(Forbidden):
-        ca.renew(peer, csr())
+        await ca.renew(peer, csr())
     assert store.revision == revision
 
 
-def test_a_renewal_with_a_bad_csr_commits_nothing(ca: CertificateAuthority, store: Store) -> None:
-    issued = join_worker(ca, store)
+async def test_a_renewal_with_a_bad_csr_commits_nothing(
+    ca: CertificateAuthority, store: Store
+) -> None:
+    issued = await join_worker(ca, store)
     revision = store.revision
     with pytest.raises(InvalidSpec, match="invalid certificate signing request"):
-        ca.renew(peer_of(issued), "not a CSR")
+        await ca.renew(peer_of(issued), "not a CSR")
     assert store.revision == revision
 
 
@@ -404,21 +414,21 @@ def test_signer_and_trust_without_a_rotation(store: Store) -> None:
     assert trust_of(root_ca) == root_ca.ca_cert
 
 
-def test_signer_and_trust_during_a_rotation(store: Store, clock: FakeClock) -> None:
-    new_cert = rotate_root(store, clock)
+async def test_signer_and_trust_during_a_rotation(store: Store, clock: FakeClock) -> None:
+    new_cert = await rotate_root(store, clock)
     root_ca = cluster_of(store).root_ca
     assert signer_of(root_ca).cert_pem == new_cert
     assert signer_of(root_ca).key_pem == root_ca.new_ca_key
     assert trust_of(root_ca) == root_ca.ca_cert + new_cert
 
 
-def test_a_renewal_during_a_rotation_is_signed_by_the_new_root(
+async def test_a_renewal_during_a_rotation_is_signed_by_the_new_root(
     ca: CertificateAuthority, store: Store, clock: FakeClock
 ) -> None:
-    issued = join_worker(ca, store)
+    issued = await join_worker(ca, store)
     old_cert = cluster_of(store).root_ca.ca_cert
-    new_cert = rotate_root(store, clock)
-    renewed = ca.renew(peer_of(issued), csr())
+    new_cert = await rotate_root(store, clock)
+    renewed = await ca.renew(peer_of(issued), csr())
     cert = load(renewed.certificate)
     cert.verify_directly_issued_by(load(new_cert))
     # Both roots are named swarm-ca: only the signature tells them apart.
@@ -434,13 +444,13 @@ def test_a_renewal_during_a_rotation_is_signed_by_the_new_root(
     chain[1].verify_directly_issued_by(load(old_cert))
 
 
-def test_a_join_during_a_rotation_is_signed_by_the_new_root_and_trusts_both(
+async def test_a_join_during_a_rotation_is_signed_by_the_new_root_and_trusts_both(
     ca: CertificateAuthority, store: Store, clock: FakeClock
 ) -> None:
     old_cert = cluster_of(store).root_ca.ca_cert
-    new_cert = rotate_root(store, clock)
+    new_cert = await rotate_root(store, clock)
     # The tokens still name the old root: nodes check the root they are first given.
-    issued = join_worker(ca, store)
+    issued = await join_worker(ca, store)
     load(issued.certificate).verify_directly_issued_by(load(new_cert))
     assert issued.trust == old_cert + new_cert
     assert ca.root() == old_cert

@@ -23,11 +23,11 @@ from swarmlet.pki.ca import new_key_and_csr
 
 
 @pytest.fixture
-def store() -> Store:
+async def store() -> Store:
     clock = FakeClock()
     store = Store(clock=clock)
     root_ca, tokens = new_cluster_root(clock.now())
-    store.commit([Op.create(Cluster(id=new_id(), root_ca=root_ca, join_tokens=tokens))])
+    await store.commit([Op.create(Cluster(id=new_id(), root_ca=root_ca, join_tokens=tokens))])
     return store
 
 
@@ -45,13 +45,13 @@ def node(role: NodeRole, addr: str = "10.0.0.2", status: ManagerStatus | None = 
     )
 
 
-def set_role(store: Store, node_id: str, role: NodeRole) -> None:
+async def set_role(store: Store, node_id: str, role: NodeRole) -> None:
     current = store.get(Node, node_id)
-    store.commit([Op.update(current.replace(spec=current.spec.replace(role=role)))])
+    await store.commit([Op.update(current.replace(spec=current.spec.replace(role=role)))])
 
 
-def renew(ca: CertificateAuthority, certificate: str) -> None:
-    ca.renew(read_certificate(certificate), new_key_and_csr()[1])
+async def renew(ca: CertificateAuthority, certificate: str) -> None:
+    await ca.renew(read_certificate(certificate), new_key_and_csr()[1])
 
 
 def test_a_manager_certificate_makes_a_node_a_reachable_manager() -> None:
@@ -76,17 +76,17 @@ def test_a_node_with_no_address_yet_has_no_manager_address() -> None:
     assert status.addr == ""
 
 
-def test_promotion_and_demotion_are_recorded_with_the_renewals(
+async def test_promotion_and_demotion_are_recorded_with_the_renewals(
     ca: CertificateAuthority, store: Store
 ) -> None:
     worker = node(NodeRole.WORKER)
-    issued = ca.create_node_certificate(worker, new_key_and_csr()[1])
+    issued = await ca.create_node_certificate(worker, new_key_and_csr()[1])
     assert store.get(Node, worker.id).manager_status is None
 
-    set_role(store, worker.id, NodeRole.MANAGER)
+    await set_role(store, worker.id, NodeRole.MANAGER)
     # The status follows the certificate, not the spec: nothing yet before the renewal.
     assert store.get(Node, worker.id).manager_status is None
-    renew(ca, issued.certificate)
+    await renew(ca, issued.certificate)
     promoted = store.get(Node, worker.id)
     assert promoted.manager_status == ManagerStatus(
         leader=False, reachability="reachable", addr="10.0.0.2:2377"
@@ -94,15 +94,17 @@ def test_promotion_and_demotion_are_recorded_with_the_renewals(
     assert promoted.certificate is not None
     assert promoted.certificate.role is NodeRole.MANAGER
 
-    set_role(store, worker.id, NodeRole.WORKER)
-    renew(ca, issued.certificate)
+    await set_role(store, worker.id, NodeRole.WORKER)
+    await renew(ca, issued.certificate)
     assert store.get(Node, worker.id).manager_status is None
 
 
-def test_the_leaders_renewal_leaves_it_the_leader(ca: CertificateAuthority, store: Store) -> None:
+async def test_the_leaders_renewal_leaves_it_the_leader(
+    ca: CertificateAuthority, store: Store
+) -> None:
     status = ManagerStatus(leader=True, addr="10.0.0.1:2377")
     leader = node(NodeRole.MANAGER, addr="10.0.0.1", status=status)
-    issued = ca.create_node_certificate(leader, new_key_and_csr()[1])
+    issued = await ca.create_node_certificate(leader, new_key_and_csr()[1])
     assert store.get(Node, leader.id).manager_status == status
-    renew(ca, issued.certificate)
+    await renew(ca, issued.certificate)
     assert store.get(Node, leader.id).manager_status == status

@@ -137,7 +137,7 @@ async def test_the_controller_ends_the_rotation_when_the_last_node_reports() -> 
     first = cluster()
     rotating = first.replace(root_ca=start_rotation(first.root_ca, NOW))
     old, new = first.root_ca.ca_cert, rotating.root_ca.new_ca_cert
-    store.commit(
+    await store.commit(
         [
             Op.create(rotating),
             Op.create(node("n1", reported=issued_by(new, old + new))),
@@ -151,7 +151,7 @@ async def test_the_controller_ends_the_rotation_when_the_last_node_reports() -> 
     assert current.root_ca.new_ca_cert == new
     behind = store.get(Node, "n2")
     described = behind.description.replace(tls_info=issued_by(new, old + new))
-    store.commit([Op.update(behind.replace(description=described))])
+    await store.commit([Op.update(behind.replace(description=described))])
     await asyncio.sleep(0.01)
     current = store.cluster()
     assert current is not None

@@ -11,7 +11,7 @@ from tests.manager.dispatcher.loopback import Manager
 @pytest.fixture
 async def manager(tmp_path: Path) -> AsyncIterator[Manager]:
     """A cluster's manager port served on loopback (see `Manager`)."""
-    manager = Manager(tmp_path)
+    manager = await Manager.create(tmp_path)
     await manager.start()
     yield manager
     await manager.stop()

@@ -35,18 +35,12 @@ def free_port() -> int:
 
 class Manager:
     """A cluster's CA and dispatcher served with TLS on a loopback port; it can be stopped and
-    started again."""
+    started again. Made by ``create``, which founds the cluster."""
 
     def __init__(self, folder: Path) -> None:
         self.clock = SystemClock()
         self.store = Store(MemoryBackend(), self.clock)
-        root_ca, tokens = new_cluster_root(self.clock.now())
-        self.store.commit([Op.create(Cluster(id="c1", join_tokens=tokens, root_ca=root_ca))])
         self.credentials = Credentials(folder / "manager")
-        key, csr = new_key_and_csr()
-        manager = Node(id="m1", spec=NodeSpec(role=NodeRole.MANAGER))
-        issued = CertificateAuthority(self.store, self.clock).create_node_certificate(manager, csr)
-        self.credentials.save(trust_pem=issued.trust, cert_pem=issued.certificate, key_pem=key)
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
         self._runner: web.AppRunner | None = None
@@ -55,6 +49,20 @@ class Manager:
         self.api: web.Application | None = None
         # The network attachments' side, when a test gives its own (before start()).
         self.attachments: Attachments | None = None
+
+    @classmethod
+    async def create(cls, folder: Path) -> Manager:
+        """A manager with its cluster (``c1``) and its own node (``m1``) and certificate."""
+        manager = cls(folder)
+        root_ca, tokens = new_cluster_root(manager.clock.now())
+        cluster = Cluster(id="c1", join_tokens=tokens, root_ca=root_ca)
+        await manager.store.commit([Op.create(cluster)])
+        key, csr = new_key_and_csr()
+        node = Node(id="m1", spec=NodeSpec(role=NodeRole.MANAGER))
+        authority = CertificateAuthority(manager.store, manager.clock)
+        issued = await authority.create_node_certificate(node, csr)
+        manager.credentials.save(trust_pem=issued.trust, cert_pem=issued.certificate, key_pem=key)
+        return manager
 
     @property
     def cluster(self) -> Cluster:

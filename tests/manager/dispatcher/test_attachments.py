@@ -13,6 +13,7 @@ from swarmlet.clock import FakeClock
 from swarmlet.errors import Forbidden, NotFound
 from swarmlet.manager import orchestrator
 from swarmlet.manager.allocator import Allocator, allocate_network, ingress_network
+from swarmlet.manager.controller import Controller
 from swarmlet.manager.dispatcher import Dispatcher
 from swarmlet.manager.dispatcher.attachments import (
     ATTACH_FAILED,
@@ -92,23 +93,15 @@ def ask(container: str, target: str = "dc", name: str = "", aliases: list[str] |
 class Plane:
     """The store with the manager's controllers (or some of them) running on a fake clock."""
 
-    def __init__(self, *, controllers: bool = True) -> None:
-        self.clock = FakeClock()
-        self.store = Store(MemoryBackend(), self.clock)
-        self.store.commit(
-            [
-                Op.create(Cluster(id="c1")),
-                *(Op.create(n) for n in (INGRESS, DC, APPS, TINY)),
-                Op.create(ready("n1", "192.168.254.11")),
-                Op.create(ready("n2", "192.168.254.12")),
-            ]
-        )
+    def __init__(self, store: Store, clock: FakeClock, *, controllers: bool) -> None:
+        self.clock = clock
+        self.store = store
         self.attachments = Attachments(self.store, self.clock)
         self.dispatcher = Dispatcher(self.store, self.clock)
         self.connections = {node_id: FakeConnection() for node_id in ("n1", "n2")}
         self.jobs: list[asyncio.Task[None]] = []
         if controllers:
-            loops: list[Allocator | Scheduler | orchestrator.ControlLoop | Dispatcher] = [
+            loops: list[Allocator | Scheduler | Controller | Dispatcher] = [
                 Allocator(self.store, self.clock),
                 Scheduler(self.store, self.clock),
                 *orchestrator.controllers(self.store, self.clock),
@@ -117,6 +110,21 @@ class Plane:
             self.jobs = [asyncio.create_task(loop.run()) for loop in loops]
         for node_id, connection in self.connections.items():
             self.dispatcher.attach(node_id, connection)
+
+    @classmethod
+    async def start(cls, *, controllers: bool = True) -> Plane:
+        """The cluster's networks and two Ready nodes, and the controllers running."""
+        clock = FakeClock()
+        store = Store(MemoryBackend(), clock)
+        await store.commit(
+            [
+                Op.create(Cluster(id="c1")),
+                *(Op.create(n) for n in (INGRESS, DC, APPS, TINY)),
+                Op.create(ready("n1", "192.168.254.11")),
+                Op.create(ready("n2", "192.168.254.12")),
+            ]
+        )
+        return cls(store, clock, controllers=controllers)
 
     async def stop(self) -> None:
         for job in self.jobs:
@@ -132,7 +140,7 @@ class Plane:
 
 @pytest.fixture
 async def plane() -> AsyncIterator[Plane]:
-    running = Plane()
+    running = await Plane.start()
     await settle()
     yield running
     await running.stop()
@@ -141,7 +149,7 @@ async def plane() -> AsyncIterator[Plane]:
 @pytest.fixture
 async def bare() -> AsyncIterator[Plane]:
     """No controller runs: nothing gives an attachment its address."""
-    running = Plane(controllers=False)
+    running = await Plane.start(controllers=False)
     yield running
     await running.stop()
 
@@ -200,7 +208,7 @@ async def test_unknown_and_unattachable_networks_are_refused_with_swarms_words(
     assert plane.store.revision == revision
     # ingress never is, whatever its flag says.
     attachable_ingress = plane.store.get(Network, INGRESS.id).replace(attachable=True)
-    plane.store.commit([Op.update(attachable_ingress)])
+    await plane.store.commit([Op.update(attachable_ingress)])
     revision = plane.store.revision
     with pytest.raises(Forbidden, match=r"^network ingress not manually attachable$"):
         await plane.attachments.attach("n1", ask("c1", "ingress"))
@@ -274,7 +282,7 @@ async def test_an_asker_that_goes_away_leaves_nothing_behind(bare: Plane) -> Non
 
 async def test_detaching_deletes_the_task_and_frees_the_address(plane: Plane) -> None:
     first = await plane.attachments.attach("n1", ask("ctr1"))
-    plane.attachments.detach("n1", first.id)
+    await plane.attachments.detach("n1", first.id)
     assert plane.store.find(Task, first.id) is None
     await settle()
     # The next container gets the address back: pools are rebuilt from what the store holds.
@@ -286,13 +294,13 @@ async def test_detaching_deletes_the_task_and_frees_the_address(plane: Plane) ->
 async def test_only_the_own_attachment_of_a_node_can_be_detached(plane: Plane) -> None:
     mine = await plane.attachments.attach("n1", ask("ctr1"))
     with pytest.raises(Forbidden, match=rf"^attachment {mine.id} doesn't belong to this node$"):
-        plane.attachments.detach("n2", mine.id)
+        await plane.attachments.detach("n2", mine.id)
     with pytest.raises(NotFound, match=r"^attachment nope not found$"):
-        plane.attachments.detach("n1", "nope")
+        await plane.attachments.detach("n1", "nope")
     service_task = Task(id="t-svc", service_id="s1", node_id="n1")
-    plane.store.commit([Op.create(service_task)])
+    await plane.store.commit([Op.create(service_task)])
     with pytest.raises(NotFound, match=r"^attachment t-svc not found$"):
-        plane.attachments.detach("n1", "t-svc")
+        await plane.attachments.detach("n1", "t-svc")
     assert plane.store.find(Task, mine.id) is not None
     assert plane.store.find(Task, "t-svc") is not None
     assert [t.id for t in plane.attachments.of_node("n1")] == [mine.id]
@@ -303,10 +311,12 @@ async def test_a_removed_nodes_attachments_are_deleted(plane: Plane) -> None:
     kept = await plane.attachments.attach("n1", ask("ctr2"))
     # Down is not gone: a host whose daemon restarts finds its attachments again.
     n2 = plane.store.get(Node, "n2")
-    plane.store.commit([Op.update(n2.replace(status=n2.status.replace(state=NodeState.DOWN)))])
+    await plane.store.commit(
+        [Op.update(n2.replace(status=n2.status.replace(state=NodeState.DOWN)))]
+    )
     await settle()
     assert plane.store.get(Task, gone.id).state == TaskState.RUNNING
-    plane.store.commit([Op.delete(plane.store.get(Node, "n2"))])
+    await plane.store.commit([Op.delete(plane.store.get(Node, "n2"))])
     await settle()
     assert plane.store.find(Task, gone.id) is None
     assert plane.store.get(Task, kept.id).state == TaskState.RUNNING
@@ -343,19 +353,21 @@ async def test_everything_that_runs_tasks_leaves_an_attachment_alone(plane: Plan
             mode=ServiceMode(replicated=ReplicatedMode(replicas=2)),
         ),
     )
-    plane.store.commit([Op.create(service)])
+    await plane.store.commit([Op.create(service)])
     await settle()
     attached = await plane.attachments.attach("n1", ask("ctr1", name="pg", aliases=["db"]))
     await settle()
     version = plane.task(attached.id).version
     # Drained, then Down: the service's tasks move; the attachment stays as it is.
     n1 = plane.store.get(Node, "n1")
-    plane.store.commit(
+    await plane.store.commit(
         [Op.update(n1.replace(spec=n1.spec.replace(availability=NodeAvailability.DRAIN)))]
     )
     await settle()
     n1 = plane.store.get(Node, "n1")
-    plane.store.commit([Op.update(n1.replace(status=n1.status.replace(state=NodeState.DOWN)))])
+    await plane.store.commit(
+        [Op.update(n1.replace(status=n1.status.replace(state=NodeState.DOWN)))]
+    )
     await settle()
     assert plane.task(attached.id).version == version
     assert plane.task(attached.id).state == TaskState.RUNNING

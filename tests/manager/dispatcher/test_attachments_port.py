@@ -33,7 +33,7 @@ def networks() -> list[Network]:
 @pytest.fixture
 async def allocated(manager: Manager) -> AsyncIterator[Manager]:
     """The manager's port with the networks made and the allocator running."""
-    manager.store.commit([Op.create(network) for network in networks()])
+    await manager.store.commit([Op.create(network) for network in networks()])
     allocator = asyncio.create_task(Allocator(manager.store, manager.clock).run())
     yield manager
     allocator.cancel()
@@ -108,7 +108,7 @@ async def test_a_node_cannot_detach_another_nodes_container(
 
 async def test_a_removed_node_is_refused(allocated: Manager, tmp_path: Path) -> None:
     node_id, credentials = await joined(allocated, tmp_path / "n2")
-    allocated.store.commit([Op.delete(allocated.store.get(Node, node_id))])
+    await allocated.store.commit([Op.delete(allocated.store.get(Node, node_id))])
     with pytest.raises(Forbidden, match="is not a member of this swarm"):
         await client.attach(credentials, [allocated.addr], "dc", "ctr1")
     with pytest.raises(Forbidden):
@@ -127,11 +127,11 @@ async def test_managers_that_do_not_answer_are_passed_over(
 
 
 async def test_no_address_in_20_seconds_is_swarms_timeout(tmp_path: Path) -> None:
-    manager = Manager(tmp_path)
+    manager = await Manager.create(tmp_path)
     clock = FakeClock()
     # No allocator runs: nothing gives the address. The wait is on a fake clock.
     manager.attachments = Attachments(manager.store, clock)
-    manager.store.commit([Op.create(network) for network in networks()])
+    await manager.store.commit([Op.create(network) for network in networks()])
     await manager.start()
     try:
         _, credentials = await joined(manager, tmp_path / "n2")

@@ -98,15 +98,17 @@ class FakeConnection(fakes.FakeConnection):
 
 
 @pytest.fixture
-def store() -> Store:
+async def store() -> Store:
     store = Store(MemoryBackend(), FakeClock())
-    store.commit([Op.create(Cluster(id="c1")), Op.create(DB), Op.create(API), Op.create(NGINX)])
+    await store.commit(
+        [Op.create(Cluster(id="c1")), Op.create(DB), Op.create(API), Op.create(NGINX)]
+    )
     return store
 
 
-def connect(store: Store, dispatcher: Dispatcher, node_id: str) -> FakeConnection:
-    store.commit([Op.create(Node(id=node_id, status=NodeStatus()))])
-    dispatcher.register(node_id, Register(description=NodeDescription(hostname=node_id)))
+async def connect(store: Store, dispatcher: Dispatcher, node_id: str) -> FakeConnection:
+    await store.commit([Op.create(Node(id=node_id, status=NodeStatus()))])
+    await dispatcher.register(node_id, Register(description=NodeDescription(hostname=node_id)))
     connection = FakeConnection()
     dispatcher.attach(node_id, connection)
     return connection
@@ -114,12 +116,12 @@ def connect(store: Store, dispatcher: Dispatcher, node_id: str) -> FakeConnectio
 
 async def test_only_nodes_running_a_task_that_uses_a_secret_receive_it(store: Store) -> None:
     dispatcher = Dispatcher(store, FakeClock())
-    store.commit(
+    await store.commit(
         [Op.create(task("t1", "n1", (DB,), (NGINX,))), Op.create(task("t2", "n2", (API,)))]
     )
-    n1 = connect(store, dispatcher, "n1")
-    n2 = connect(store, dispatcher, "n2")
-    n3 = connect(store, dispatcher, "n3")
+    n1 = await connect(store, dispatcher, "n1")
+    n2 = await connect(store, dispatcher, "n2")
+    n3 = await connect(store, dispatcher, "n3")
     assert n1.received() == ([DB.id], [NGINX.id])
     assert n2.received() == ([API.id], [])
     assert n3.last.tasks == []
@@ -129,11 +131,11 @@ async def test_only_nodes_running_a_task_that_uses_a_secret_receive_it(store: St
     runner = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0)
     # A task using the secret lands on n3: n3 now gets it, with the task.
-    store.commit([Op.create(task("t3", "n3", (DB,)))])
+    await store.commit([Op.create(task("t3", "n3", (DB,)))])
     await asyncio.sleep(0.01)
     assert n3.received() == ([DB.id], [])
     # t1 ends (n1's own report): n1 keeps the task in its set, and loses what only t1 used.
-    dispatcher.update_statuses(
+    await dispatcher.update_statuses(
         "n1", [StatusUpdate(task_id="t1", status=TaskStatus(state=TaskState.COMPLETE))]
     )
     await asyncio.sleep(0.01)
@@ -146,14 +148,14 @@ async def test_only_nodes_running_a_task_that_uses_a_secret_receive_it(store: St
 
 async def test_a_changed_secret_is_sent_again_to_the_nodes_using_it(store: Store) -> None:
     dispatcher = Dispatcher(store, FakeClock())
-    store.commit([Op.create(task("t1", "n1", (DB,))), Op.create(task("t2", "n2", (API,)))])
-    n1 = connect(store, dispatcher, "n1")
-    n2 = connect(store, dispatcher, "n2")
+    await store.commit([Op.create(task("t1", "n1", (DB,))), Op.create(task("t2", "n2", (API,)))])
+    n1 = await connect(store, dispatcher, "n1")
+    n2 = await connect(store, dispatcher, "n2")
     sent_to_n2 = len(n2.sent)
     runner = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0)
     relabelled = store.get(Secret, DB.id).replace(spec=DB.spec.replace(labels={"rotated": "yes"}))
-    store.commit([Op.update(relabelled)])
+    await store.commit([Op.update(relabelled)])
     await asyncio.sleep(0.01)
     assert n1.last.secrets[0].spec.labels == {"rotated": "yes"}
     assert len(n2.sent) == sent_to_n2  # n2 does not use it: nothing to say

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import pytest
 
 from swarmlet.clock import FakeClock
+from swarmlet.errors import Unavailable
 from swarmlet.manager.dispatcher import Dispatcher, SessionRefused
 from swarmlet.manager.dispatcher.dispatcher import STATUS_BATCH_S
-from swarmlet.manager.store import MemoryBackend, Op, Store
+from swarmlet.manager.store import Event, MemoryBackend, Op, Store
 from swarmlet.models import (
     Cluster,
     Node,
@@ -36,9 +38,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def store(clock: FakeClock) -> Store:
+async def store(clock: FakeClock) -> Store:
     store = Store(MemoryBackend(), clock)
-    store.commit([Op.create(Cluster(id="c1"))])
+    await store.commit([Op.create(Cluster(id="c1"))])
     return store
 
 
@@ -46,21 +48,21 @@ TLS = TLSInfo(trust_root="root", cert_issuer_subject="s", cert_issuer_public_key
 HELLO = Register(description=NodeDescription(hostname="node2", tls_info=TLS), addr="192.168.254.12")
 
 
-def joined(store: Store) -> str:
+async def joined(store: Store) -> str:
     """A node as the CA leaves it after a join: known, with its TLS identity, not yet Ready."""
     node = Node(
         id=f"n{len(store.all(Node)) + 1}",
         status=NodeStatus(state=NodeState.UNKNOWN),
     )
-    store.commit([Op.create(node)])
+    await store.commit([Op.create(node)])
     return node.id
 
 
-def test_a_registered_node_is_ready_and_described_by_its_agent(
+async def test_a_registered_node_is_ready_and_described_by_its_agent(
     store: Store, clock: FakeClock
 ) -> None:
-    node_id = joined(store)
-    registered = Dispatcher(store, clock).register(node_id, HELLO)
+    node_id = await joined(store)
+    registered = await Dispatcher(store, clock).register(node_id, HELLO)
     node = store.get(Node, registered.node_id)
     assert node.status.state == NodeState.READY
     assert node.status.addr == "192.168.254.12"
@@ -70,24 +72,24 @@ def test_a_registered_node_is_ready_and_described_by_its_agent(
     assert registered.heartbeat_period == 5.0
 
 
-def test_a_removed_node_is_refused(store: Store, clock: FakeClock) -> None:
+async def test_a_removed_node_is_refused(store: Store, clock: FakeClock) -> None:
     dispatcher = Dispatcher(store, clock)
-    node_id = joined(store)
-    dispatcher.register(node_id, HELLO)
-    store.commit([Op.delete(store.get(Node, node_id))])
+    node_id = await joined(store)
+    await dispatcher.register(node_id, HELLO)
+    await store.commit([Op.delete(store.get(Node, node_id))])
     with pytest.raises(SessionRefused, match="removed"):
-        dispatcher.register(node_id, HELLO)
+        await dispatcher.register(node_id, HELLO)
 
 
 async def test_removing_a_node_closes_its_open_session(store: Store, clock: FakeClock) -> None:
     dispatcher = Dispatcher(store, clock)
-    node_id = joined(store)
-    dispatcher.register(node_id, HELLO)
+    node_id = await joined(store)
+    await dispatcher.register(node_id, HELLO)
     connection = FakeConnection()
     dispatcher.attach(node_id, connection)
     runner = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0)
-    store.commit([Op.delete(store.get(Node, node_id))])
+    await store.commit([Op.delete(store.get(Node, node_id))])
     await asyncio.sleep(0.01)
     assert connection.closed
     runner.cancel()
@@ -103,17 +105,19 @@ async def test_agents_get_their_assigned_tasks_on_every_change(
     store: Store, clock: FakeClock
 ) -> None:
     dispatcher = Dispatcher(store, clock)
-    node_id = dispatcher.register(joined(store), HELLO).node_id
-    store.commit([Op.create(assigned_task("t1", node_id)), Op.create(assigned_task("x", "n9"))])
+    node_id = (await dispatcher.register(await joined(store), HELLO)).node_id
+    await store.commit(
+        [Op.create(assigned_task("t1", node_id)), Op.create(assigned_task("x", "n9"))]
+    )
     # A global task names its node before the scheduler accepts it: not assigned yet.
-    store.commit([Op.create(assigned_task("t0", node_id, TaskState.PENDING))])
+    await store.commit([Op.create(assigned_task("t0", node_id, TaskState.PENDING))])
     connection = FakeConnection()
     dispatcher.attach(node_id, connection)
     assert connection.assigned() == ["t1"]
 
     runner = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0)
-    store.commit([Op.create(assigned_task("t2", node_id))])
+    await store.commit([Op.create(assigned_task("t2", node_id))])
     await asyncio.sleep(0.01)
     assert connection.assigned() == ["t1", "t2"]
     runner.cancel()
@@ -123,8 +127,8 @@ async def test_agents_get_their_assigned_tasks_on_every_change(
 
 async def test_a_nodes_own_reports_are_not_sent_back_to_it(store: Store, clock: FakeClock) -> None:
     dispatcher = Dispatcher(store, clock)
-    node_id = dispatcher.register(joined(store), HELLO).node_id
-    store.commit([Op.create(assigned_task("t1", node_id))])
+    node_id = (await dispatcher.register(await joined(store), HELLO)).node_id
+    await store.commit([Op.create(assigned_task("t1", node_id))])
     connection = FakeConnection()
     dispatcher.attach(node_id, connection)
     runner = asyncio.create_task(dispatcher.run())
@@ -137,7 +141,7 @@ async def test_a_nodes_own_reports_are_not_sent_back_to_it(store: Store, clock: 
     assert store.get(Task, "t1").status.state == TaskState.RUNNING
     assert len(connection.sent) == sent  # the agent knows what it reported
     # A change from anywhere else is sent.
-    store.commit([Op.update(store.get(Task, "t1").replace(desired_state=TaskState.SHUTDOWN))])
+    await store.commit([Op.update(store.get(Task, "t1").replace(desired_state=TaskState.SHUTDOWN))])
     await asyncio.sleep(0.01)
     assert len(connection.sent) == sent + 1
     runner.cancel()
@@ -149,9 +153,11 @@ async def test_reports_received_together_are_written_in_one_commit(
     store: Store, clock: FakeClock
 ) -> None:
     dispatcher = Dispatcher(store, clock)
-    first = dispatcher.register(joined(store), HELLO).node_id
-    second = dispatcher.register(joined(store), HELLO).node_id
-    store.commit([Op.create(assigned_task("t1", first)), Op.create(assigned_task("t2", second))])
+    first = (await dispatcher.register(await joined(store), HELLO)).node_id
+    second = (await dispatcher.register(await joined(store), HELLO)).node_id
+    await store.commit(
+        [Op.create(assigned_task("t1", first)), Op.create(assigned_task("t2", second))]
+    )
     before = store.revision
     running = TaskStatus(state=TaskState.RUNNING)
     dispatcher.report_statuses(first, [StatusUpdate(task_id="t1", status=running)])
@@ -167,13 +173,15 @@ async def test_reports_received_together_are_written_in_one_commit(
     assert store.get(Task, "t2").status == running
 
 
-def test_status_updates_only_move_tasks_forward(store: Store, clock: FakeClock) -> None:
+async def test_status_updates_only_move_tasks_forward(store: Store, clock: FakeClock) -> None:
     dispatcher = Dispatcher(store, clock)
-    node_id = dispatcher.register(joined(store), HELLO).node_id
-    store.commit([Op.create(assigned_task("t1", node_id)), Op.create(assigned_task("t2", "n9"))])
+    node_id = (await dispatcher.register(await joined(store), HELLO)).node_id
+    await store.commit(
+        [Op.create(assigned_task("t1", node_id)), Op.create(assigned_task("t2", "n9"))]
+    )
     running = TaskStatus(state=TaskState.RUNNING, message="started")
     revision = store.revision
-    dispatcher.update_statuses(
+    await dispatcher.update_statuses(
         node_id,
         [
             StatusUpdate(task_id="t1", status=TaskStatus(state=TaskState.STARTING)),
@@ -186,7 +194,7 @@ def test_status_updates_only_move_tasks_forward(store: Store, clock: FakeClock) 
     assert store.revision == revision + 1
     assert store.get(Task, "t1").status == running
     assert store.get(Task, "t2").status.state == TaskState.ASSIGNED
-    dispatcher.update_statuses(
+    await dispatcher.update_statuses(
         node_id, [StatusUpdate(task_id="t1", status=TaskStatus(state=TaskState.PREPARING))]
     )
     assert store.get(Task, "t1").status == running
@@ -198,10 +206,10 @@ async def test_a_node_whose_session_ends_is_down_a_period_later_unless_it_comes_
     # A daemon that dies has its connection closed by the kernel: no need to wait for three
     # heartbeats that cannot come. One period is left for an agent that is alive to reconnect.
     dispatcher = Dispatcher(store, clock)
-    gone, back = joined(store), joined(store)
+    gone, back = await joined(store), await joined(store)
     connections = {node_id: FakeConnection() for node_id in (gone, back)}
     for node_id, connection in connections.items():
-        dispatcher.register(node_id, HELLO)
+        await dispatcher.register(node_id, HELLO)
         dispatcher.attach(node_id, connection)
     runner = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0)
@@ -209,7 +217,7 @@ async def test_a_node_whose_session_ends_is_down_a_period_later_unless_it_comes_
     for node_id, connection in connections.items():
         dispatcher.detach(node_id, connection)
     await clock.advance(1)
-    dispatcher.register(back, HELLO)
+    await dispatcher.register(back, HELLO)
     dispatcher.attach(back, FakeConnection())
     await clock.advance(3.9)
     assert store.get(Node, gone).status.state == NodeState.READY
@@ -229,30 +237,115 @@ async def test_a_node_whose_session_ends_is_down_a_period_later_unless_it_comes_
 
 async def test_a_silent_node_is_down_after_three_heartbeats(store: Store, clock: FakeClock) -> None:
     dispatcher = Dispatcher(store, clock)
-    quiet = dispatcher.register(joined(store), HELLO).node_id
-    talking = dispatcher.register(joined(store), HELLO).node_id
+    quiet = (await dispatcher.register(await joined(store), HELLO)).node_id
+    talking = (await dispatcher.register(await joined(store), HELLO)).node_id
     runner = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0)
     for _ in range(14):
         await clock.advance(1)
-        dispatcher.heartbeat(talking)
+        await dispatcher.heartbeat(talking)
     assert store.get(Node, quiet).status.state == NodeState.READY
     for _ in range(2):
         await clock.advance(1)
-        dispatcher.heartbeat(talking)
+        await dispatcher.heartbeat(talking)
     assert store.get(Node, quiet).status.state == NodeState.DOWN
     assert store.get(Node, quiet).status.addr == "192.168.254.12"
     assert store.get(Node, talking).status.state == NodeState.READY
     # A heartbeat on its still open session makes it Ready again, as a new session does.
-    dispatcher.heartbeat(quiet)
+    await dispatcher.heartbeat(quiet)
     assert store.get(Node, quiet).status.state == NodeState.READY
     assert store.get(Node, quiet).status.addr == "192.168.254.12"
     for _ in range(16):
         await clock.advance(1)
-        dispatcher.heartbeat(talking)
+        await dispatcher.heartbeat(talking)
     assert store.get(Node, quiet).status.state == NodeState.DOWN
-    dispatcher.register(quiet, HELLO)
+    await dispatcher.register(quiet, HELLO)
     assert store.get(Node, quiet).status.state == NodeState.READY
     runner.cancel()
     with pytest.raises(asyncio.CancelledError):
         await runner
+
+
+class SlowBackend(MemoryBackend):
+    """A backend whose writes wait until the test lets them through, and fail when told to
+    (as a full disk would)."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.open.set()
+        self.failing = False
+        self.written: list[int] = []
+
+    async def write(self, revision: int, events: Sequence[Event]) -> None:
+        await self.open.wait()
+        if self.failing:
+            raise Unavailable("the disk is full")
+        self.written.append(revision)
+
+
+def report(dispatcher: Dispatcher, node_id: str, task_id: str, state: TaskState) -> None:
+    status = TaskStatus(state=state)
+    dispatcher.report_statuses(node_id, [StatusUpdate(task_id=task_id, status=status)])
+
+
+async def test_reports_that_come_during_a_commit_are_the_next_batch(clock: FakeClock) -> None:
+    backend = SlowBackend()
+    store = Store(backend, clock)
+    await store.commit([Op.create(Cluster(id="c1"))])
+    dispatcher = Dispatcher(store, clock)
+    node_id = (await dispatcher.register(await joined(store), HELLO)).node_id
+    await store.commit(
+        [Op.create(assigned_task("t1", node_id)), Op.create(assigned_task("t2", node_id))]
+    )
+    before = store.revision
+    backend.open.clear()
+    report(dispatcher, node_id, "t1", TaskState.STARTING)
+    await asyncio.sleep(STATUS_BATCH_S * 2)  # the first batch's commit is under way
+    report(dispatcher, node_id, "t1", TaskState.RUNNING)
+    report(dispatcher, node_id, "t2", TaskState.RUNNING)
+    await asyncio.sleep(STATUS_BATCH_S * 2)
+    assert store.revision == before  # one commit at a time: the second batch waits
+    backend.open.set()
+    await asyncio.sleep(STATUS_BATCH_S * 2)
+    # The first report alone, then the two that came during its commit, together.
+    assert backend.written[-2:] == [before + 1, before + 2]
+    assert store.revision == before + 2
+    assert store.get(Task, "t1").state == TaskState.RUNNING
+    assert store.get(Task, "t2").state == TaskState.RUNNING
+
+
+async def test_a_failed_commit_loses_its_batch_only(clock: FakeClock) -> None:
+    backend = SlowBackend()
+    store = Store(backend, clock)
+    await store.commit([Op.create(Cluster(id="c1"))])
+    dispatcher = Dispatcher(store, clock)
+    node_id = (await dispatcher.register(await joined(store), HELLO)).node_id
+    await store.commit(
+        [Op.create(assigned_task("t1", node_id)), Op.create(assigned_task("t2", node_id))]
+    )
+    backend.open.clear()
+    backend.failing = True
+    report(dispatcher, node_id, "t1", TaskState.RUNNING)
+    await asyncio.sleep(STATUS_BATCH_S * 2)
+    report(dispatcher, node_id, "t2", TaskState.RUNNING)
+    backend.open.set()
+    await asyncio.sleep(0)  # the first commit fails
+    backend.failing = False
+    await asyncio.sleep(STATUS_BATCH_S * 2)
+    assert store.get(Task, "t1").state == TaskState.ASSIGNED  # as before: not written
+    assert store.get(Task, "t2").state == TaskState.RUNNING  # the writer went on
+
+
+async def test_a_stopping_dispatcher_writes_the_reports_it_has_before_it_stops(
+    store: Store, clock: FakeClock
+) -> None:
+    dispatcher = Dispatcher(store, clock)
+    node_id = (await dispatcher.register(await joined(store), HELLO)).node_id
+    await store.commit([Op.create(assigned_task("t1", node_id))])
+    runner = asyncio.create_task(dispatcher.run())
+    await asyncio.sleep(0)
+    report(dispatcher, node_id, "t1", TaskState.RUNNING)
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+    assert store.get(Task, "t1").state == TaskState.RUNNING

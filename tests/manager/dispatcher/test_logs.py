@@ -47,15 +47,15 @@ async def drain(subscription: Subscription) -> list[str]:
     return lines
 
 
-def test_plan_asks_the_connected_nodes_of_running_tasks_and_names_the_others() -> None:
+async def test_plan_asks_the_connected_nodes_of_running_tasks_and_names_the_others() -> None:
     store = Store(clock=FakeClock())
-    up, gone, down = (add_node(store, name) for name in ("up", "gone", "down"))
-    store.commit([])
-    service = add_service(store, "web", replicas=4)
-    running = add_task(store, service, up)
-    add_task(store, service, gone, slot=2)
-    add_task(store, service, down, slot=3)
-    pending = add_task(store, service, None, state=TaskState.PENDING, slot=4)
+    up, gone, down = [await add_node(store, name) for name in ("up", "gone", "down")]
+    await store.commit([])
+    service = await add_service(store, "web", replicas=4)
+    running = await add_task(store, service, up)
+    await add_task(store, service, gone, slot=2)
+    await add_task(store, service, down, slot=3)
+    pending = await add_task(store, service, None, state=TaskState.PENDING, slot=4)
     nodes = {
         n.id: n for n in (up, gone, down.replace(status=down.status.replace(state=NodeState.DOWN)))
     }
@@ -86,9 +86,9 @@ def test_the_incomplete_stream_error_is_swarmkits() -> None:
 
 async def test_a_subscription_ends_when_every_asked_node_is_done() -> None:
     store = Store(clock=FakeClock())
-    one, two = add_node(store, "one"), add_node(store, "two")
-    service = add_service(store, "web", replicas=2)
-    first, second = add_task(store, service, one), add_task(store, service, two, slot=2)
+    one, two = await add_node(store, "one"), await add_node(store, "two")
+    service = await add_service(store, "web", replicas=2)
+    first, second = await add_task(store, service, one), await add_task(store, service, two, slot=2)
     broker = LogBroker(store, FakeClock())
     agents = {one.id: FakeConnection(), two.id: FakeConnection()}
     for node_id, connection in agents.items():
@@ -112,10 +112,10 @@ async def test_a_subscription_ends_when_every_asked_node_is_done() -> None:
 
 async def test_a_node_not_connected_is_reported_and_the_others_stream() -> None:
     store = Store(clock=FakeClock())
-    up, gone = add_node(store, "up"), add_node(store, "gone")
-    service = add_service(store, "web", replicas=2)
-    task = add_task(store, service, up)
-    add_task(store, service, gone, slot=2)
+    up, gone = await add_node(store, "up"), await add_node(store, "gone")
+    service = await add_service(store, "web", replicas=2)
+    task = await add_task(store, service, up)
+    await add_task(store, service, gone, slot=2)
     broker = LogBroker(store, FakeClock())
     broker.connected(up.id, FakeConnection())
 
@@ -128,9 +128,9 @@ async def test_a_node_not_connected_is_reported_and_the_others_stream() -> None:
 
 async def test_a_node_that_disconnects_midway_ends_its_part() -> None:
     store = Store(clock=FakeClock())
-    node = add_node(store, "one")
-    service = add_service(store, "web")
-    add_task(store, service, node)
+    node = await add_node(store, "one")
+    service = await add_service(store, "web")
+    await add_task(store, service, node)
     broker = LogBroker(store, FakeClock())
     connection = FakeConnection()
     broker.connected(node.id, connection)
@@ -143,9 +143,9 @@ async def test_a_node_that_disconnects_midway_ends_its_part() -> None:
 async def test_a_node_that_never_answers_is_given_up() -> None:
     clock = FakeClock()
     store = Store(clock=clock)
-    quiet = add_node(store, "quiet")
-    service = add_service(store, "web")
-    add_task(store, service, quiet)
+    quiet = await add_node(store, "quiet")
+    service = await add_service(store, "web")
+    await add_task(store, service, quiet)
     broker = LogBroker(store, clock)
     broker.connected(quiet.id, FakeConnection())  # connected, and then silent
     async with broker.subscribe(LogSelector(service_ids=(service.id,)), LogOptions()) as sub:
@@ -157,10 +157,10 @@ async def test_a_node_that_never_answers_is_given_up() -> None:
 
 async def test_following_asks_a_node_that_gets_a_task_later_and_one_that_comes_back() -> None:
     store = Store(clock=FakeClock())
-    one, two, three = (add_node(store, name) for name in ("one", "two", "three"))
-    service = add_service(store, "web", replicas=3)
-    add_task(store, service, one)
-    add_task(store, service, three, slot=3)
+    one, two, three = [await add_node(store, name) for name in ("one", "two", "three")]
+    service = await add_service(store, "web", replicas=3)
+    await add_task(store, service, one)
+    await add_task(store, service, three, slot=3)
     broker = LogBroker(store, FakeClock())
     agents = {node.id: FakeConnection() for node in (one, two)}
     for node_id, connection in agents.items():
@@ -171,7 +171,7 @@ async def test_following_asks_a_node_that_gets_a_task_later_and_one_that_comes_b
         assert [s.follow for s in subscriptions(agents[one.id])] == [True]
         assert subscriptions(agents[two.id]) == []
         # A new task on node two: it is asked for its logs too.
-        task = add_task(store, service, two, slot=2)
+        task = await add_task(store, service, two, slot=2)
         for _ in range(5):
             await asyncio.sleep(0)
         assert [s.id for s in subscriptions(agents[two.id])] == [sub.id]

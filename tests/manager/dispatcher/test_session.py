@@ -57,7 +57,7 @@ async def test_joining_refuses_bad_tokens_before_anything_is_made(
     # A rotated-out token no longer admits anyone.
     tokens = manager.cluster.join_tokens
     rotated = tokens.replace(worker=str(JoinToken.parse(worker).rotated()))
-    manager.store.commit([Op.update(manager.cluster.replace(join_tokens=rotated))])
+    await manager.store.commit([Op.update(manager.cluster.replace(join_tokens=rotated))])
     with pytest.raises(InvalidSpec, match="A valid join token is necessary"):
         await join([manager.addr], worker, credentials)
     assert [node.id for node in manager.store.all(Node)] == ["m1"]
@@ -72,7 +72,7 @@ async def test_a_session_carries_assignments_and_status_and_survives_a_restart(
     assert manager.store.get(Node, node_id).status.state == NodeState.READY
 
     assigned = TaskStatus(state=TaskState.ASSIGNED)
-    manager.store.commit(
+    await manager.store.commit(
         [Op.create(Task(id="t1", service_id="s", node_id=node_id, status=assigned))]
     )
     await eventually(lambda: worker.assigned and worker.assigned[-1] == ["t1"])
@@ -140,7 +140,7 @@ async def test_a_removed_nodes_session_ends_and_its_certificate_is_refused(
     credentials = Credentials(tmp_path / "n2")
     node_id, session, running = await joined_session(manager, credentials, FakeWorker())
 
-    manager.store.commit([Op.delete(manager.store.get(Node, node_id))])
+    await manager.store.commit([Op.delete(manager.store.get(Node, node_id))])
     await eventually(lambda: not session.connected.is_set())
     tls = client_context(credentials.trust(), credentials)
     assert await open_session(manager.addr, tls) == 403
@@ -184,7 +184,7 @@ async def test_the_renewer_renews_before_the_certificate_expires(
     short = cluster.spec.replace(
         ca_config=cluster.spec.ca_config.replace(node_cert_expiry=3 * SECOND_NS)
     )
-    manager.store.commit([Op.update(cluster.replace(spec=short))])
+    await manager.store.commit([Op.update(cluster.replace(spec=short))])
     credentials = Credentials(tmp_path / "n2")
     await manager.join_worker(credentials)
     first = credentials.certificate()

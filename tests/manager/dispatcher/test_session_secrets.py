@@ -34,7 +34,7 @@ class Agent:
 async def test_a_secret_reaches_only_the_agent_whose_task_uses_it(
     manager: Manager, tmp_path: Path
 ) -> None:
-    manager.store.commit([Op.create(DB)])
+    await manager.store.commit([Op.create(DB)])
     using, other = Agent(), Agent()
     using_id, _, first = await joined_session(
         manager, Credentials(tmp_path / "n2"), using, using.dependencies.replace
@@ -42,7 +42,9 @@ async def test_a_secret_reaches_only_the_agent_whose_task_uses_it(
     other_id, _, second = await joined_session(
         manager, Credentials(tmp_path / "n3"), other, other.dependencies.replace
     )
-    manager.store.commit([Op.create(task("t1", using_id, (DB,))), Op.create(task("t2", other_id))])
+    await manager.store.commit(
+        [Op.create(task("t1", using_id, (DB,))), Op.create(task("t2", other_id))]
+    )
     await eventually(lambda: using.assigned and using.assigned[-1][0] == ["t1"])
     await eventually(lambda: other.assigned and other.assigned[-1][0] == ["t2"])
     # The secret was there when the task came.

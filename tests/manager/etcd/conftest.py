@@ -4,14 +4,9 @@ state folder, stopped (and, if that fails, killed by its PID) whatever the test 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-import socket
 from collections.abc import AsyncIterator
-from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -22,38 +17,25 @@ from swarmlet.manager.etcd import (
     MemberConfig,
     Supervisor,
     client_ssl_context,
-    member_tls,
     wait_healthy,
-    write_member_tls,
 )
-from swarmlet.models import RootCA
 from swarmlet.pki.ca import Issuer, new_root
+from tests.etcd_fixtures import (
+    ADDRESS,
+    CLUSTER,
+    HEALTHY_WITHIN_S,
+    etcd_binary_or_skip,
+    free_ports,
+    kill_if_running,
+    prepare_member,
+)
 
-ADDRESS = "127.0.0.1"
-CLUSTER = "cluster-1"
-HEALTHY_WITHIN_S = 20.0
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports nothing listens on now (the kernel's choice), for members on loopback."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind((ADDRESS, 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+__all__ = ["ADDRESS", "CLUSTER", "Members", "Running", "free_ports"]
 
 
 @pytest.fixture
 def etcd_binary() -> str:
-    binary = shutil.which("etcd")
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("no etcd under CI: scripts/bootstrap.sh installs etcd-server")
-        pytest.skip("no etcd: scripts/bootstrap.sh installs etcd-server")
-    return binary
+    return etcd_binary_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +61,7 @@ class Members:
     pids: set[int] = field(default_factory=set)
 
     def prepare(self, config: MemberConfig) -> None:
-        tls = member_tls(
-            RootCA(ca_cert=self.root.cert_pem, ca_key=self.root.key_pem),
-            node_id=config.name,
-            cluster_id=CLUSTER,
-            address=config.address,
-            expiry=timedelta(days=1),
-            now=datetime.now(UTC),
-        )
-        write_member_tls(config, tls)
+        prepare_member(self.root, config)
 
     async def start(self, config: MemberConfig) -> Running:
         """Start the member of ``config`` and return once it answers healthy."""
@@ -118,13 +92,6 @@ class Members:
             await running.client.close()
         for pid in self.pids:
             kill_if_running(pid)
-
-
-def kill_if_running(pid: int) -> None:
-    """Only if stopping failed: a PID we saw started, and still our child, is ended."""
-    with suppress(ProcessLookupError, ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG) == (0, 0):
-            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

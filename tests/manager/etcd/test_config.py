@@ -63,6 +63,13 @@ def test_tls_with_client_certificates_on_both_ports_and_no_other_listener() -> N
     assert config.log_path == STATE / "etcd.log"
 
 
+def test_a_transaction_may_hold_a_scheduler_pass_of_tasks() -> None:
+    """etcd's defaults (128 operations, 1.5 MiB) would refuse a pass of thousands of tasks."""
+    got = flags(etcd_argv(new_cluster_member("n", STATE, "10.0.0.1", "c")))
+    assert int(got["max-txn-ops"]) >= 20_000  # 10,000 tasks: a put and a compare each
+    assert int(got["max-request-bytes"]) >= 64 * 1024 * 1024
+
+
 def test_an_ipv6_address_is_bracketed_in_urls() -> None:
     config = new_cluster_member("n", STATE, "fd00::0001", "c")
     assert config.address == "fd00::1"

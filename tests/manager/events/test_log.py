@@ -68,13 +68,13 @@ def summary(events: list[EventMessage]) -> list[tuple[str, str, str, dict[str, s
 
 async def test_a_service_is_created_scaled_and_removed(store, events, clock):
     with events.subscribe() as subscription:
-        created = store.commit([Op.create(service(replicas=1))])[0]
+        created = (await store.commit([Op.create(service(replicas=1))]))[0]
         assert isinstance(created, Service)
         await clock.advance(2)
         spec = created.spec.replace(mode=ServiceMode(replicated=ReplicatedMode(replicas=3)))
-        scaled = store.commit([Op.update(created.replace(spec=spec))])[0]
+        scaled = (await store.commit([Op.update(created.replace(spec=spec))]))[0]
         await clock.advance(3)
-        store.commit([Op.delete(scaled)])
+        await store.commit([Op.delete(scaled)])
         got = await received(subscription, 3)
     assert summary(got) == [
         ("service", "create", "id-web", {"name": "web"}),
@@ -93,7 +93,7 @@ async def test_a_service_is_created_scaled_and_removed(store, events, clock):
 async def test_objects_present_at_start_are_compared_with(store, clock):
     # A node the store held before the log ran: its first update still says what changed.
     node = Node(id="n1", description=NodeDescription(hostname="node1"))
-    written = store.commit([Op.create(node)])[0]
+    written = (await store.commit([Op.create(node)]))[0]
     assert isinstance(written, Node)
     events = SwarmEvents(store, clock)
     running = asyncio.create_task(events.run())
@@ -101,7 +101,7 @@ async def test_objects_present_at_start_are_compared_with(store, clock):
     try:
         with events.subscribe() as subscription:
             drained = written.spec.replace(availability=NodeAvailability.DRAIN)
-            store.commit([Op.update(written.replace(spec=drained))])
+            await store.commit([Op.update(written.replace(spec=drained))])
             (event,) = await received(subscription, 1)
     finally:
         running.cancel()
@@ -117,8 +117,8 @@ async def test_objects_present_at_start_are_compared_with(store, clock):
 async def test_tasks_make_no_events(store, events):
     with events.subscribe() as subscription:
         task = Task.model_validate({"ID": "t1", "ServiceID": "id-web", "Spec": {}})
-        store.commit([Op.create(task)])
-        store.commit([Op.create(Secret(id="s1", spec=SecretSpec(name="pw")))])
+        await store.commit([Op.create(task)])
+        await store.commit([Op.create(Secret(id="s1", spec=SecretSpec(name="pw")))])
         (event,) = await received(subscription, 1)
     assert (event.type, event.actor_id) == ("secret", "s1")
 
@@ -126,7 +126,7 @@ async def test_tasks_make_no_events(store, events):
 async def test_the_history_keeps_the_last_events(store, events):
     with events.subscribe() as subscription:
         for number in range(6):
-            store.commit([Op.create(Network(id=f"net{number}", name=f"net{number}"))])
+            await store.commit([Op.create(Network(id=f"net{number}", name=f"net{number}"))])
         await received(subscription, 6)
     with events.subscribe() as later:
         assert [e.actor_id for e in later.past] == ["net2", "net3", "net4", "net5"]
@@ -137,7 +137,7 @@ async def test_a_closed_subscription_gets_nothing_more(store, events):
         pass
     assert closed not in events._subscribers
     with events.subscribe() as watching:
-        store.commit([Op.create(Network(id="n", name="n"))])
+        await store.commit([Op.create(Network(id="n", name="n"))])
         await received(watching, 1)
     # Delivered to every subscriber at once: the closed one was not among them.
     assert closed._queue.empty()
@@ -149,7 +149,7 @@ async def test_a_subscriber_that_does_not_keep_up_misses_events_not_memory(
     monkeypatch.setattr(events_log, "QUEUE", 2)
     with events.subscribe() as slow, events.subscribe() as keeping_up:
         for number in range(4):
-            store.commit([Op.create(Network(id=f"net{number}", name=f"net{number}"))])
+            await store.commit([Op.create(Network(id=f"net{number}", name=f"net{number}"))])
             await received(keeping_up, 1)
         assert [e.actor_id for e in await received(slow, 2)] == ["net0", "net1"]
         assert slow.missed == 2

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from swarmlet.clock import FakeClock
 from swarmlet.ids import new_id
 from swarmlet.manager.orchestrator import Now, Plan
-from swarmlet.manager.store import Op, Store
+from swarmlet.manager.store import Op, Store, Tx
 from swarmlet.models import (
     SECOND_NS,
     ContainerSpec,
@@ -207,12 +207,12 @@ class FakeCluster:
 
     # Nodes
 
-    def add_node(self, node_id: str, **kwargs: object) -> Node:
-        [written] = self.store.commit([Op.create(node(node_id, **kwargs))])  # type: ignore[arg-type]
+    async def add_node(self, node_id: str, **kwargs: object) -> Node:
+        [written] = await self.store.commit([Op.create(node(node_id, **kwargs))])  # type: ignore[arg-type]
         assert isinstance(written, Node)
         return written
 
-    def set_node(
+    async def set_node(
         self,
         node_id: str,
         *,
@@ -220,39 +220,45 @@ class FakeCluster:
         availability: NodeAvailability | None = None,
         labels: dict[str, str] | None = None,
     ) -> None:
-        n = self.store.get(Node, node_id)
-        if state is not None:
-            n = n.replace(status=n.status.replace(state=state))
-        if availability is not None:
-            n = n.replace(spec=n.spec.replace(availability=availability))
-        if labels is not None:
-            n = n.replace(spec=n.spec.replace(labels=labels))
-        self.store.commit([Op.update(n)])
+        def write(tx: Tx) -> None:
+            n = tx.get(Node, node_id)
+            if state is not None:
+                n = n.replace(status=n.status.replace(state=state))
+            if availability is not None:
+                n = n.replace(spec=n.spec.replace(availability=availability))
+            if labels is not None:
+                n = n.replace(spec=n.spec.replace(labels=labels))
+            tx.update(n)
 
-    def remove_node(self, node_id: str) -> None:
-        self.store.commit([Op.delete(self.store.get(Node, node_id))])
+        await self.store.update(write)
+
+    async def remove_node(self, node_id: str) -> None:
+        await self.store.update(lambda tx: tx.delete(tx.get(Node, node_id)))
 
     # Services, as the API changes them
 
-    def create_service(self, spec: ServiceSpec) -> Service:
+    async def create_service(self, spec: ServiceSpec) -> Service:
         svc = Service(id=new_id(), spec=spec, spec_version=Version(index=1))
-        [written] = self.store.commit([Op.create(svc)])
+        [written] = await self.store.commit([Op.create(svc)])
         assert isinstance(written, Service)
         return written
 
-    def update_service(self, service_id: str, spec: ServiceSpec) -> Service:
-        old = self.store.get(Service, service_id)
-        [written] = self.store.commit([Op.update(changed(old, spec).replace(update_status=None))])
+    async def update_service(self, service_id: str, spec: ServiceSpec) -> Service:
+        def write(tx: Tx) -> None:
+            old = tx.get(Service, service_id)
+            tx.update(changed(old, spec).replace(update_status=None))
+
+        [written] = (await self.store.update(write)).objects
         assert isinstance(written, Service)
         return written
 
-    def delete_service(self, service_id: str) -> None:
-        svc = self.store.get(Service, service_id)
-        ops = [
-            Op.update(t.replace(desired_state=TaskState.REMOVE))
-            for t in self.store.tasks_of_service(service_id)
-        ]
-        self.store.commit([Op.delete(svc), *ops])
+    async def delete_service(self, service_id: str) -> None:
+        def write(tx: Tx) -> None:
+            tx.delete(tx.get(Service, service_id))
+            for t in tx.tasks_of_service(service_id):
+                tx.update(t.replace(desired_state=TaskState.REMOVE))
+
+        await self.store.update(write)
 
     def service(self, service_id: str) -> Service:
         return self.store.get(Service, service_id)
@@ -267,17 +273,20 @@ class FakeCluster:
 
     # The fake scheduler and agents
 
-    def schedule(self) -> None:
+    async def schedule(self) -> None:
         """Allocate and place NEW and PENDING tasks on the usable node with the fewest tasks;
         confirm preset ones."""
+        await self.store.update(self._schedule)
+
+    def _schedule(self, tx: Tx) -> None:
         usable = [
             n.id
-            for n in self.store.all(Node)
+            for n in tx.all(Node)
             if n.status.state == NodeState.READY and n.spec.availability == NodeAvailability.ACTIVE
         ]
         ops = []
-        load = {n: len(current(self.store.tasks_of_node(n))) for n in usable}
-        for t in sorted(self.store.all(Task), key=lambda t: t.id):
+        load = {n: len(current(tx.tasks_of_node(n))) for n in usable}
+        for t in sorted(tx.all(Task), key=lambda t: t.id):
             if t.state > TaskState.PENDING or t.desired_state > TaskState.RUNNING:
                 continue
             target = t.node_id or (min(usable, key=lambda n: (load[n], n)) if usable else None)
@@ -286,16 +295,19 @@ class FakeCluster:
             load[target] = load.get(target, 0) + 1
             status = TaskStatus(state=TaskState.ASSIGNED, timestamp=self.clock.now())
             ops.append(Op.update(t.replace(node_id=target, status=status)))
-        self.store.commit(ops)
+        tx.write(ops)
 
-    def agents(self) -> None:
+    async def agents(self) -> None:
         """Every agent on a node that is not Down moves its tasks to their desired state (a
         task whose image is missing is REJECTED instead of being prepared)."""
+        await self.store.update(self._agents)
+
+    def _agents(self, tx: Tx) -> None:
         ops = []
-        for t in self.store.all(Task):
+        for t in tx.all(Task):
             if t.node_id is None or t.state < TaskState.ASSIGNED or t.state.is_terminal:
                 continue
-            n = self.store.find(Node, t.node_id)
+            n = tx.find(Node, t.node_id)
             if n is None or n.status.state == NodeState.DOWN:
                 continue
             target = t.desired_state
@@ -305,22 +317,21 @@ class FakeCluster:
                 target = TaskState.REJECTED
             if target != t.state:
                 ops.append(Op.update(self._moved(t, target)))
-        self.store.commit(ops)
+        tx.write(ops)
 
     def _moved(self, t: Task, state: TaskState) -> Task:
         return t.replace(status=TaskStatus(state=state, timestamp=self.clock.now()))
 
-    def end(self, task_id: str, state: TaskState = TaskState.FAILED) -> None:
-        t = self.store.get(Task, task_id)
-        self.store.commit([Op.update(self._moved(t, state))])
+    async def end(self, task_id: str, state: TaskState = TaskState.FAILED) -> None:
+        await self.store.update(lambda tx: tx.update(self._moved(tx.get(Task, task_id), state)))
 
     async def converge(self, rounds: int = 20) -> None:
         """Let scheduling, agents and orchestrators run until nothing changes (time stands)."""
         for _ in range(rounds):
             await self.settle()
             revision = self.store.revision
-            self.schedule()
-            self.agents()
+            await self.schedule()
+            await self.agents()
             await self.settle()
             if self.store.revision == revision:
                 return

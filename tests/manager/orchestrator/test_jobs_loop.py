@@ -21,7 +21,7 @@ from swarmlet.models.service import GlobalJob, JobStatus, ReplicatedJob
 from tests.manager.orchestrator.builders import FakeCluster, restart_policy
 
 
-def create_job(cluster: FakeCluster, mode: ServiceMode, **template: object) -> Service:
+async def create_job(cluster: FakeCluster, mode: ServiceMode, **template: object) -> Service:
     spec = ServiceSpec(
         name="job",
         task_template=TaskSpec(container_spec=ContainerSpec(image="busybox"), **template),
@@ -33,22 +33,22 @@ def create_job(cluster: FakeCluster, mode: ServiceMode, **template: object) -> S
         spec_version=Version(index=1),
         job_status=JobStatus(last_execution=cluster.clock.now()),
     )
-    cluster.store.commit([Op.create(svc)])
+    await cluster.store.commit([Op.create(svc)])
     return svc
 
 
-def rerun(cluster: FakeCluster, service_id: str) -> None:
+async def rerun(cluster: FakeCluster, service_id: str) -> None:
     """An update of the job, as the API writes it: the next iteration."""
     svc = cluster.service(service_id)
     assert svc.job_status is not None
     index = svc.job_status.job_iteration.index + 1
     status = svc.job_status.replace(job_iteration=Version(index=index))
-    cluster.store.commit([Op.update(svc.replace(job_status=status))])
+    await cluster.store.commit([Op.update(svc.replace(job_status=status))])
 
 
-def move(cluster: FakeCluster, task: Task, state: TaskState) -> None:
+async def move(cluster: FakeCluster, task: Task, state: TaskState) -> None:
     status = TaskStatus(state=state, timestamp=cluster.clock.now())
-    cluster.store.commit([Op.update(task.replace(status=status))])
+    await cluster.store.commit([Op.update(task.replace(status=status))])
 
 
 async def step(cluster: FakeCluster) -> None:
@@ -57,11 +57,11 @@ async def step(cluster: FakeCluster) -> None:
     for task in cluster.store.all(Task):
         if task.desired_state >= TaskState.SHUTDOWN:
             if not task.state.is_terminal:
-                move(cluster, task, TaskState.SHUTDOWN)
+                await move(cluster, task, TaskState.SHUTDOWN)
         elif task.state < TaskState.RUNNING:
             status = TaskStatus(state=TaskState.RUNNING, timestamp=cluster.clock.now())
             node_id = task.node_id or "n1"
-            cluster.store.commit([Op.update(task.replace(node_id=node_id, status=status))])
+            await cluster.store.commit([Op.update(task.replace(node_id=node_id, status=status))])
     await cluster.settle()
 
 
@@ -77,39 +77,39 @@ def completed(cluster: FakeCluster, service_id: str) -> list[Task]:
 
 
 async def test_a_replicated_job_runs_its_completions_three_at_a_time(cluster):
-    cluster.add_node("n1")
+    await cluster.add_node("n1")
     mode = ServiceMode(replicated_job=ReplicatedJob(max_concurrent=3, total_completions=10))
-    svc = create_job(cluster, mode)
+    svc = await create_job(cluster, mode)
     for _ in range(40):
         await step(cluster)
         now_running = running(cluster, svc.id)
         assert len(now_running) <= 3
         if not now_running:
             break
-        move(cluster, now_running[0], TaskState.COMPLETE)
+        await move(cluster, now_running[0], TaskState.COMPLETE)
     done = completed(cluster, svc.id)
     assert sorted(t.slot or 0 for t in done) == list(range(10))
     assert len(cluster.store.tasks_of_service(svc.id)) == 10  # nothing reaped, nothing more
 
-    rerun(cluster, svc.id)
+    await rerun(cluster, svc.id)
     for _ in range(40):
         await step(cluster)
         now_running = running(cluster, svc.id)
         assert len(now_running) <= 3
         if not now_running:
             break
-        move(cluster, now_running[0], TaskState.COMPLETE)
+        await move(cluster, now_running[0], TaskState.COMPLETE)
     assert len(completed(cluster, svc.id)) == 20
 
 
 async def test_a_failed_job_task_is_retried_after_the_delay(cluster):
-    cluster.add_node("n1")
+    await cluster.add_node("n1")
     mode = ServiceMode(replicated_job=ReplicatedJob(max_concurrent=1, total_completions=1))
     policy = restart_policy(RestartCondition.ANY, delay=2)
-    svc = create_job(cluster, mode, restart_policy=policy)
+    svc = await create_job(cluster, mode, restart_policy=policy)
     await step(cluster)
     [first] = running(cluster, svc.id)
-    move(cluster, first, TaskState.FAILED)
+    await move(cluster, first, TaskState.FAILED)
     await step(cluster)
     assert running(cluster, svc.id) == []  # waiting for the restart delay
     await cluster.advance(2)
@@ -117,7 +117,7 @@ async def test_a_failed_job_task_is_retried_after_the_delay(cluster):
     [second] = running(cluster, svc.id)
     assert second.slot == 0
     assert second.desired_state == TaskState.COMPLETE
-    move(cluster, second, TaskState.COMPLETE)
+    await move(cluster, second, TaskState.COMPLETE)
     await step(cluster)
     await cluster.advance(10)
     assert running(cluster, svc.id) == []  # a completed task is never restarted
@@ -126,14 +126,14 @@ async def test_a_failed_job_task_is_retried_after_the_delay(cluster):
 
 async def test_a_global_job_completes_once_on_every_node(cluster):
     for node_id in ("n1", "n2", "n3"):
-        cluster.add_node(node_id)
+        await cluster.add_node(node_id)
     await cluster.advance(1)  # the nodes were there before the job
-    svc = create_job(cluster, ServiceMode(global_job=GlobalJob()))
+    svc = await create_job(cluster, ServiceMode(global_job=GlobalJob()))
     await step(cluster)
     tasks = running(cluster, svc.id)
     assert sorted(t.node_id or "" for t in tasks) == ["n1", "n2", "n3"]
     for task in tasks:
-        move(cluster, task, TaskState.COMPLETE)
+        await move(cluster, task, TaskState.COMPLETE)
     await step(cluster)
     await step(cluster)
     assert running(cluster, svc.id) == []

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from itertools import pairwise
+from typing import TypeVar
 
 from swarmlet.clock import FakeClock
 from swarmlet.errors import VersionConflict
@@ -14,7 +15,7 @@ from swarmlet.manager.orchestrator import ReplicatedOrchestrator
 from swarmlet.manager.orchestrator.orchestrator import RETRY_DELAY
 from swarmlet.manager.orchestrator.plan import Memory, Now, Plan
 from swarmlet.manager.orchestrator.replicated import reconcile_replicated
-from swarmlet.manager.store import MemoryBackend, Op, Store
+from swarmlet.manager.store import Commit, MemoryBackend, Op, Store, Tx
 from swarmlet.models import (
     Cluster,
     ClusterSpec,
@@ -24,7 +25,6 @@ from swarmlet.models import (
     NodeState,
     RestartCondition,
     Service,
-    StoredObject,
     Task,
     TaskState,
     UpdateOrder,
@@ -49,8 +49,8 @@ def running(cluster: FakeCluster, service_id: str) -> list[str]:
 
 async def test_three_replicas_make_three_tasks(cluster: FakeCluster):
     for n in ("n1", "n2", "n3"):
-        cluster.add_node(n)
-    svc = cluster.create_service(service_spec("web", replicas=3))
+        await cluster.add_node(n)
+    svc = await cluster.create_service(service_spec("web", replicas=3))
     await cluster.settle()
     tasks = cluster.tasks(svc.id)
     assert [t.slot for t in tasks] == [1, 2, 3]
@@ -63,17 +63,17 @@ async def test_three_replicas_make_three_tasks(cluster: FakeCluster):
 
 async def test_scale_to_ten_and_back_to_two(cluster: FakeCluster):
     for n in ("n1", "n2"):
-        cluster.add_node(n)
-    svc = cluster.create_service(service_spec(replicas=3))
+        await cluster.add_node(n)
+    svc = await cluster.create_service(service_spec(replicas=3))
     await cluster.converge()
-    cluster.update_service(svc.id, service_spec(replicas=10))
+    await cluster.update_service(svc.id, service_spec(replicas=10))
     await cluster.converge()
     assert slots(cluster, svc.id) == list(range(1, 11))
     assert len(running(cluster, svc.id)) == 10
     spec_version = cluster.service(svc.id).spec_version
     assert all(t.spec_version == spec_version for t in cluster.tasks(svc.id))
 
-    cluster.update_service(svc.id, service_spec(replicas=2))
+    await cluster.update_service(svc.id, service_spec(replicas=2))
     await cluster.converge()
     tasks = cluster.tasks(svc.id)
     # The removed tasks stopped and the reaper deleted them.
@@ -85,11 +85,11 @@ async def test_scale_to_ten_and_back_to_two(cluster: FakeCluster):
 async def test_a_failed_task_restarts_after_the_delay_and_stays_in_history(
     cluster: FakeCluster,
 ):
-    cluster.add_node("n1")
-    svc = cluster.create_service(service_spec(replicas=1, restart=restart_policy(delay=5)))
+    await cluster.add_node("n1")
+    svc = await cluster.create_service(service_spec(replicas=1, restart=restart_policy(delay=5)))
     await cluster.converge()
     [first] = cluster.tasks(svc.id)
-    cluster.end(first.id, TaskState.FAILED)
+    await cluster.end(first.id, TaskState.FAILED)
     await cluster.converge()
     # The replacement exists at once, prepared (READY) but not started before the delay.
     old, new = sorted(cluster.tasks(svc.id), key=lambda t: t.id != first.id)
@@ -109,12 +109,12 @@ async def test_a_failed_task_restarts_after_the_delay_and_stays_in_history(
 
 
 async def test_on_failure_leaves_a_clean_exit(cluster: FakeCluster):
-    cluster.add_node("n1")
+    await cluster.add_node("n1")
     policy = restart_policy(RestartCondition.ON_FAILURE, delay=0)
-    svc = cluster.create_service(service_spec(replicas=1, restart=policy))
+    svc = await cluster.create_service(service_spec(replicas=1, restart=policy))
     await cluster.converge()
     [first] = cluster.tasks(svc.id)
-    cluster.end(first.id, TaskState.COMPLETE)
+    await cluster.end(first.id, TaskState.COMPLETE)
     await cluster.converge()
     [done] = cluster.tasks(svc.id)
     assert done.desired_state == TaskState.SHUTDOWN
@@ -122,13 +122,13 @@ async def test_on_failure_leaves_a_clean_exit(cluster: FakeCluster):
 
 
 async def test_max_attempts_limits_restarts(cluster: FakeCluster):
-    cluster.add_node("n1")
+    await cluster.add_node("n1")
     policy = restart_policy(delay=1, max_attempts=2)
-    svc = cluster.create_service(service_spec(replicas=1, restart=policy))
+    svc = await cluster.create_service(service_spec(replicas=1, restart=policy))
     await cluster.converge()
     for _ in range(3):
         [task] = cluster.current(svc.id)
-        cluster.end(task.id, TaskState.FAILED)
+        await cluster.end(task.id, TaskState.FAILED)
         await cluster.converge()
         await cluster.advance(1)  # the restart delay
         await cluster.converge()
@@ -142,11 +142,11 @@ async def test_max_attempts_limits_restarts(cluster: FakeCluster):
 async def test_a_task_that_fails_while_preparing_is_replaced_only_after_each_delay(
     cluster: FakeCluster,
 ):
-    cluster.add_node("n1")
+    await cluster.add_node("n1")
     cluster.missing_images.add("ghost:1")  # every task is REJECTED while being prepared
     delay, tick, wanted = 5.0, 0.5, 4
     spec = service_spec(replicas=1, image="ghost:1", restart=restart_policy(delay=delay))
-    svc = cluster.create_service(spec)
+    svc = await cluster.create_service(spec)
     start = cluster.clock.monotonic()
     rejected: dict[str, float] = {}  # task ID -> monotonic time it was seen REJECTED
     for _ in range(200):
@@ -168,12 +168,12 @@ async def test_a_task_that_fails_while_preparing_is_replaced_only_after_each_del
 
 
 async def test_a_down_node_has_its_tasks_replaced_at_once(cluster: FakeCluster):
-    cluster.add_node("n1")
-    cluster.add_node("n2")
-    svc = cluster.create_service(service_spec(replicas=2))
+    await cluster.add_node("n1")
+    await cluster.add_node("n2")
+    svc = await cluster.create_service(service_spec(replicas=2))
     await cluster.converge()
     [on_n1] = [t for t in cluster.tasks(svc.id) if t.node_id == "n1"]
-    cluster.set_node("n1", state=NodeState.DOWN)
+    await cluster.set_node("n1", state=NodeState.DOWN)
     await cluster.converge()  # no time passes
     current = cluster.current(svc.id)
     assert [t.slot for t in current] == [1, 2]
@@ -182,53 +182,53 @@ async def test_a_down_node_has_its_tasks_replaced_at_once(cluster: FakeCluster):
     assert cluster.store.get(type(on_n1), on_n1.id).desired_state == TaskState.SHUTDOWN
 
     # The node comes back: its old task stops, nothing moves back.
-    cluster.set_node("n1", state=NodeState.READY)
+    await cluster.set_node("n1", state=NodeState.READY)
     await cluster.converge()
     assert {t.node_id for t in cluster.current(svc.id)} == {"n2"}
     assert cluster.store.get(type(on_n1), on_n1.id).state == TaskState.SHUTDOWN
 
 
 async def test_drain_moves_tasks_and_activating_moves_nothing_back(cluster: FakeCluster):
-    cluster.add_node("n1")
-    cluster.add_node("n2")
-    svc = cluster.create_service(service_spec(replicas=4))
+    await cluster.add_node("n1")
+    await cluster.add_node("n2")
+    svc = await cluster.create_service(service_spec(replicas=4))
     await cluster.converge()
-    cluster.set_node("n1", availability=NodeAvailability.DRAIN)
+    await cluster.set_node("n1", availability=NodeAvailability.DRAIN)
     await cluster.converge()
     assert {t.node_id for t in cluster.current(svc.id)} == {"n2"}
     assert len(running(cluster, svc.id)) == 4
-    cluster.set_node("n1", availability=NodeAvailability.ACTIVE)
+    await cluster.set_node("n1", availability=NodeAvailability.ACTIVE)
     await cluster.converge()
     assert {t.node_id for t in cluster.current(svc.id)} == {"n2"}
 
 
 async def test_global_service_follows_the_nodes(cluster: FakeCluster):
-    cluster.add_node("n1", labels={"zone": "east"})
-    cluster.add_node("n2", labels={"zone": "east"})
-    cluster.add_node("n3", labels={"zone": "west"})
+    await cluster.add_node("n1", labels={"zone": "east"})
+    await cluster.add_node("n2", labels={"zone": "east"})
+    await cluster.add_node("n3", labels={"zone": "west"})
     spec = service_spec("agent", is_global=True, constraints=["node.labels.zone==east"])
-    svc = cluster.create_service(spec)
+    svc = await cluster.create_service(spec)
     await cluster.converge()
     assert sorted(t.node_id or "" for t in cluster.current(svc.id)) == ["n1", "n2"]
     assert len(running(cluster, svc.id)) == 2
 
-    cluster.set_node("n1", availability=NodeAvailability.DRAIN)
+    await cluster.set_node("n1", availability=NodeAvailability.DRAIN)
     await cluster.converge()
     assert [t.node_id for t in cluster.current(svc.id)] == ["n2"]
     [stopped] = [t for t in cluster.tasks(svc.id) if t.node_id == "n1"]
     assert stopped.desired_state == TaskState.SHUTDOWN
     assert stopped.state == TaskState.SHUTDOWN
 
-    cluster.add_node("n4", labels={"zone": "east"})
+    await cluster.add_node("n4", labels={"zone": "east"})
     await cluster.converge()
     assert sorted(t.node_id or "" for t in cluster.current(svc.id)) == ["n2", "n4"]
 
-    cluster.set_node("n3", labels={"zone": "east"})
-    cluster.set_node("n2", labels={"zone": "west"})
+    await cluster.set_node("n3", labels={"zone": "east"})
+    await cluster.set_node("n2", labels={"zone": "west"})
     await cluster.converge()
     assert sorted(t.node_id or "" for t in cluster.current(svc.id)) == ["n3", "n4"]
 
-    cluster.set_node("n1", availability=NodeAvailability.ACTIVE)
+    await cluster.set_node("n1", availability=NodeAvailability.ACTIVE)
     await cluster.converge()
     assert sorted(t.node_id or "" for t in cluster.current(svc.id)) == ["n1", "n3", "n4"]
     assert len(running(cluster, svc.id)) == 3
@@ -236,13 +236,13 @@ async def test_global_service_follows_the_nodes(cluster: FakeCluster):
 
 async def test_rolling_update_stop_first_one_by_one(cluster: FakeCluster):
     for n in ("n1", "n2", "n3"):
-        cluster.add_node(n)
+        await cluster.add_node(n)
     config = update_config(parallelism=1)
-    svc = cluster.create_service(service_spec(replicas=3, update=config))
+    svc = await cluster.create_service(service_spec(replicas=3, update=config))
     await cluster.converge()
     old_ids = {t.id for t in cluster.tasks(svc.id)}
 
-    cluster.update_service(svc.id, service_spec(replicas=3, image="nginx:2", update=config))
+    await cluster.update_service(svc.id, service_spec(replicas=3, image="nginx:2", update=config))
     await cluster.settle()
     # One slot at a time: its old task is told to stop, its new one waits for that.
     status = cluster.service(svc.id).update_status
@@ -257,8 +257,8 @@ async def test_rolling_update_stop_first_one_by_one(cluster: FakeCluster):
     # Each round of the fake cluster moves the update on by one step.
     seen_new = 1
     for _ in range(20):
-        cluster.schedule()
-        cluster.agents()
+        await cluster.schedule()
+        await cluster.agents()
         await cluster.settle()
         new = [t for t in cluster.tasks(svc.id) if t.id not in old_ids]
         assert len(new) - seen_new <= 1
@@ -285,17 +285,17 @@ async def test_rolling_update_stop_first_one_by_one(cluster: FakeCluster):
 
 
 async def test_rolling_update_start_first(cluster: FakeCluster):
-    cluster.add_node("n1")
+    await cluster.add_node("n1")
     config = update_config(parallelism=1, order=UpdateOrder.START_FIRST)
-    svc = cluster.create_service(service_spec(replicas=2, update=config))
+    svc = await cluster.create_service(service_spec(replicas=2, update=config))
     await cluster.converge()
     old_ids = {t.id for t in cluster.tasks(svc.id)}
-    cluster.update_service(svc.id, service_spec(replicas=2, image="nginx:2", update=config))
+    await cluster.update_service(svc.id, service_spec(replicas=2, image="nginx:2", update=config))
     await cluster.settle()
     current = cluster.current(svc.id)
     assert len(current) == 3  # the new one starts beside the old one
-    cluster.schedule()
-    cluster.agents()
+    await cluster.schedule()
+    await cluster.agents()
     await cluster.settle()
     # The new task runs: the old one of its slot is stopped, the next slot begins.
     assert len([t for t in cluster.current(svc.id) if t.id in old_ids]) == 1
@@ -309,11 +309,11 @@ async def test_rolling_update_start_first(cluster: FakeCluster):
 
 
 async def test_update_delay_waits_on_the_clock(cluster: FakeCluster):
-    cluster.add_node("n1")
+    await cluster.add_node("n1")
     config = update_config(parallelism=1, delay=30)
-    svc = cluster.create_service(service_spec(replicas=2, update=config))
+    svc = await cluster.create_service(service_spec(replicas=2, update=config))
     await cluster.converge()
-    cluster.update_service(svc.id, service_spec(replicas=2, image="nginx:2", update=config))
+    await cluster.update_service(svc.id, service_spec(replicas=2, image="nginx:2", update=config))
     await cluster.converge()
     images = sorted(t.spec.container_spec.image for t in cluster.current(svc.id))
     assert images == ["nginx:1", "nginx:2"]
@@ -331,11 +331,11 @@ async def test_update_delay_waits_on_the_clock(cluster: FakeCluster):
 
 
 async def test_scale_only_change_keeps_the_tasks(cluster: FakeCluster):
-    cluster.add_node("n1")
-    svc = cluster.create_service(service_spec(replicas=2))
+    await cluster.add_node("n1")
+    svc = await cluster.create_service(service_spec(replicas=2))
     await cluster.converge()
     before = {t.id for t in cluster.tasks(svc.id)}
-    updated = cluster.update_service(svc.id, service_spec(replicas=3))
+    updated = await cluster.update_service(svc.id, service_spec(replicas=3))
     await cluster.converge()
     tasks = cluster.tasks(svc.id)
     assert before < {t.id for t in tasks}
@@ -346,13 +346,13 @@ async def test_scale_only_change_keeps_the_tasks(cluster: FakeCluster):
 
 
 async def test_the_reaper_keeps_five_tasks_per_slot(cluster: FakeCluster):
-    cluster.add_node("n1")
-    svc = cluster.create_service(service_spec(replicas=1, restart=restart_policy(delay=0)))
+    await cluster.add_node("n1")
+    svc = await cluster.create_service(service_spec(replicas=1, restart=restart_policy(delay=0)))
     await cluster.converge()
     for _ in range(8):
         [task] = cluster.current(svc.id)
         await cluster.advance(1)  # distinct creation times
-        cluster.end(task.id, TaskState.FAILED)
+        await cluster.end(task.id, TaskState.FAILED)
         await cluster.converge()
     tasks = cluster.tasks(svc.id)
     assert len(tasks) == 5
@@ -360,14 +360,17 @@ async def test_the_reaper_keeps_five_tasks_per_slot(cluster: FakeCluster):
 
 
 async def test_deleting_a_service_deletes_its_tasks_once_stopped(cluster: FakeCluster):
-    cluster.add_node("n1")
-    svc = cluster.create_service(service_spec(replicas=3))
+    await cluster.add_node("n1")
+    svc = await cluster.create_service(service_spec(replicas=3))
     await cluster.converge()
-    cluster.delete_service(svc.id)
+    await cluster.delete_service(svc.id)
     await cluster.settle()
     assert len(cluster.tasks(svc.id)) == 3  # still running: not yet
     await cluster.converge()
     assert cluster.tasks(svc.id) == []
+
+
+R = TypeVar("R")
 
 
 class FlakyStore(Store):
@@ -378,12 +381,14 @@ class FlakyStore(Store):
         super().__init__(MemoryBackend(), clock)
         self.refused = 0
 
-    def commit(self, ops: Iterable[Op]) -> list[StoredObject]:
-        ops = list(ops)
-        if self.refused < 2 and any(op.obj.__class__.__name__ == "Task" for op in ops):
+    async def update(self, fn: Callable[[Tx], R]) -> Commit[R]:
+        # A dry run on a transaction of its own shows what ``fn`` writes (it may run again).
+        tx = Tx(self)
+        fn(tx)
+        if self.refused < 2 and any(isinstance(op.obj, Task) for op in tx.ops):
             self.refused += 1
             raise VersionConflict("update out of sequence")
-        return super().commit(ops)
+        return await super().update(fn)
 
 
 async def test_a_failed_commit_is_tried_again():
@@ -392,7 +397,7 @@ async def test_a_failed_commit_is_tried_again():
     orchestrator = ReplicatedOrchestrator(store, clock)
     job = asyncio.create_task(orchestrator.run())
     fake = FakeCluster(store, clock)
-    svc = fake.create_service(service_spec(replicas=2))
+    svc = await fake.create_service(service_spec(replicas=2))
     await fake.settle()
     assert store.refused == 2
     assert fake.tasks(svc.id) == []
@@ -416,9 +421,11 @@ async def test_a_closed_store_ends_the_controllers():
 async def test_a_service_that_cannot_be_reconciled_does_not_stop_the_others(
     cluster: FakeCluster,
 ):
-    cluster.add_node("n1")
-    bad = cluster.create_service(service_spec("bad", is_global=True, constraints=["nonsense"]))
-    good = cluster.create_service(service_spec("good", is_global=True))
+    await cluster.add_node("n1")
+    bad = await cluster.create_service(
+        service_spec("bad", is_global=True, constraints=["nonsense"])
+    )
+    good = await cluster.create_service(service_spec("good", is_global=True))
     await cluster.converge()
     assert cluster.tasks(bad.id) == []
     assert len(running(cluster, good.id)) == 1
@@ -429,11 +436,11 @@ async def test_a_new_orchestrator_starts_a_pending_restart_when_it_was_due():
     store = Store(MemoryBackend(), clock)
     fake = FakeCluster(store, clock)
     first = asyncio.create_task(ReplicatedOrchestrator(store, clock).run())
-    fake.add_node("n1")
-    svc = fake.create_service(service_spec(replicas=1, restart=restart_policy(delay=5)))
+    await fake.add_node("n1")
+    svc = await fake.create_service(service_spec(replicas=1, restart=restart_policy(delay=5)))
     await fake.converge()
     [failed] = fake.tasks(svc.id)
-    fake.end(failed.id, TaskState.FAILED)
+    await fake.end(failed.id, TaskState.FAILED)
     await fake.converge()
     [ready] = fake.current(svc.id)
     assert ready.desired_state == TaskState.READY
@@ -466,9 +473,9 @@ async def test_a_new_orchestrator_restarts_a_rejected_task_the_old_one_had_pendi
     store = Store(MemoryBackend(), clock)
     fake = FakeCluster(store, clock)
     first = asyncio.create_task(ReplicatedOrchestrator(store, clock).run())
-    fake.add_node("n1")
+    await fake.add_node("n1")
     fake.missing_images.add("nginx:1")
-    svc = fake.create_service(service_spec(replicas=1, restart=restart_policy(delay=5)))
+    svc = await fake.create_service(service_spec(replicas=1, restart=restart_policy(delay=5)))
     await fake.converge()
     [rejected] = fake.tasks(svc.id)
     assert rejected.state == TaskState.REJECTED
@@ -496,14 +503,16 @@ async def test_a_new_orchestrator_restarts_a_rejected_task_the_old_one_had_pendi
 
 
 async def test_a_global_restart_on_a_node_drained_meanwhile_is_shut_down(cluster: FakeCluster):
-    cluster.add_node("n1")
-    cluster.add_node("n2")
-    svc = cluster.create_service(service_spec(is_global=True, restart=restart_policy(delay=5)))
+    await cluster.add_node("n1")
+    await cluster.add_node("n2")
+    svc = await cluster.create_service(
+        service_spec(is_global=True, restart=restart_policy(delay=5))
+    )
     await cluster.converge()
     [on_n1] = [t for t in cluster.tasks(svc.id) if t.node_id == "n1"]
-    cluster.end(on_n1.id, TaskState.FAILED)
+    await cluster.end(on_n1.id, TaskState.FAILED)
     await cluster.converge()
-    cluster.set_node("n1", availability=NodeAvailability.DRAIN)
+    await cluster.set_node("n1", availability=NodeAvailability.DRAIN)
     await cluster.converge()
     await cluster.advance(5)
     await cluster.converge()
@@ -515,7 +524,7 @@ async def test_a_global_restart_on_a_node_drained_meanwhile_is_shut_down(cluster
     await cluster.converge()
     assert [t.node_id for t in cluster.current(svc.id)] == ["n2"]
     # Active again: the normal placement gives the node a task.
-    cluster.set_node("n1", availability=NodeAvailability.ACTIVE)
+    await cluster.set_node("n1", availability=NodeAvailability.ACTIVE)
     await cluster.converge()
     assert sorted(t.node_id or "" for t in cluster.current(svc.id)) == ["n1", "n2"]
     assert len(running(cluster, svc.id)) == 2
@@ -524,17 +533,19 @@ async def test_a_global_restart_on_a_node_drained_meanwhile_is_shut_down(cluster
 async def test_a_global_restart_on_a_node_paused_meanwhile_starts_when_due(
     cluster: FakeCluster,
 ):
-    cluster.add_node("n1")
-    svc = cluster.create_service(service_spec(is_global=True, restart=restart_policy(delay=5)))
+    await cluster.add_node("n1")
+    svc = await cluster.create_service(
+        service_spec(is_global=True, restart=restart_policy(delay=5))
+    )
     await cluster.converge()
     [first] = cluster.tasks(svc.id)
-    cluster.end(first.id, TaskState.FAILED)
+    await cluster.end(first.id, TaskState.FAILED)
     await cluster.converge()
     [ready] = cluster.current(svc.id)
     assert ready.node_id == "n1"
     await cluster.advance(2)
     # A paused node keeps the tasks it has, as in Swarm: the replacement is one of them.
-    cluster.set_node("n1", availability=NodeAvailability.PAUSE)
+    await cluster.set_node("n1", availability=NodeAvailability.PAUSE)
     await cluster.converge()
     await cluster.advance(3)
     await cluster.converge()
@@ -568,10 +579,10 @@ async def test_reports_of_a_task_on_its_way_to_running_cost_no_pass():
     orchestrator = CountingOrchestrator(store, clock)
     job = asyncio.create_task(orchestrator.run())
     fake = FakeCluster(store, clock)
-    fake.add_node("n1")
-    svc = fake.create_service(service_spec(replicas=2, restart=restart_policy(delay=0)))
+    await fake.add_node("n1")
+    svc = await fake.create_service(service_spec(replicas=2, restart=restart_policy(delay=0)))
     await fake.settle()
-    fake.schedule()
+    await fake.schedule()
     await fake.settle()
     before = orchestrator.passes[svc.id]
     for state in (
@@ -582,13 +593,13 @@ async def test_reports_of_a_task_on_its_way_to_running_cost_no_pass():
         TaskState.RUNNING,
     ):
         for task in fake.tasks(svc.id):
-            fake.end(task.id, state)
+            await fake.end(task.id, state)
             await fake.settle()
     assert orchestrator.passes[svc.id] == before
     assert len(running(fake, svc.id)) == 2
 
     first = fake.tasks(svc.id)[0]
-    fake.end(first.id, TaskState.FAILED)
+    await fake.end(first.id, TaskState.FAILED)
     await fake.settle()
     assert orchestrator.passes[svc.id] > before
     assert len(fake.current(svc.id)) == 2  # the failed slot has its replacement
@@ -604,14 +615,14 @@ async def test_a_task_is_made_with_the_swarms_default_log_driver_unless_its_serv
     # fixed when the task is made.
     default = Driver(name="json-file", options={"max-size": "1m"})
     spec = ClusterSpec(task_defaults=TaskDefaults(log_driver=default))
-    cluster.store.commit([Op.create(Cluster(id="swarm", spec=spec))])
-    cluster.add_node("n1")
-    plain = cluster.create_service(service_spec("plain", replicas=1))
+    await cluster.store.commit([Op.create(Cluster(id="swarm", spec=spec))])
+    await cluster.add_node("n1")
+    plain = await cluster.create_service(service_spec("plain", replicas=1))
     own = service_spec("own", replicas=1)
     own = own.replace(
         task_template=own.task_template.replace(log_driver=Driver(name="none", options={}))
     )
-    logged = cluster.create_service(own)
+    logged = await cluster.create_service(own)
     await cluster.settle()
     [task] = cluster.tasks(plain.id)
     assert task.log_driver == default

@@ -3,6 +3,7 @@
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TypeVar
 
 import pytest
 
@@ -13,7 +14,7 @@ from swarmlet.manager.scheduler.scheduler import (
     PENDING_MESSAGE,
     Scheduler,
 )
-from swarmlet.manager.store import Action, Op, Store
+from swarmlet.manager.store import Action, Commit, Op, Store, Tx
 from swarmlet.models import Node, NodeAvailability, NodeState, StoredObject, Task, TaskState
 from tests.manager.scheduler.builders import GB, node, spec, task, tasks
 
@@ -54,12 +55,12 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def create(store: Store, objects: Iterable[StoredObject]) -> None:
-    store.commit([Op.create(obj) for obj in objects])
+async def create(store: Store, objects: Iterable[StoredObject]) -> None:
+    await store.commit([Op.create(obj) for obj in objects])
 
 
-def update(store: Store, obj: StoredObject) -> None:
-    store.commit([Op.update(obj)])
+async def update(store: Store, obj: StoredObject) -> None:
+    await store.commit([Op.update(obj)])
 
 
 def get(store: Store, task_id: str) -> Task:
@@ -70,14 +71,14 @@ def nodes_of(store: Store, task_ids: Iterable[str]) -> Counter[str | None]:
     return Counter(get(store, task_id).node_id for task_id in task_ids)
 
 
-def changed(store: Store, node_id: str, change: Callable[[Node], Node]) -> None:
-    update(store, change(store.get(Node, node_id)))
+async def changed(store: Store, node_id: str, change: Callable[[Node], Node]) -> None:
+    await store.update(lambda tx: tx.update(change(tx.get(Node, node_id))))
 
 
 async def test_tasks_pending_at_start_are_assigned_and_spread(store, clock):
-    create(store, [node("a"), node("b"), node("c")])
+    await create(store, [node("a"), node("b"), node("c")])
     pending = tasks(10)
-    create(store, pending)
+    await create(store, pending)
     loop = await start(store, clock)
     try:
         for t in pending:
@@ -92,17 +93,17 @@ async def test_tasks_pending_at_start_are_assigned_and_spread(store, clock):
 
 
 async def test_tasks_written_later_are_assigned(store, running):
-    create(store, [node("a"), node("b")])
+    await create(store, [node("a"), node("b")])
     pending = tasks(4)
-    create(store, pending)
+    await create(store, pending)
     await settle()
     assert nodes_of(store, [t.id for t in pending]) == {"a": 2, "b": 2}
 
 
 async def test_one_commit_per_pass(store, running):
-    create(store, [node("a"), node("b")])
+    await create(store, [node("a"), node("b")])
     watch = store.watch()
-    create(store, tasks(6))
+    await create(store, tasks(6))
     await settle()
     revisions = {event.revision for event in watch.drain()}
     watch.close()
@@ -110,9 +111,9 @@ async def test_one_commit_per_pass(store, running):
 
 
 async def test_an_unplaceable_task_is_explained_then_placed_when_a_node_fits(store, running):
-    create(store, [node("a"), node("b")])
+    await create(store, [node("a"), node("b")])
     east_only = spec(constraints=["node.labels.zone==east"])
-    create(store, [task("t1", task_spec=east_only)])
+    await create(store, [task("t1", task_spec=east_only)])
     await settle()
     waiting = get(store, "t1")
     assert waiting.state == TaskState.PENDING
@@ -122,7 +123,7 @@ async def test_an_unplaceable_task_is_explained_then_placed_when_a_node_fits(sto
     )
     assert waiting.status.message == PENDING_MESSAGE
 
-    changed(store, "b", lambda n: n.replace(spec=n.spec.replace(labels={"zone": "east"})))
+    await changed(store, "b", lambda n: n.replace(spec=n.spec.replace(labels={"zone": "east"})))
     await settle()
     placed = get(store, "t1")
     assert (placed.state, placed.node_id) == (TaskState.ASSIGNED, "b")
@@ -130,24 +131,24 @@ async def test_an_unplaceable_task_is_explained_then_placed_when_a_node_fits(sto
 
 
 async def test_a_new_node_takes_waiting_tasks(store, running):
-    create(store, tasks(2))
+    await create(store, tasks(2))
     await settle()
     assert get(store, "svc-t0").status.err == "no suitable node"
-    create(store, [node("late")])
+    await create(store, [node("late")])
     await settle()
     assert nodes_of(store, ["svc-t0", "svc-t1"]) == {"late": 2}
 
 
 async def test_a_node_becoming_ready_and_active_takes_waiting_tasks(store, running):
-    create(store, [node("a", state=NodeState.DOWN, availability=NodeAvailability.DRAIN)])
-    create(store, [task("t1")])
+    await create(store, [node("a", state=NodeState.DOWN, availability=NodeAvailability.DRAIN)])
+    await create(store, [task("t1")])
     await settle()
     assert get(store, "t1").status.err == "no suitable node (1 node not available for new tasks)"
 
-    changed(store, "a", lambda n: n.replace(status=n.status.replace(state=NodeState.READY)))
+    await changed(store, "a", lambda n: n.replace(status=n.status.replace(state=NodeState.READY)))
     await settle()
     assert get(store, "t1").node_id is None
-    changed(
+    await changed(
         store,
         "a",
         lambda n: n.replace(spec=n.spec.replace(availability=NodeAvailability.ACTIVE)),
@@ -157,29 +158,29 @@ async def test_a_node_becoming_ready_and_active_takes_waiting_tasks(store, runni
 
 
 async def test_an_unchanged_explanation_is_not_written_again(store, running):
-    create(store, [node("a", state=NodeState.DOWN)])
-    create(store, [task("t1")])
+    await create(store, [node("a", state=NodeState.DOWN)])
+    await create(store, [task("t1")])
     await settle()
     explained = get(store, "t1")
     assert explained.status.err == "no suitable node (1 node not available for new tasks)"
 
     # Node changes that change nothing for the task: no new write.
-    changed(store, "a", lambda n: n.replace(spec=n.spec.replace(labels={"x": "1"})))
-    create(store, [node("b", state=NodeState.DOWN)])
+    await changed(store, "a", lambda n: n.replace(spec=n.spec.replace(labels={"x": "1"})))
+    await create(store, [node("b", state=NodeState.DOWN)])
     await settle()
     rewritten = get(store, "t1")
     assert rewritten.status.err == "no suitable node (2 nodes not available for new tasks)"
-    changed(store, "a", lambda n: n.replace(spec=n.spec.replace(labels={"x": "2"})))
+    await changed(store, "a", lambda n: n.replace(spec=n.spec.replace(labels={"x": "2"})))
     await settle()
     assert get(store, "t1").version == rewritten.version
 
 
 async def test_a_task_that_ends_makes_room(store, running):
-    create(store, [node("a", memory=4 * GB)])
+    await create(store, [node("a", memory=4 * GB)])
     big = spec(memory=3 * GB)
-    create(store, [task("first", task_spec=big)])
+    await create(store, [task("first", task_spec=big)])
     await settle()
-    create(store, [task("second", task_spec=big)])
+    await create(store, [task("second", task_spec=big)])
     await settle()
     assert get(store, "first").node_id == "a"
     assert get(store, "second").status.err == (
@@ -187,29 +188,29 @@ async def test_a_task_that_ends_makes_room(store, running):
     )
 
     first = get(store, "first")
-    update(store, first.replace(status=first.status.replace(state=TaskState.FAILED)))
+    await update(store, first.replace(status=first.status.replace(state=TaskState.FAILED)))
     await settle()
     assert get(store, "second").node_id == "a"
 
 
 async def test_a_deleted_task_makes_room(store, running):
-    create(store, [node("a")])
+    await create(store, [node("a")])
     one_per_node = spec(max_replicas=1)
-    create(store, [task("first", task_spec=one_per_node)])
+    await create(store, [task("first", task_spec=one_per_node)])
     await settle()
-    create(store, [task("second", task_spec=one_per_node)])
+    await create(store, [task("second", task_spec=one_per_node)])
     await settle()
     assert get(store, "second").status.err == (
         "no suitable node (max replicas per node limit exceed)"
     )
-    store.commit([Op.delete(get(store, "first"))])
+    await store.commit([Op.delete(get(store, "first"))])
     await settle()
     assert get(store, "second").node_id == "a"
 
 
 async def test_preset_tasks_are_confirmed_or_explained(store, running):
-    create(store, [node("a"), node("b", availability=NodeAvailability.DRAIN)])
-    create(store, [task("ga", "agent", node_id="a"), task("gb", "agent", node_id="b")])
+    await create(store, [node("a"), node("b", availability=NodeAvailability.DRAIN)])
+    await create(store, [task("ga", "agent", node_id="a"), task("gb", "agent", node_id="b")])
     await settle()
     confirmed = get(store, "ga")
     assert (confirmed.state, confirmed.node_id) == (TaskState.ASSIGNED, "a")
@@ -220,8 +221,8 @@ async def test_preset_tasks_are_confirmed_or_explained(store, running):
 
 
 async def test_only_pending_tasks_meant_to_run_are_scheduled(store, running):
-    create(store, [node("a")])
-    create(
+    await create(store, [node("a")])
+    await create(
         store,
         [
             task("new", state=TaskState.NEW),
@@ -239,13 +240,16 @@ async def test_only_pending_tasks_meant_to_run_are_scheduled(store, running):
 
 
 async def test_a_task_moved_to_pending_later_is_scheduled(store, running):
-    create(store, [node("a")])
-    create(store, [task("t1", state=TaskState.NEW)])
+    await create(store, [node("a")])
+    await create(store, [task("t1", state=TaskState.NEW)])
     await settle()
     allocated = get(store, "t1")
-    update(store, allocated.replace(status=allocated.status.replace(state=TaskState.PENDING)))
+    await update(store, allocated.replace(status=allocated.status.replace(state=TaskState.PENDING)))
     await settle()
     assert get(store, "t1").node_id == "a"
+
+
+R = TypeVar("R")
 
 
 class ConflictingStore(Store):
@@ -256,25 +260,27 @@ class ConflictingStore(Store):
         self.conflicts = 0
         self.armed = False
 
-    def commit(self, ops):
-        ops = list(ops)
-        if self.armed and ops[0].action is Action.UPDATE:
+    async def update(self, fn: Callable[[Tx], R]) -> Commit[R]:
+        # A dry run on a transaction of its own shows what ``fn`` writes (it may run again).
+        tx = Tx(self)
+        fn(tx)
+        if self.armed and tx.ops and tx.ops[0].action is Action.UPDATE:
             self.armed = False
             self.conflicts += 1
-            target = ops[0].obj
+            target = tx.ops[0].obj
             assert isinstance(target, Task)
             current = self.get(Task, target.id)
-            super().commit([Op.update(current.replace(labels={"touched": "yes"}))])
-        return super().commit(ops)
+            await super().commit([Op.update(current.replace(labels={"touched": "yes"}))])
+        return await super().update(fn)
 
 
 async def test_a_version_conflict_is_retried_from_the_store_on_the_next_pass(clock):
     store = ConflictingStore(clock)
-    create(store, [node("a")])
+    await create(store, [node("a")])
     loop = await start(store, clock)
     try:
         store.armed = True
-        create(store, [task("t1")])
+        await create(store, [task("t1")])
         await settle()
         assert store.conflicts == 1
         assert not loop.done()
@@ -286,13 +292,13 @@ async def test_a_version_conflict_is_retried_from_the_store_on_the_next_pass(clo
 
 
 async def test_debounce_waits_on_the_clock_then_decides_once(store, clock):
-    create(store, [node("a"), node("b")])
+    await create(store, [node("a"), node("b")])
     loop = await start(store, clock, debounce=0.05)
     try:
         watch = store.watch()
-        create(store, tasks(2))
+        await create(store, tasks(2))
         await settle()
-        create(store, [task("late")])
+        await create(store, [task("late")])
         await settle()
         assert get(store, "late").node_id is None
         await clock.advance(0.05)

@@ -214,11 +214,11 @@ def marked_service(name: str = "web") -> Service:
     return Service(id=f"id-{name}", spec=ServiceSpec(name=name, labels={"note": MARKER}))
 
 
-def test_no_object_is_in_plain_text_in_the_file_or_its_wal(tmp_path: Path) -> None:
+async def test_no_object_is_in_plain_text_in_the_file_or_its_wal(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
-    store = Store(SqliteBackend(path, Cipher(new_dek())), FakeClock())
-    store.commit([Op.create(marked_service())])
-    store.commit([Op.create(marked_service("api"))])
+    store = await Store.open(SqliteBackend(path, Cipher(new_dek())), FakeClock())
+    await store.commit([Op.create(marked_service())])
+    await store.commit([Op.create(marked_service("api"))])
     wal = path.with_name("store.db-wal")
     assert wal.stat().st_size > 0
     assert MARKER.encode() not in wal.read_bytes()
@@ -228,50 +228,50 @@ def test_no_object_is_in_plain_text_in_the_file_or_its_wal(tmp_path: Path) -> No
     assert MARKER.encode() not in path.read_bytes()
 
 
-def test_without_a_cipher_the_marker_is_there(tmp_path: Path) -> None:
+async def test_without_a_cipher_the_marker_is_there(tmp_path: Path) -> None:
     """The check above can see a marker: an unsealed store shows it."""
     path = tmp_path / "store.db"
-    store = Store(SqliteBackend(path), FakeClock())
-    store.commit([Op.create(marked_service())])
+    store = await Store.open(SqliteBackend(path), FakeClock())
+    await store.commit([Op.create(marked_service())])
     assert MARKER.encode() in path.with_name("store.db-wal").read_bytes()
     store.close()
     assert MARKER.encode() in path.read_bytes()
 
 
-def test_a_sealed_store_reopens_only_with_its_dek(tmp_path: Path) -> None:
+async def test_a_sealed_store_reopens_only_with_its_dek(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     dek = new_dek()
-    store = Store(SqliteBackend(path, Cipher(dek)), FakeClock())
-    (created,) = store.commit([Op.create(marked_service())])
+    store = await Store.open(SqliteBackend(path, Cipher(dek)), FakeClock())
+    (created,) = await store.commit([Op.create(marked_service())])
     store.close()
 
-    again = Store(SqliteBackend(path, Cipher(dek)), FakeClock())
+    again = await Store.open(SqliteBackend(path, Cipher(dek)), FakeClock())
     assert again.get(Service, "id-web") == created
     again.close()
     with pytest.raises(CannotDecrypt, match="Service id-web: cannot decrypt"):
-        Store(SqliteBackend(path, Cipher(new_dek())), FakeClock())
+        await Store.open(SqliteBackend(path, Cipher(new_dek())), FakeClock())
     with pytest.raises(CannotDecrypt, match="Service id-web is encrypted"):
-        Store(SqliteBackend(path), FakeClock())
+        await Store.open(SqliteBackend(path), FakeClock())
 
 
-def test_a_plain_row_in_a_sealed_store_is_refused(tmp_path: Path) -> None:
+async def test_a_plain_row_in_a_sealed_store_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
-    plain = Store(SqliteBackend(path), FakeClock())
-    plain.commit([Op.create(marked_service())])
+    plain = await Store.open(SqliteBackend(path), FakeClock())
+    await plain.commit([Op.create(marked_service())])
     plain.close()
     with pytest.raises(CannotDecrypt, match="Service id-web is stored unencrypted"):
-        Store(SqliteBackend(path, Cipher(new_dek())), FakeClock())
+        await Store.open(SqliteBackend(path, Cipher(new_dek())), FakeClock())
 
 
-def test_a_row_moved_to_another_object_does_not_open(tmp_path: Path) -> None:
+async def test_a_row_moved_to_another_object_does_not_open(tmp_path: Path) -> None:
     path = tmp_path / "store.db"
     dek = new_dek()
     backend = SqliteBackend(path, Cipher(dek))
-    store = Store(backend, FakeClock())
-    store.commit([Op.create(marked_service("web")), Op.create(marked_service("api"))])
+    store = await Store.open(backend, FakeClock())
+    await store.commit([Op.create(marked_service("web")), Op.create(marked_service("api"))])
     db = backend._db
     (sealed,) = db.execute("SELECT data FROM objects WHERE id = 'id-web'").fetchone()
     db.execute("UPDATE objects SET data = ? WHERE id = 'id-api'", (sealed,))
     store.close()
     with pytest.raises(CannotDecrypt, match="Service id-api"):
-        Store(SqliteBackend(path, Cipher(dek)), FakeClock())
+        await Store.open(SqliteBackend(path, Cipher(dek)), FakeClock())
