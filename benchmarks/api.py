@@ -64,11 +64,12 @@ from benchmarks.common import (
     write_section,
 )
 from swarmlet import collector
+from swarmlet.api import make_app
+from swarmlet.api.control import LocalNodeState
 from swarmlet.clock import SystemClock
 from swarmlet.ids import new_id
 from swarmlet.manager.allocator import ingress_network
-from swarmlet.manager.api import make_app
-from swarmlet.manager.api.control import LocalNodeState
+from swarmlet.manager.api.cluster import LocalCluster
 from swarmlet.manager.store import Op, Store
 from swarmlet.models import (
     Cluster,
@@ -108,9 +109,12 @@ class BenchControl:
     node_id: str
     state: LocalNodeState = LocalNodeState.ACTIVE
     node_addr: str = "10.0.0.1"
-    leader: None = None
     manager_addrs: list[str] = field(default_factory=lambda: ["10.0.0.1:2377"])
     engine_socket: str = "/var/run/docker.sock"
+
+    @property
+    def cluster(self) -> LocalCluster:
+        return LocalCluster(self.store)
 
     async def init(self, request: object) -> str:
         raise NotImplementedError
@@ -417,7 +421,7 @@ def render(args: argparse.Namespace, date: str, text: str) -> Callable[[list[str
 ## Manager API latency with 1,000 services (issue 5, point 3)
 
 `benchmarks/api.py` (one command: `.venv/bin/python benchmarks/api.py`; no root, no lab, no
-containers) serves the real API application (`swarmlet.manager.api.make_app`) on a unix socket
+containers) serves the real API application (`swarmlet.api.make_app`) on a unix socket
 from a child process, as swarmletd does, over an in-memory store filled directly:
 {args.services} replicated services of 1 replica, each with its running task and {args.history}
 shut-down ones (the history `--task-history-limit` keeps), on {args.nodes} ready nodes; then

@@ -58,7 +58,7 @@ NAMESPACE_POLL = 0.005
 
 # A container created through swarmletd on a swarm network carries this label: the key its
 # attachments were asked under (its ID is not known before the engine makes it); see
-# swarmlet.manager.api.containers, which sets it.
+# swarmlet.api.containers, which sets it.
 ATTACHMENT_KEY_LABEL = "com.swarmlet.attachment.key"
 
 
@@ -331,7 +331,7 @@ class NetworkAgent:
             )
         return address
 
-    # Plain containers on attachable networks (swarmlet.manager.api.containers)
+    # Plain containers on attachable networks (swarmlet.api.containers)
 
     async def attach_container(
         self, network: str, key: str, name: str, aliases: Sequence[str]

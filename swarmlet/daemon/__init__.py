@@ -20,11 +20,11 @@ from urllib.parse import urlparse
 
 from swarmlet.agent.devices import DeviceError, NodeDevices, node_devices
 from swarmlet.agent.engine import EngineClient
+from swarmlet.api import make_app
 from swarmlet.clock import SystemClock
 from swarmlet.daemon.control import NodeControl
 from swarmlet.daemon.listen import Host, parse_host, serve
 from swarmlet.daemon.options import DEFAULT_SOCKET, UsageError, api_tls, parser
-from swarmlet.manager.api.app import make_app
 
 log = logging.getLogger("swarmletd")
 
@@ -71,6 +71,7 @@ async def _main(
         log.info("stopping")
     finally:
         await runner.cleanup()
+        await control.close()
         await engine.close()
 
 

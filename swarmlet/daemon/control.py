@@ -25,15 +25,16 @@ from swarmlet.agent.network import NetworkAgent
 from swarmlet.agent.plugin_server import teardown_plugins
 from swarmlet.agent.task_files import unmount_secrets
 from swarmlet.aio import cancel_and_wait
+from swarmlet.api.backend import NO_CLUSTER, ClusterBackend
+from swarmlet.api.common import WORKER
+from swarmlet.api.control import InitRequest, JoinRequest, LeaderRoute, LocalNodeState
 from swarmlet.clock import Clock
 from swarmlet.daemon import state as identity_file
 from swarmlet.daemon.addresses import advertise_addr, data_path_addr, split_addr
 from swarmlet.errors import InvalidSpec, Unavailable
 from swarmlet.ids import new_id
-from swarmlet.manager.api.app import forwarded_app
-from swarmlet.manager.api.common import WORKER
-from swarmlet.manager.api.control import InitRequest, JoinRequest, LeaderRoute, LocalNodeState
 from swarmlet.models import (
+    DEFAULT_POOLS,
     Cluster,
     ClusterSpec,
     ManagerStatus,
@@ -52,11 +53,12 @@ from swarmlet.pki import Credentials, JoinToken
 from swarmlet.pki.tls import client_context
 
 if TYPE_CHECKING:
+    from swarmlet.manager.api.leader import Leader
     from swarmlet.manager.store import Store, Tx
 
-# The manager's packages (store, CA, allocator, controllers) are imported where the node
-# becomes or runs a manager, not above: a worker never needs them, and they would stay in its
-# memory for nothing.
+# The manager's packages (store, CA, allocator, controllers, the swarm's API handlers) are
+# imported where the node becomes or runs a manager, not above: a worker never needs them, and
+# they would stay in its memory for nothing.
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,11 @@ class NodeControl:
         self._agent: Agent | None = None
         # Set while the node's certificate says manager (the leader ignores it: it has the store).
         self._leader_route: LeaderRoute | None = None
+        # Who answers the API's swarm requests (swarmlet.api.backend), set by _set_cluster
+        # whenever the role or the state changes; the follower's client of the leader is kept
+        # across them (its connections).
+        self._cluster: ClusterBackend = NO_CLUSTER
+        self._leader_client: Leader | None = None
         self._running: list[asyncio.Task[None]] = []
         self._busy = asyncio.Lock()
         self._group: asyncio.TaskGroup | None = None
@@ -145,6 +152,10 @@ class NodeControl:
         if self._store is not None or self._locked or self._identity is None:
             return None
         return self._leader_route
+
+    @property
+    def cluster(self) -> ClusterBackend:
+        return self._cluster
 
     @property
     def manager_addrs(self) -> list[str]:
@@ -202,7 +213,6 @@ class NodeControl:
         """The new cluster with its root CA, the ingress network, and the first manager with
         its certificate."""
         from swarmlet.manager.allocator import ingress_network  # manager only (see above)
-        from swarmlet.manager.allocator.ipam import DEFAULT_POOLS
         from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
         from swarmlet.pki.ca import new_key_and_csr
 
@@ -323,6 +333,7 @@ class NodeControl:
             self._leader_route = None
             self._unlock_key = ""
             self._locked = False
+            self._set_cluster()
 
     # Running the node's parts
 
@@ -340,6 +351,7 @@ class NodeControl:
         self._locked = key_file_sealed(self._key_file)
         if not self._locked:
             self._store = await self._open_store(None)
+        self._set_cluster()
 
     async def run(self) -> None:
         """Start what the remembered identity needs and keep running until cancelled."""
@@ -358,7 +370,8 @@ class NodeControl:
         if identity is None or self._group is None:
             raise Unavailable("the daemon is not running")
         if store is not None:
-            from swarmlet.manager.manager import Manager  # manager only (see above)
+            from swarmlet.manager.api.forwarded import forwarded_app  # manager only (see above)
+            from swarmlet.manager.manager import Manager
 
             # The store is loaded: from here the heap is mostly the cluster's objects.
             collector.tune_for_a_long_lived_store()
@@ -403,10 +416,36 @@ class NodeControl:
         is_manager = self._leader_route is not None
         if self._store is None and was_manager != is_manager:
             log.info("this node is now a %s", "manager" if is_manager else "worker")
+        self._set_cluster()
+
+    def _set_cluster(self) -> None:
+        """Give the API the cluster backend of the node's role and state now: the store's
+        while this node holds it (active, unlocked), the leader's while its certificate says
+        manager and another holds the store, else none."""
+        store = self._store if self.state is LocalNodeState.ACTIVE else None
+        route = self.leader
+        if store is not None:
+            from swarmlet.manager.api.cluster import LocalCluster  # manager only (see above)
+
+            self._cluster = LocalCluster(store)
+        elif route is not None:
+            from swarmlet.manager.api.follower import RemoteCluster  # manager only
+            from swarmlet.manager.api.leader import Leader
+
+            if self._leader_client is None:
+                self._leader_client = Leader()
+            self._cluster = RemoteCluster(route, self._leader_client)
+        else:
+            self._cluster = NO_CLUSTER
+
+    async def close(self) -> None:
+        """Close the follower's client of the leader, if the node ever was one."""
+        if self._leader_client is not None:
+            await self._leader_client.close()
 
     def attacher(self) -> NetworkAgent | None:
         """The host's network agent while the node is in a swarm: plain containers join the
-        swarm's attachable networks through it (swarmlet.manager.api.containers)."""
+        swarm's attachable networks through it (swarmlet.api.containers)."""
         return self._agent.network if self._agent is not None else None
 
     async def _stop(self) -> None:
@@ -417,6 +456,7 @@ class NodeControl:
         if self._store is not None:
             self._store.close()
             self._store = None
+        self._set_cluster()
 
     @property
     def _key_file(self) -> Path:

@@ -1,7 +1,7 @@
 """The manager: the store's controllers and the dispatcher's port, run together.
 
-Controllers never call each other; they meet in the store. Only the leader runs them (with
-one manager, that is this one).
+Controllers never call each other; they meet in the store. Only the leader runs them, for as
+long as its term lasts (``leadership``: with one manager, that is this one from start to end).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from swarmlet.manager.ca.rotation import RootRotation
 from swarmlet.manager.dispatcher import Dispatcher
 from swarmlet.manager.dispatcher.server import manager_app
 from swarmlet.manager.events import swarm_events_for
+from swarmlet.manager.leadership import Leadership, SoleManager, Term
 from swarmlet.manager.scheduler.scheduler import Scheduler
 from swarmlet.manager.store import Store
 from swarmlet.pki import Credentials
@@ -36,8 +37,10 @@ class Manager:
         listen_addr: str,
         credentials: Credentials,
         api: web.Application | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.store = store
+        self._leadership = leadership or SoleManager(node_id)
         # The Engine API for the requests the other managers forward, served on the port.
         self._api = api
         self._clock = clock
@@ -62,14 +65,25 @@ class Manager:
         log.info("manager listening for agents on %s", self._listen_addr)
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(dispatcher.run(), name="dispatcher")
-                group.create_task(Allocator(self.store, self._clock).run(), name="allocator")
-                group.create_task(Scheduler(self.store, self._clock).run(), name="scheduler")
-                rotation = RootRotation(self.store, self._clock)
-                group.create_task(rotation.run(), name="root-rotation")
+                # Every manager keeps the swarm's events (they come from its store).
                 events = swarm_events_for(self.store, self._clock)
                 group.create_task(events.run(), name="swarm-events")
-                for controller in orchestrator.controllers(self.store, self._clock):
-                    group.create_task(controller.run(), name=type(controller).__name__)
+                group.create_task(
+                    self._leadership.run(lambda term: self._lead(term, dispatcher)),
+                    name="leadership",
+                )
         finally:
             await runner.cleanup()
+
+    async def _lead(self, term: Term, dispatcher: Dispatcher) -> None:
+        """The leader's work, cancelled when its term ends: the dispatcher's loops and every
+        controller, all on the one controller runtime."""
+        log.info("manager %s leads: starting the controllers", term.node_id)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(dispatcher.run(), name="dispatcher")
+            group.create_task(Allocator(self.store, self._clock).run(), name="allocator")
+            group.create_task(Scheduler(self.store, self._clock).run(), name="scheduler")
+            rotation = RootRotation(self.store, self._clock)
+            group.create_task(rotation.run(), name="root-rotation")
+            for controller in orchestrator.controllers(self.store, self._clock):
+                group.create_task(controller.run(), name=type(controller).__name__)

@@ -12,6 +12,8 @@ from swarmlet.models.base import (
 )
 from swarmlet.models.cluster import Cluster, ClusterSpec, JoinTokens, RootCA
 from swarmlet.models.network import (
+    DEFAULT_POOLS,
+    DEFAULT_SUBNET_SIZE,
     INGRESS_NAME,
     OVERLAY,
     VXLAN_OPTION,
@@ -85,6 +87,8 @@ from swarmlet.models.service import (
 from swarmlet.models.task import ContainerStatus, Task, TaskState, TaskStatus
 
 __all__ = [
+    "DEFAULT_POOLS",
+    "DEFAULT_SUBNET_SIZE",
     "INGRESS_NAME",
     "OVERLAY",
     "SECOND_NS",

@@ -15,6 +15,9 @@ from swarmlet.models.base import Model, StoredObject, ZeroIsDefault
 OVERLAY = "overlay"
 INGRESS_NAME = "ingress"
 VXLAN_OPTION = "com.docker.network.driver.overlay.vxlanid_list"
+# Where overlay subnets come from when the swarm was given no pools, and their size.
+DEFAULT_POOLS = ("10.0.0.0/8",)
+DEFAULT_SUBNET_SIZE = 24
 
 
 class IPAMConfig(Model):

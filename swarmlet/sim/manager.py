@@ -16,17 +16,19 @@ from pathlib import Path
 
 from aiohttp import web
 
+from swarmlet.api import make_app
+from swarmlet.api.backend import NO_CLUSTER, ClusterBackend
+from swarmlet.api.control import InitRequest, JoinRequest, LocalNodeState
 from swarmlet.clock import Clock, SystemClock
 from swarmlet.errors import Unavailable
 from swarmlet.ids import new_id
 from swarmlet.manager.allocator import ingress_network
-from swarmlet.manager.allocator.ipam import DEFAULT_POOLS
-from swarmlet.manager.api import make_app
-from swarmlet.manager.api.control import InitRequest, JoinRequest, LeaderRoute, LocalNodeState
+from swarmlet.manager.api.cluster import LocalCluster
 from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
 from swarmlet.manager.manager import Manager
 from swarmlet.manager.store import MemoryBackend, Op, Store
 from swarmlet.models import (
+    DEFAULT_POOLS,
     Cluster,
     ManagerStatus,
     Node,
@@ -60,9 +62,12 @@ class LocalControl:
     node_addr: str
     manager_addrs: list[str] = field(default_factory=list)
     state: LocalNodeState = LocalNodeState.ACTIVE
-    leader: LeaderRoute | None = None
     # Nothing listens there: requests the API passes through to an engine fail.
     engine_socket: str = "/nonexistent/docker.sock"
+
+    @property
+    def cluster(self) -> ClusterBackend:
+        return LocalCluster(self.store) if self.store is not None else NO_CLUSTER
 
     async def init(self, request: InitRequest) -> str:
         raise Unavailable(REFUSED)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from swarmlet.api.backend import NO_CLUSTER
 from swarmlet.clock import FakeClock
 from swarmlet.daemon import state as identity_file
 from swarmlet.daemon.control import LEAVE_AS_FOLLOWER, NodeControl
 from swarmlet.errors import Unavailable
 from swarmlet.ids import new_id
+from swarmlet.manager.api.follower import RemoteCluster
 from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
 from swarmlet.manager.store import Op, Store
 from swarmlet.models import Cluster, Node, NodeRole, NodeSpec
@@ -66,16 +68,34 @@ async def test_a_manager_certificate_without_the_store_forwards_to_the_managers(
     assert route is not None
     assert route.addrs == (LEADER,)
     assert control.store is None
+    # The API's swarm requests go to the leader by that route.
+    cluster = control.cluster
+    assert isinstance(cluster, RemoteCluster)
+    assert (cluster.route, cluster.is_manager, cluster.holds_store) == (route, True, False)
+    await control.close()
 
 
 async def test_a_worker_certificate_forwards_nothing(tmp_path: Path) -> None:
-    assert (await joined_with(tmp_path, NodeRole.WORKER)).leader is None
+    control = await joined_with(tmp_path, NodeRole.WORKER)
+    assert control.leader is None
+    assert control.cluster is NO_CLUSTER
+
+
+async def test_a_demoted_follower_stops_forwarding(tmp_path: Path) -> None:
+    control = await joined_with(tmp_path, NodeRole.MANAGER)
+    assert isinstance(control.cluster, RemoteCluster)
+    # `docker node demote`: the renewed certificate says worker.
+    await joined_with(tmp_path, NodeRole.WORKER)
+    control._read_role()
+    assert (control.leader, control.cluster) == (None, NO_CLUSTER)
+    await control.close()
 
 
 def test_outside_a_swarm_nothing_is_forwarded(tmp_path: Path) -> None:
     control = node_control(tmp_path)
     control._read_role()
     assert control.leader is None
+    assert control.cluster is NO_CLUSTER
 
 
 async def test_a_follower_leaves_only_when_forced(tmp_path: Path) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from swarmlet.api.backend import NO_CLUSTER
+from swarmlet.api.control import LocalNodeState
 from swarmlet.clock import FakeClock
 from swarmlet.daemon import state as identity_file
 from swarmlet.daemon.control import NodeControl
 from swarmlet.ids import new_id
-from swarmlet.manager.api.control import LocalNodeState
+from swarmlet.manager.api.cluster import LocalCluster
 from swarmlet.manager.store import Op, Store
 from swarmlet.manager.store.encryption import (
     Cipher,
@@ -67,6 +69,9 @@ async def test_a_manager_has_its_store_loaded_once_opened(tmp_path: Path) -> Non
         assert control.store is not None
         assert control.store.cluster() == cluster
         assert control.store.revision == cluster.version.index
+        # The API's swarm requests are answered from it.
+        assert isinstance(control.cluster, LocalCluster)
+        assert control.cluster.store is control.store
     finally:
         control.store.close()
 
@@ -79,6 +84,7 @@ async def test_an_autolocked_manager_stays_locked_without_its_store(tmp_path: Pa
     await control.open()
     assert control.state is LocalNodeState.LOCKED
     assert control.store is None
+    assert control.cluster is NO_CLUSTER  # Swarm's "locked" to every swarm request
 
 
 async def test_a_worker_opens_no_store(tmp_path: Path) -> None:

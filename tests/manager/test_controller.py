@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import FakeClock
 from swarmlet.manager.controller import Controller
-from swarmlet.manager.store import Event, Store, Tx
+from swarmlet.manager.store import Event, Op, Store, Tx
 from swarmlet.models import Node, NodeSpec
 
 
@@ -149,3 +150,103 @@ async def test_cancelling_the_loop_closes_its_watch() -> None:
     assert len(store._watches) == 1
     await cancel_and_wait(loop)
     assert store._watches == set()
+
+
+class Unwatched(Recorder):
+    """A controller on a timer and pokes only: no snapshot, no watch."""
+
+    follows_store = False
+
+
+async def test_a_controller_that_follows_no_store_takes_no_watch_and_sees_no_events() -> None:
+    store, clock = Store(clock=FakeClock()), FakeClock()
+    controller = Unwatched(store, clock)
+    loop = asyncio.create_task(controller.run())
+    try:
+        await settle()
+        assert store._watches == set()
+        assert controller.passes == 1
+        await store.update(lambda tx: tx.create(Node(id="a")))
+        await settle()
+        assert controller.passes == 1  # a commit does not wake it
+        controller.poke()
+        await settle()
+        assert controller.passes == 2
+        assert controller.marked == []
+    finally:
+        await cancel_and_wait(loop)
+
+
+async def test_a_controller_that_follows_no_store_wakes_on_its_timer() -> None:
+    store, clock = Store(clock=FakeClock()), FakeClock()
+    controller = Unwatched(store, clock)
+    controller.wake_in = 2.0
+    loop = asyncio.create_task(controller.run())
+    try:
+        await settle()
+        await clock.advance(1.9)
+        await settle()
+        assert controller.passes == 1
+        controller.wake_in = None
+        await clock.advance(0.1)
+        await settle()
+        assert controller.passes == 2
+        await clock.advance(10)
+        await settle()
+        assert controller.passes == 2  # no timer waits: only a poke wakes it
+    finally:
+        await cancel_and_wait(loop)
+
+
+async def test_pokes_during_the_debounce_make_one_pass_on_the_injected_clock() -> None:
+    store, clock = Store(clock=FakeClock()), FakeClock()
+    controller = Unwatched(store, clock)
+    controller.debounce = 0.5
+    loop = asyncio.create_task(controller.run())
+    try:
+        await settle()
+        controller.poke()
+        await settle()
+        await clock.advance(0.25)
+        controller.poke()
+        await settle()
+        assert controller.passes == 1  # waiting on the clock, not on real time
+        await clock.advance(0.25)
+        await settle()
+        assert controller.passes == 2
+        await clock.advance(1)
+        await settle()
+        assert controller.passes == 2  # both pokes were that one pass's
+    finally:
+        await cancel_and_wait(loop)
+
+
+class Shared(Unwatched):
+    shares_own_commits = True
+
+
+async def test_a_controller_that_shares_its_commits_tells_them_to_another() -> None:
+    # What follows no store forgets its commits, unless another passes over them (the
+    # dispatcher's pusher over the status writer's).
+    store, clock = Store(clock=FakeClock()), FakeClock()
+    await store.update(lambda tx: tx.create(Node(id="a")))
+    shared, alone = Shared(store, clock), Unwatched(store, clock)
+    for controller in (shared, alone):
+        controller.to_label = ["a"]
+        await controller.act()
+    assert shared.made(store.revision - 1)
+    assert not alone.made(store.revision)
+    assert alone._own._pending == deque()
+
+
+async def test_write_ops_writes_a_large_pass_in_parts_in_order() -> None:
+    store, clock = Store(clock=FakeClock()), FakeClock()
+    controller = Recorder(store, clock)
+    controller.max_ops_per_transaction = 2
+    watch = store.watch()
+    await controller.write_ops([Op.create(Node(id=f"n{i}")) for i in range(5)])
+    events = watch.drain()
+    watch.close()
+    assert [event.obj.id for event in events] == ["n0", "n1", "n2", "n3", "n4"]
+    assert [event.revision for event in events] == [1, 1, 2, 2, 3]
+    assert all(controller.made(revision) for revision in (1, 2, 3))

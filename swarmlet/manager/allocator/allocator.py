@@ -68,7 +68,7 @@ class Allocator(Controller):
         if not ops:
             return
         try:
-            await self.write(lambda tx: tx.write(ops))
+            await self.write_ops(ops)
         except SwarmletError as exc:
             # Something changed under the pass; its event is on the way, and the next pass
             # decides again from the store as it is then.

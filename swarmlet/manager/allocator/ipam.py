@@ -17,10 +17,17 @@ from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Address, IPv4Network, ip_address, ip_network
 
 from swarmlet.errors import InvalidSpec
-from swarmlet.models import INGRESS_NAME, OVERLAY, VXLAN_OPTION, IPAMConfig, Network, NetworkIPAM
+from swarmlet.models import (
+    DEFAULT_POOLS,
+    DEFAULT_SUBNET_SIZE,
+    INGRESS_NAME,
+    OVERLAY,
+    VXLAN_OPTION,
+    IPAMConfig,
+    Network,
+    NetworkIPAM,
+)
 
-DEFAULT_POOLS = ("10.0.0.0/8",)
-DEFAULT_SUBNET_SIZE = 24
 INGRESS_VNI = 4096
 FIRST_VNI = 4097
 MAX_VNI = (1 << 24) - 1

@@ -1,9 +1,10 @@
-"""GET /events: the engine's events, and on a manager the swarm's beside them (docs/events.md).
+"""GET /events where the store is: the engine's events and the swarm's beside them
+(docs/events.md).
 
 A node that holds no store (a worker, a follower, a locked manager, a node outside a swarm)
-passes the request through to its engine, as before. A manager merges the engine's stream
-with the swarm's events (``swarmlet.manager.events``), as a Docker manager's one stream holds
-both, in two phases:
+passes the request through to its engine (``swarmlet.api.backend``). A manager merges the
+engine's stream with the swarm's events (``swarmlet.manager.events``), as a Docker manager's
+one stream holds both, in two phases:
 
 1. With ``since`` or ``until`` (moby replays its kept events then), what is already past: the
    engine asked with ``until`` at most now (it answers that and ends) and the kept swarm
@@ -26,22 +27,18 @@ import heapq
 import json
 import re
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
 import aiohttp
 from aiohttp import web
 
+from swarmlet.api.common import clock_of
+from swarmlet.api.proxy import ENGINE, stream_back
 from swarmlet.clock import Clock
 from swarmlet.errors import InvalidSpec
-from swarmlet.manager.api.common import clock_of, control_of
-from swarmlet.manager.api.control import LocalNodeState
+from swarmlet.manager.api.common import store_of
 from swarmlet.manager.api.filters import Filters
-from swarmlet.manager.api.proxy import ENGINE, stream_back
-
-if TYPE_CHECKING:
-    from swarmlet.manager.events import EventFilter, Subscription
-    from swarmlet.manager.store import Store
+from swarmlet.manager.events import EventFilter, Subscription, swarm_events_for, unix_nano
 
 SECOND_NS = 1_000_000_000
 # How often a live stream with nothing to send checks that its client is still there.
@@ -89,13 +86,6 @@ def event_time(line: bytes) -> int:
     return seconds * SECOND_NS if isinstance(seconds, int) else 0
 
 
-def _store(request: web.Request) -> Store | None:
-    control = control_of(request)
-    if control.state is not LocalNodeState.ACTIVE:
-        return None
-    return control.store
-
-
 def _query(request: web.Request, **bounds: str) -> str:
     """The request's query with ``since``/``until`` replaced."""
     pairs = [(key, value) for key, value in request.query.items() if key not in bounds]
@@ -105,9 +95,7 @@ def _query(request: web.Request, **bounds: str) -> str:
 
 async def events(request: web.Request) -> web.StreamResponse:
     engine = request.app[ENGINE]
-    store = _store(request)
-    if store is None:
-        return await engine.forward(request)
+    store = store_of(request)
     try:
         since = parse_timestamp(request.query.get("since", ""))
         until = parse_timestamp(request.query.get("until", ""))
@@ -116,9 +104,6 @@ async def events(request: web.Request) -> web.StreamResponse:
         return await engine.forward(request)  # its error, in its words
     if since is not None and until is not None and until < since:
         return await engine.forward(request)
-    # The manager's part, imported on a manager only (a worker serves this API too).
-    from swarmlet.manager.events import EventFilter, swarm_events_for, unix_nano
-
     clock = clock_of(request)
     selected = EventFilter(filters.values)
     with swarm_events_for(store, clock).subscribe() as subscription:
@@ -255,6 +240,3 @@ class _Live:
 def _client_gone(request: web.Request) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()
-
-
-ROUTES = (("GET", "/events", events),)

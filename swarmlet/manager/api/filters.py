@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from swarmlet.api.common import parse_json
 from swarmlet.errors import InvalidSpec
-from swarmlet.manager.api.common import parse_json
 
 
 @dataclass(frozen=True)

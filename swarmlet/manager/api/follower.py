@@ -1,4 +1,5 @@
-"""What a follower manager answers: the cluster's requests go to the leader (``leader.py``).
+"""The cluster backend of a follower manager (``RemoteCluster``): the cluster's requests go to
+the leader (``leader.py``).
 
 Most of them are the leader's alone and are forwarded as they came. A few mix the cluster's
 state with this host's engine, and the follower puts the two together: ``/info`` is the local
@@ -15,34 +16,49 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from swarmlet.api.backend import Endpoint
+from swarmlet.api.common import control_of, json_response, read_json_object
+from swarmlet.api.control import LeaderRoute
+from swarmlet.api.networks import (
+    SWARM_SCOPE,
+    NetworkCreateRequest,
+    create_local,
+    engine_networks,
+)
+from swarmlet.api.proxy import ENGINE
+from swarmlet.api.system import swarm_info
 from swarmlet.errors import InvalidSpec, Unavailable
-from swarmlet.manager.api import networks
-from swarmlet.manager.api.common import control_of, json_response, read_json_object
-from swarmlet.manager.api.control import LeaderRoute
-from swarmlet.manager.api.errors import Handler
-from swarmlet.manager.api.leader import LEADER, Answer
-from swarmlet.manager.api.proxy import ENGINE
-from swarmlet.manager.api.system import swarm_info
+from swarmlet.manager.api.leader import Answer, Leader
 from swarmlet.models import OVERLAY
 
-FollowerHandler = Callable[[web.Request, LeaderRoute], Awaitable[web.StreamResponse]]
 
+class RemoteCluster:
+    """Another manager holds the store: this follower reaches it by ``route`` with ``client``
+    (one per daemon: its connections are kept)."""
 
-async def forward(request: web.Request, route: LeaderRoute) -> web.StreamResponse:
-    return await request.app[LEADER].forward(request, route)
+    is_manager = True
+    holds_store = False
 
+    def __init__(self, route: LeaderRoute, client: Leader) -> None:
+        self.route = route
+        self.client = client
 
-def on_follower(handler: Handler, follower: FollowerHandler = forward) -> Handler:
-    """The route's handler, except on a follower: there, ``follower`` (by default, the
-    request forwarded to the leader)."""
+    async def serve(self, endpoint: Endpoint, request: web.Request) -> web.StreamResponse:
+        if endpoint is Endpoint.EVENTS:
+            # A follower's events are its engine's alone: never forwarded.
+            return await request.app[ENGINE].forward(request)
+        handler = FOLLOWER_HANDLERS.get(endpoint)
+        if handler is None:
+            return await self.forward(request)
+        return await handler(request, self)
 
-    async def handle(request: web.Request) -> web.StreamResponse:
-        route = control_of(request).leader
-        if route is None:
-            return await handler(request)
-        return await follower(request, route)
+    async def forward(self, request: web.Request, body: bytes | None = None) -> web.StreamResponse:
+        """The request as it came, answered by the leader and streamed back."""
+        return await self.client.forward(request, self.route, body=body)
 
-    return handle
+    async def ask(self, request: web.Request) -> Answer:
+        """The leader's whole answer to the request, for a handler that adds to it."""
+        return await self.client.ask(request, self.route)
 
 
 def _json_object(answer: Answer) -> dict[str, Any]:
@@ -54,11 +70,11 @@ def _json_object(answer: Answer) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-async def _swarm_section(request: web.Request, route: LeaderRoute) -> dict[str, Any]:
+async def _swarm_section(request: web.Request, leader: RemoteCluster) -> dict[str, Any]:
     """The leader's Swarm section of /info, as seen from this node; when the leader does not
     give one, this node's own, saying why."""
     try:
-        answer = await request.app[LEADER].ask(request, route)
+        answer = await leader.ask(request)
     except Unavailable as exc:
         error = exc.message
     else:
@@ -73,48 +89,59 @@ async def _swarm_section(request: web.Request, route: LeaderRoute) -> dict[str, 
     return section
 
 
-async def info(request: web.Request, route: LeaderRoute) -> web.StreamResponse:
+async def info(request: web.Request, leader: RemoteCluster) -> web.StreamResponse:
     data = await request.app[ENGINE].get_json("/info")
-    data["Swarm"] = await _swarm_section(request, route)
+    data["Swarm"] = await _swarm_section(request, leader)
     return json_response(data)
 
 
-async def list_networks(request: web.Request, route: LeaderRoute) -> web.StreamResponse:
+async def list_networks(request: web.Request, leader: RemoteCluster) -> web.StreamResponse:
     """The local engine's networks, then the swarm's (the leader checks the filters)."""
-    answer = await request.app[LEADER].ask(request, route)
+    answer = await leader.ask(request)
     if answer.status != 200:
         return answer.response()
     ours = answer.json()
     raw_filters = request.query.get("filters")
     path = "/networks" + (f"?filters={quote(raw_filters, safe='')}" if raw_filters else "")
     local = await request.app[ENGINE].get_json(path)
-    return json_response(
-        [*networks.engine_networks(local), *(ours if isinstance(ours, list) else [])]
-    )
+    return json_response([*engine_networks(local), *(ours if isinstance(ours, list) else [])])
 
 
-async def inspect_network(request: web.Request, route: LeaderRoute) -> web.StreamResponse:
+async def inspect_network(request: web.Request, leader: RemoteCluster) -> web.StreamResponse:
     """The swarm's network of that reference, else the local engine's."""
     scope = request.query.get("scope", "")
     if scope == "local":
         return await request.app[ENGINE].forward(request)
-    answer = await request.app[LEADER].ask(request, route)
-    if answer.status == 404 and scope != networks.SWARM_SCOPE:
+    answer = await leader.ask(request)
+    if answer.status == 404 and scope != SWARM_SCOPE:
         return await request.app[ENGINE].forward(request)
     return answer.response()
 
 
-async def remove_network(request: web.Request, route: LeaderRoute) -> web.StreamResponse:
-    answer = await request.app[LEADER].ask(request, route)
+async def remove_network(request: web.Request, leader: RemoteCluster) -> web.StreamResponse:
+    answer = await leader.ask(request)
     if answer.status == 404:
         return await request.app[ENGINE].forward(request)
     return answer.response()
 
 
-async def create_network(request: web.Request, route: LeaderRoute) -> web.StreamResponse:
+async def create_network(request: web.Request, leader: RemoteCluster) -> web.StreamResponse:
     """An overlay network is the swarm's: the leader makes it. Any other is the local
     engine's, as on any node."""
-    create = networks.NetworkCreateRequest.from_api(await read_json_object(request))
+    create = NetworkCreateRequest.from_api(await read_json_object(request))
     if create.driver == OVERLAY:
-        return await request.app[LEADER].forward(request, route, body=await request.read())
-    return await networks.create_network(request)
+        return await leader.forward(request, body=await request.read())
+    return await create_local(request, create)
+
+
+FollowerHandler = Callable[[web.Request, RemoteCluster], Awaitable[web.StreamResponse]]
+
+# What a follower puts together from the leader's answer and its own engine's; every other
+# endpoint is forwarded to the leader as it came.
+FOLLOWER_HANDLERS: dict[Endpoint, FollowerHandler] = {
+    Endpoint.INFO: info,
+    Endpoint.NETWORK_LIST: list_networks,
+    Endpoint.NETWORK_CREATE: create_network,
+    Endpoint.NETWORK_INSPECT: inspect_network,
+    Endpoint.NETWORK_REMOVE: remove_network,
+}

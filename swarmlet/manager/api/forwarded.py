@@ -3,26 +3,33 @@
 The manager's port mounts this app under ``FORWARDED_PREFIX``. It admits a request only from a
 client certificate whose role is manager, of a node that is a manager in the store
 (``node.spec.role``); anyone else gets 403. A request is served as seen from the manager that
-forwarded it (``SeenFrom``): its node ID and address, the leader's store. Nothing of an answer
-comes from the leader's engine (``common.forwarded``), and the verbs that change a node itself
-(init, join, leave, unlock) are the forwarding node's own: they are refused here.
+forwarded it (``SeenFrom``): its node ID and address, the leader's store (its backend,
+``LocalCluster``). Nothing of an answer comes from the leader's engine (``common.forwarded``),
+and the verbs that change a node itself (init, join, leave, unlock) are the forwarding node's
+own: they are refused here.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from aiohttp import web
 
-from swarmlet.clock import Clock
-from swarmlet.errors import Forbidden, InvalidSpec, Unavailable
-from swarmlet.manager.api.common import CONTROL, REQUEST_CONTROL, clock_of
-from swarmlet.manager.api.control import (
+from swarmlet.api.app import make_app
+from swarmlet.api.backend import ClusterBackend
+from swarmlet.api.common import CONTROL, REQUEST_CONTROL, clock_of
+from swarmlet.api.control import (
     InitRequest,
     JoinRequest,
-    LeaderRoute,
     LocalNodeState,
     SwarmControl,
 )
-from swarmlet.manager.api.errors import Handler
+from swarmlet.api.errors import Handler
+from swarmlet.clock import Clock
+from swarmlet.errors import Forbidden, InvalidSpec, Unavailable
+from swarmlet.manager.api.cluster import LocalCluster
+from swarmlet.manager.ca import CertificateAuthority
+from swarmlet.manager.ca.server import peer_of
 from swarmlet.manager.store import Store
 from swarmlet.models import Node, NodeRole
 from swarmlet.pki import CertificateInfo
@@ -36,9 +43,6 @@ def admit_manager(store: Store, clock: Clock, peer: CertificateInfo | None) -> N
     has been demoted since it was issued."""
     if peer is None:
         raise Forbidden("a manager certificate is required")
-    # The CA's package, imported on the leader only: workers serve this API too (their memory).
-    from swarmlet.manager.ca import CertificateAuthority
-
     node = CertificateAuthority(store, clock).admit(peer)
     if peer.role is not NodeRole.MANAGER or node.spec.role is not NodeRole.MANAGER:
         raise Forbidden(f"node {node.id} is not a manager of this swarm")
@@ -66,12 +70,8 @@ class SeenFrom:
         return self._node.status.addr
 
     @property
-    def store(self) -> Store | None:
-        return self._leader.store
-
-    @property
-    def leader(self) -> LeaderRoute | None:
-        return None  # the request is at the leader
+    def cluster(self) -> ClusterBackend:
+        return self._leader.cluster
 
     @property
     def manager_addrs(self) -> list[str]:
@@ -103,12 +103,25 @@ class SeenFrom:
 @web.middleware
 async def forwarding_node(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Admit the forwarding manager, and serve the request as seen from it."""
-    from swarmlet.manager.ca.server import peer_of  # the leader's only (see admit_manager)
-
     leader = request.app[CONTROL]
-    store = leader.store
-    if store is None:
+    cluster = leader.cluster
+    if not isinstance(cluster, LocalCluster):
         raise Unavailable("this manager does not hold the swarm's store")
-    node = admit_manager(store, clock_of(request), peer_of(request))
+    node = admit_manager(cluster.store, clock_of(request), peer_of(request))
     request[REQUEST_CONTROL] = SeenFrom(leader, node)
     return await handler(request)
+
+
+def forwarded_app(
+    control: SwarmControl, clock: Clock, *, min_cert_expiry: timedelta = timedelta(hours=1)
+) -> web.Application:
+    """What the leader mounts on its port (``leader.FORWARDED_PREFIX``) for the requests the
+    other managers forward: the swarm's routes, admitted from a manager's certificate only and
+    answered as seen from the forwarding node."""
+    return make_app(
+        control,
+        clock,
+        min_cert_expiry=min_cert_expiry,
+        forwarded=True,
+        middlewares=(forwarding_node,),
+    )

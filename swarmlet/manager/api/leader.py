@@ -2,7 +2,7 @@
 
 A manager that does not hold the store (a node promoted with ``docker node promote``) answers
 the cluster's requests by sending them, as they came, to the leader's port (2377) under
-``FORWARDED_PREFIX``, presenting its manager certificate (``SwarmControl.leader``); the answer
+``FORWARDED_PREFIX``, presenting its manager certificate (``LeaderRoute``); the answer
 streams back unchanged. The leader serves them with ``forwarded.forwarded_app``.
 """
 
@@ -15,15 +15,15 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from swarmlet.errors import Unavailable
-from swarmlet.manager.api.common import parse_json
-from swarmlet.manager.api.control import LeaderRoute
-from swarmlet.manager.api.proxy import (
+from swarmlet.api.common import parse_json
+from swarmlet.api.control import LeaderRoute
+from swarmlet.api.proxy import (
     SKIP_AUTO_HEADERS,
     end_to_end,
     outgoing_headers,
     stream_back,
 )
+from swarmlet.errors import Unavailable
 from swarmlet.pki.tls import MANAGER_NAME
 
 FORWARDED_PREFIX = "/engine"
@@ -132,6 +132,3 @@ def _target(request: web.Request) -> str:
     if request.rel_url.raw_query_string:
         target += "?" + request.rel_url.raw_query_string
     return target
-
-
-LEADER = web.AppKey("leader", Leader)

@@ -17,21 +17,20 @@ import base64
 import contextlib
 import re
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
 
 from aiohttp import web
 
+from swarmlet.api.common import bool_query, clock_of
+from swarmlet.api.proxy import parse_version
+from swarmlet.api.versions import API_VERSION
 from swarmlet.errors import InvalidSpec
-from swarmlet.manager.api.common import API_VERSION, bool_query, clock_of, store_of
+from swarmlet.manager.api.common import store_of
 from swarmlet.manager.api.lookup import resolve, service_names, task_names
-from swarmlet.manager.api.proxy import parse_version
+from swarmlet.manager.dispatcher.logs import LogBroker, LogOptions, LogSelector, broker_for
+from swarmlet.manager.store import Store
 from swarmlet.models import Service, Task
 from swarmlet.protocol import LogEntry
-
-if TYPE_CHECKING:
-    from swarmlet.manager.dispatcher.logs import LogBroker, LogOptions, LogSelector
-    from swarmlet.manager.store import Store
 
 MULTIPLEXED = "application/vnd.docker.multiplexed-stream"
 RAW = "application/vnd.docker.raw-stream"
@@ -161,9 +160,6 @@ async def _logs(
     stdout: bool,
     stderr: bool,
 ) -> web.StreamResponse:
-    # The manager's part, imported on a manager only (a worker serves this API too).
-    from swarmlet.manager.dispatcher.logs import LogOptions, LogSelector, broker_for
-
     options = LogOptions(
         follow=bool_query(request, "follow"),
         tail=parse_tail(request.query.get("tail", "")),

@@ -7,9 +7,10 @@
 - ``GET /networks/{id}`` and ``DELETE /networks/{id}``: ours by ID, name or unique ID prefix;
   anything else goes to the engine. A network a service uses cannot be removed.
 
-On a node that is not an active manager, everything goes to the engine. A follower manager
-asks the leader for the swarm's part (``follower.py``); forwarded to the leader, a request is
-answered from the store alone.
+These handlers run where the store is (``cluster.LocalCluster``). On a node that holds no
+cluster state, everything but an overlay network's creation goes to the engine
+(``swarmlet.api.networks``). A follower manager asks the leader for the swarm's part
+(``follower.py``); forwarded to the leader, a request is answered from the store alone.
 """
 
 from __future__ import annotations
@@ -20,34 +21,32 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
 from aiohttp import web
-from pydantic import Field
 
+from swarmlet.api.common import control_of, forwarded, json_response, read_json_object
+from swarmlet.api.containers import local_containers
+from swarmlet.api.networks import (
+    SWARM_SCOPE,
+    NetworkCreateRequest,
+    create_local,
+    engine_networks,
+)
+from swarmlet.api.proxy import ENGINE
 from swarmlet.clock import rfc3339
-from swarmlet.errors import EngineError, InvalidSpec, NameConflict, NotFound
+from swarmlet.errors import InvalidSpec, NameConflict, NotFound
 from swarmlet.ids import new_id
 from swarmlet.manager.allocator import allocate_network, network_configs, publishes_ingress
-from swarmlet.manager.allocator.ipam import DEFAULT_POOLS, DEFAULT_SUBNET_SIZE
 from swarmlet.manager.allocator.ports import spec_ports
-from swarmlet.manager.api.common import (
-    control_of,
-    forwarded,
-    json_response,
-    read_json_object,
-    store_of,
-)
-from swarmlet.manager.api.containers import local_containers
-from swarmlet.manager.api.control import LocalNodeState
+from swarmlet.manager.api.common import store_of
 from swarmlet.manager.api.filters import Filters, match_labels
 from swarmlet.manager.api.lookup import resolve, task_name
-from swarmlet.manager.api.proxy import ENGINE
 from swarmlet.manager.api.reads import Reads
-from swarmlet.manager.store import Store, Tx
+from swarmlet.manager.store import Tx
 from swarmlet.models import (
+    DEFAULT_POOLS,
+    DEFAULT_SUBNET_SIZE,
     OVERLAY,
     VXLAN_OPTION,
-    Model,
     Network,
     NetworkIPAM,
     Node,
@@ -55,34 +54,13 @@ from swarmlet.models import (
     Task,
     TaskState,
 )
-from swarmlet.net.driver import NETWORK_OPTION
 
 ACCEPTED_FILTERS = ("dangling", "driver", "id", "label", "name", "scope", "type")
 # The engine's own networks (daemon/network's IsPreDefinedNetwork).
 PREDEFINED = ("bridge", "host", "none", "default")
 INTERNAL_LABEL = "com.docker.swarm.internal"
-SWARM_SCOPE = "swarm"
 _TRUE = ("true", "1")
 _FALSE = ("false", "0")
-
-
-class NetworkCreateRequest(Model):
-    """The body of POST /networks/create, as the Engine API defines it."""
-
-    name: str = ""
-    driver: str = ""
-    scope: str = ""
-    internal: bool = False
-    attachable: bool = False
-    ingress: bool = False
-    config_only: bool = False
-    config_from: dict[str, Any] | None = None
-    enable_ipv4: bool | None = Field(default=None, alias="EnableIPv4")
-    enable_ipv6: bool = False
-    ipam: NetworkIPAM | None = None
-    options: dict[str, str] = Field(default_factory=dict)
-    labels: dict[str, str] = Field(default_factory=dict)
-    check_duplicate: bool | None = None
 
 
 # Shapes
@@ -259,20 +237,11 @@ def find_network(reads: Reads, ref: str) -> Network | None:
         return None
 
 
-def _manager_store(request: web.Request) -> Store | None:
-    control = control_of(request)
-    if control.store is None or control.state is not LocalNodeState.ACTIVE:
-        return None
-    return control.store
-
-
 # Handlers
 
 
 async def list_networks(request: web.Request) -> web.StreamResponse:
-    store = _manager_store(request)
-    if store is None:
-        return await request.app[ENGINE].forward(request)
+    store = store_of(request)
     raw_filters = request.query.get("filters")
     filters = Filters.parse(raw_filters)
     check_filters(filters)
@@ -288,27 +257,15 @@ async def list_networks(request: web.Request) -> web.StreamResponse:
     return json_response([*engine_networks(local), *ours])
 
 
-def engine_networks(listed: object) -> list[Any]:
-    """The engine's own networks from its list, without its copies of the swarm's (made for
-    the network plugin, ``swarmlet.agent.local_networks``): the swarm's are listed as such."""
-    if not isinstance(listed, list):
-        return []
-    return [
-        network
-        for network in listed
-        if not (isinstance(network, dict) and NETWORK_OPTION in (network.get("Options") or {}))
-    ]
-
-
 async def inspect_network(request: web.Request) -> web.StreamResponse:
-    store = _manager_store(request)
+    store = store_of(request)
     scope = request.query.get("scope", "")
     ref = request.match_info["id"]
     # Forwarded: only the swarm's networks are the leader's to answer (404 sends the follower
     # to its own engine).
     if forwarded(request) and scope == "local":
         raise NotFound(f"network {ref} not found")
-    if store is None or scope == "local":
+    if scope == "local":
         return await request.app[ENGINE].forward(request)
     network = find_network(store, ref)
     if network is not None:
@@ -327,12 +284,12 @@ async def inspect_network(request: web.Request) -> web.StreamResponse:
 
 
 async def remove_network(request: web.Request) -> web.StreamResponse:
-    store = _manager_store(request)
+    store = store_of(request)
     ref = request.match_info["id"]
-    network = find_network(store, ref) if store is not None else None
+    network = find_network(store, ref)
     if network is None and forwarded(request):
         raise NotFound(f"network {ref} not found")
-    if store is None or network is None:
+    if network is None:
         return await request.app[ENGINE].forward(request)
     network_id = network.id
 
@@ -348,19 +305,9 @@ async def remove_network(request: web.Request) -> web.StreamResponse:
 
 
 async def create_network(request: web.Request) -> web.StreamResponse:
-    body = await read_json_object(request)
-    create = NetworkCreateRequest.from_api(body)
+    create = NetworkCreateRequest.from_api(await read_json_object(request))
     if create.driver != OVERLAY:
-        if create.scope == SWARM_SCOPE:
-            raise InvalidSpec(
-                f"swarm-scoped networks of the {create.driver or 'bridge'} driver are not"
-                " supported: use the overlay driver"
-            )
-        if forwarded(request):
-            # A follower makes its local networks on its own engine (follower.py).
-            raise InvalidSpec(f"a {create.driver or 'bridge'} network is local to its node")
-        # The body as it came (aiohttp keeps what it read).
-        return await _engine_create(request, await request.read())
+        return await create_local(request, create)
     store = store_of(request)
 
     def make(tx: Tx) -> Network:
@@ -435,27 +382,3 @@ def _validate_create(create: NetworkCreateRequest, existing: Sequence[Network]) 
         for config in ipam.config:
             if (config.model_extra or {}).get("AuxiliaryAddresses"):
                 raise InvalidSpec("ipam configuration: auxiliary addresses are not supported")
-
-
-async def _engine_create(request: web.Request, body: bytes) -> web.Response:
-    """A local network: the request, as it came, answered by the engine."""
-    engine = request.app[ENGINE]
-    version = await engine.api_version()
-    connector = aiohttp.UnixConnector(path=engine.socket_path)
-    try:
-        async with (
-            aiohttp.ClientSession(connector=connector) as session,
-            session.post(
-                f"http://docker/v{version}/networks/create",
-                data=body,
-                headers={"Content-Type": "application/json"},
-            ) as answer,
-        ):
-            data = await answer.read()
-            return web.Response(
-                status=answer.status,
-                body=data,
-                content_type=answer.content_type or "application/json",
-            )
-    except aiohttp.ClientError as exc:
-        raise EngineError(f"cannot reach the engine at unix://{engine.socket_path}: {exc}") from exc

@@ -6,15 +6,15 @@ from typing import Any
 
 from aiohttp import web
 
-from swarmlet.errors import InvalidSpec
-from swarmlet.manager.api.common import (
+from swarmlet.api.common import (
     bool_query,
     control_of,
     json_response,
     read_json_object,
-    store_of,
     version_query,
 )
+from swarmlet.errors import InvalidSpec
+from swarmlet.manager.api.common import store_of
 from swarmlet.manager.api.filters import (
     Filters,
     match_any,

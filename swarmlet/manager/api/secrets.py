@@ -26,9 +26,10 @@ from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 
+from swarmlet.api.common import json_response, read_json_object, version_query
 from swarmlet.errors import InvalidSpec, NameConflict
 from swarmlet.ids import new_id
-from swarmlet.manager.api.common import json_response, read_json_object, store_of, version_query
+from swarmlet.manager.api.common import store_of
 from swarmlet.manager.api.filters import Filters, match_labels
 from swarmlet.manager.api.lookup import resolve
 from swarmlet.manager.api.reads import Reads

@@ -7,20 +7,21 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from swarmlet.clock import rfc3339
-from swarmlet.errors import EngineError, InvalidSpec
-from swarmlet.ids import new_id
-from swarmlet.manager.allocator import allocate_ports, held_ports
-from swarmlet.manager.api.common import (
+from swarmlet.api.common import (
     bool_query,
     clock_of,
     forwarded,
     json_response,
     json_texts_response,
     read_json,
-    store_of,
     version_query,
 )
+from swarmlet.api.proxy import ENGINE
+from swarmlet.clock import rfc3339
+from swarmlet.errors import EngineError, InvalidSpec
+from swarmlet.ids import new_id
+from swarmlet.manager.allocator import allocate_ports, held_ports
+from swarmlet.manager.api.common import store_of
 from swarmlet.manager.api.filters import (
     Filters,
     match_any,
@@ -30,7 +31,6 @@ from swarmlet.manager.api.filters import (
 )
 from swarmlet.manager.api.jobs import job_service_status, new_job_status, next_job_status
 from swarmlet.manager.api.lookup import resolve, service_names
-from swarmlet.manager.api.proxy import ENGINE
 from swarmlet.manager.api.reads import Reads
 from swarmlet.manager.api.shapes import (
     insert_defaults,

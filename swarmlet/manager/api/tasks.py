@@ -6,8 +6,9 @@ from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
+from swarmlet.api.common import json_response, json_texts_response
 from swarmlet.errors import InvalidSpec
-from swarmlet.manager.api.common import json_response, json_texts_response, store_of
+from swarmlet.manager.api.common import store_of
 from swarmlet.manager.api.filters import Filters, match_labels, match_prefix, match_runtime
 from swarmlet.manager.api.lookup import node_names, resolve, service_names, task_name, task_names
 from swarmlet.manager.api.shapes import task_json, task_to_api

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 from swarmlet.errors import InvalidSpec, NotFound
 from swarmlet.manager.allocator import NO_INGRESS, publishes_ingress
 from swarmlet.manager.api.lookup import resolve
+from swarmlet.manager.scheduler.constraints import parse_constraints
 from swarmlet.models import (
     Config,
     ContainerSpec,
@@ -150,10 +151,6 @@ def _validate_task_template(spec: ServiceSpec) -> None:
         if policy.max_attempts < 0:
             raise InvalidSpec("TaskSpec: restart-max-attempts cannot be negative")
     if task.placement is not None:
-        # The scheduler's package, imported on a manager only: workers serve this API too
-        # (their memory).
-        from swarmlet.manager.scheduler.constraints import parse_constraints
-
         parse_constraints(task.placement.constraints)
         if task.placement.max_replicas < 0:
             raise InvalidSpec("Placement.MaxReplicas: must not be negative")

@@ -26,10 +26,10 @@ from datetime import datetime
 
 from aiohttp import web
 
+from swarmlet.api.errors import error_response
 from swarmlet.clock import Clock
 from swarmlet.errors import Forbidden, NotFound, SwarmletError
 from swarmlet.ids import new_id
-from swarmlet.manager.api.errors import error_response
 from swarmlet.manager.api.lookup import resolve
 from swarmlet.manager.ca import CertificateAuthority
 from swarmlet.manager.ca.server import peer_of

@@ -16,7 +16,7 @@ from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from swarmlet.aio import cancel_and_wait
-from swarmlet.manager.api.errors import error_middleware
+from swarmlet.api.errors import error_middleware
 from swarmlet.manager.api.leader import FORWARDED_PREFIX
 from swarmlet.manager.ca import CertificateAuthority
 from swarmlet.manager.ca.server import ca_routes, peer_of

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any
 
 from swarmlet.clock import Clock
 from swarmlet.errors import Unavailable
 from swarmlet.manager.etcd.client import Compare, EtcdClient, Put, prefix_end
+from swarmlet.manager.leadership import Lead, Term
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +39,6 @@ RETRY_S = 0.5
 
 class LeaseLost(Unavailable):
     """The manager's lease could not be kept alive: it leads no more."""
-
-
-@dataclass(frozen=True)
-class Term:
-    """A manager's time as leader: its lease and the revision its leader key was made at
-    (a write fenced on that revision lands only while the term lasts)."""
-
-    node_id: str
-    lease: int
-    revision: int
-
-
-# What the leader runs for as long as its term lasts (the manager's controllers).
-Lead = Callable[[Term], Coroutine[Any, Any, None]]
 
 
 class Election:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import signal
 from datetime import UTC, datetime
 
@@ -77,7 +78,13 @@ class Supervisor:
     async def _start(self) -> asyncio.subprocess.Process:
         config = self._config
         config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        argv = etcd_argv(config, self._binary)
+        # The member ends with the swarmletd that started it (SIGTERM when this process dies,
+        # even by SIGKILL): a restarted swarmletd starts its member again on the same ports
+        # and data, and no member outlives its manager. util-linux's setpriv sets it between
+        # fork and exec, where Python's asyncio cannot.
+        argv = ["setpriv", "--pdeathsig", "TERM", *etcd_argv(config, self._binary)]
+        if shutil.which(self._binary) is None:
+            raise Unavailable(f"cannot start {self._binary}: no such program")
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         with config.log_path.open("a") as log_file:
             log_file.write(f"--- {stamp} swarmletd starts: {' '.join(argv)}\n")

@@ -137,7 +137,7 @@ class TaskReaper(Controller):
         if not doomed:
             return
         try:
-            await self.write(lambda tx: tx.write([Op.delete(task) for task in doomed]))
+            await self.write_ops([Op.delete(task) for task in doomed])
         except SwarmletError as exc:
             # Something changed under the pass; its event brings the services back.
             log.info("task reaper: commit failed, deciding again on the next pass: %s", exc)

@@ -149,7 +149,7 @@ class Scheduler(Controller):
         if not ops:
             return
         try:
-            await self.write(lambda tx: tx.write(ops))
+            await self.write_ops(ops)
         except (VersionConflict, NotFound) as exc:
             # A task changed or went away under the pass; its event is on the way and the
             # next pass decides again from the store as it is then.

@@ -92,7 +92,7 @@ def seal_object(cipher: Cipher | None, kind: str, object_id: str, data: str) -> 
     to another object does not open); as it is without a cipher."""
     if cipher is None:
         return data
-    return cipher.seal(data.encode(), _object_context(kind, object_id))
+    return cipher.seal(data.encode(), object_context(kind, object_id))
 
 
 def open_object(cipher: Cipher | None, kind: str, object_id: str, data: str | bytes) -> str:
@@ -102,15 +102,20 @@ def open_object(cipher: Cipher | None, kind: str, object_id: str, data: str | by
         if isinstance(data, bytes):
             raise CannotDecrypt(f"{kind} {object_id} is encrypted: the store needs its key")
         return data
+    return open_sealed(cipher, kind, object_id, data).decode()
+
+
+def open_sealed(cipher: Cipher, kind: str, object_id: str, data: str | bytes) -> bytes:
+    """What was sealed for the object (``Cipher.seal`` with its context), as bytes."""
     if isinstance(data, str):
         raise CannotDecrypt(f"{kind} {object_id} is stored unencrypted in an encrypted store")
     try:
-        return cipher.open(data, _object_context(kind, object_id)).decode()
+        return cipher.open(data, object_context(kind, object_id))
     except CannotDecrypt as exc:
         raise CannotDecrypt(f"{kind} {object_id}: {exc.message}") from None
 
 
-def _object_context(kind: str, object_id: str) -> bytes:
+def object_context(kind: str, object_id: str) -> bytes:
     return f"{kind}/{object_id}".encode()
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import zlib
 from collections.abc import AsyncIterator, Sequence
 from itertools import groupby
 
@@ -38,10 +39,15 @@ from swarmlet.manager.etcd.client import (
     prefix_end,
 )
 from swarmlet.manager.store.backend import Change, Stale, Write
-from swarmlet.manager.store.encryption import Cipher, open_object, seal_object
+from swarmlet.manager.store.encryption import (
+    Cipher,
+    object_context,
+    open_object,
+    open_sealed,
+)
 from swarmlet.manager.store.events import Action
 from swarmlet.manager.store.store import KINDS
-from swarmlet.models import StoredObject, Version
+from swarmlet.models import Secret, StoredObject, Version
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,12 @@ FIRST_RETRY_S = 0.1
 MAX_RETRY_S = 2.0
 # The first byte of a sealed value (``Cipher.seal``), which no JSON starts with.
 _SEALED = 0x01
+# A zlib stream's first byte (at any level with the default window), which no JSON starts
+# with either.
+_ZLIB = b"\x78"
+# Fast compression: task JSON shrinks about sixfold at level 1, and a pass of thousands of
+# tasks is compressed on the event loop.
+COMPRESSION_LEVEL = 1
 
 
 class EtcdBackend:
@@ -82,8 +94,18 @@ class EtcdBackend:
     def _value(self, obj: StoredObject) -> bytes:
         kind = type(obj).__name__
         data = obj.model_dump_json(by_alias=True, exclude_none=True)
-        sealed = seal_object(self._cipher, kind, obj.id, data)
-        return sealed if isinstance(sealed, bytes) else sealed.encode()
+        if self._cipher is None:
+            return data.encode()
+        # Compressed, then sealed: etcd keeps each transaction as one entry of its log, and
+        # etcd 3.4 cannot read back an entry over 10 MB when it restarts (etcd-io/etcd#14025),
+        # so a scheduler's pass of thousands of tasks must stay well under it (10,000 tasks
+        # are 11.5 MB of sealed JSON, about 2 MB compressed). Not a secret's: compressing
+        # what an attacker can partly choose (its labels) beside what it must not learn
+        # (its data) would let the ciphertext's length tell about the data.
+        plain = data.encode()
+        if not isinstance(obj, Secret):
+            plain = zlib.compress(plain, COMPRESSION_LEVEL)
+        return self._cipher.seal(plain, object_context(kind, obj.id))
 
     def _kind_and_id(self, key: bytes) -> tuple[str, str] | None:
         """An object key's kind and ID; None for any other key, or a kind unknown here."""
@@ -100,7 +122,12 @@ class EtcdBackend:
         # store is not, or the other way round, is refused as SQLite's row would be.
         value = kv.value
         stored: str | bytes = value if value[:1] == bytes([_SEALED]) else value.decode()
-        data = open_object(self._cipher, kind, object_id, stored)
+        if self._cipher is None:
+            data: str | bytes = open_object(None, kind, object_id, stored)
+        else:
+            data = open_sealed(self._cipher, kind, object_id, stored)
+            if data[:1] == _ZLIB:  # compressed (JSON starts with "{")
+                data = zlib.decompress(data)
         obj = KINDS[kind].model_validate(json.loads(data))
         return obj.replace(version=Version(index=kv.mod_revision))
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from swarmlet.api.control import InitRequest
 from swarmlet.clock import FakeClock
 from swarmlet.daemon.control import NodeControl
 from swarmlet.daemon.state import NodeIdentity
-from swarmlet.manager.api.control import InitRequest
 from swarmlet.manager.store import Store
 from swarmlet.models import Cluster, Network, Node, NodeDescription, NodeRole
 from swarmlet.pki import Credentials, JoinToken, root_digest

@@ -10,10 +10,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from swarmlet.api import make_app
 from swarmlet.clock import FakeClock
-from swarmlet.manager.api import make_app
 from swarmlet.manager.store import Store
-from tests.manager.api.fakes import FakeControl, manager_control, require_engine
+from tests.api.fakes import require_engine
+from tests.manager.api.fakes import FakeControl, manager_control
 
 DOCKER = "/usr/local/bin/docker"
 

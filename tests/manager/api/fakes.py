@@ -5,11 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from swarmlet.api.backend import NO_CLUSTER, ClusterBackend
+from swarmlet.api.control import InitRequest, JoinRequest, LeaderRoute, LocalNodeState
 from swarmlet.clock import Clock
 from swarmlet.errors import InvalidSpec, Unauthorized, Unavailable
 from swarmlet.ids import new_id
 from swarmlet.manager.allocator import ingress_network
-from swarmlet.manager.api.control import InitRequest, JoinRequest, LeaderRoute, LocalNodeState
+from swarmlet.manager.api.cluster import LocalCluster
+from swarmlet.manager.api.follower import RemoteCluster
+from swarmlet.manager.api.leader import Leader
 from swarmlet.manager.store import Op, Store
 from swarmlet.manager.store.encryption import INVALID_UNLOCK_KEY, new_unlock_key, parse_unlock_key
 from swarmlet.models import (
@@ -30,8 +34,8 @@ from swarmlet.models import (
     TaskStatus,
     Version,
 )
+from tests.api.fakes import ENGINE_SOCKET
 
-ENGINE_SOCKET = "/var/run/docker.sock"
 CA_DIGEST = "3pu6hszjas19xyp7ghgosyx9k8atbfcr8p2is99znpy26u2lkl"
 
 
@@ -55,6 +59,20 @@ class FakeControl:
     key: str = ""
     locked_store: Store | None = None
     autolocks: list[tuple[bool, bool]] = field(default_factory=list)
+    # A follower's client of the leader (closed by ``close``).
+    leader_client: Leader = field(default_factory=Leader)
+
+    @property
+    def cluster(self) -> ClusterBackend:
+        """The backend the daemon would give the API for the fields as they are now."""
+        if self.state is LocalNodeState.ACTIVE and self.store is not None:
+            return LocalCluster(self.store)
+        if self.state is LocalNodeState.ACTIVE and self.leader is not None:
+            return RemoteCluster(self.leader, self.leader_client)
+        return NO_CLUSTER
+
+    async def close(self) -> None:
+        await self.leader_client.close()
 
     async def init(self, request: InitRequest) -> str:
         if self.state is not LocalNodeState.INACTIVE:
@@ -224,20 +242,3 @@ async def add_task(
     )
     await store.update(lambda tx: tx.create(task))
     return store.get(Task, task.id)
-
-
-def require_engine() -> None:
-    """Skip a real-engine test where there is no engine; under CI it must fail instead."""
-    import os
-    import socket
-
-    try:
-        with socket.socket(socket.AF_UNIX) as probe:
-            probe.connect(ENGINE_SOCKET)
-    except OSError as exc:
-        import pytest
-
-        message = f"no engine at {ENGINE_SOCKET}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)

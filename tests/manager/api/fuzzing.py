@@ -29,10 +29,10 @@ from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import currently_in_test_context, note
 
+from swarmlet.api import make_app
+from swarmlet.api.control import LocalNodeState
 from swarmlet.clock import FakeClock
 from swarmlet.manager.allocator import ingress_network
-from swarmlet.manager.api import make_app
-from swarmlet.manager.api.control import LocalNodeState
 from swarmlet.manager.store import Op, Store
 from swarmlet.manager.store.encryption import new_unlock_key
 from swarmlet.models import (

@@ -3,6 +3,9 @@ from __future__ import annotations
 import pydantic
 import pytest
 
+from swarmlet.api.common import NOT_IN_SWARM, WORKER
+from swarmlet.api.control import LocalNodeState
+from swarmlet.api.errors import describe_validation_error, status_of
 from swarmlet.errors import (
     EngineError,
     InvalidSpec,
@@ -11,9 +14,6 @@ from swarmlet.errors import (
     Unavailable,
     VersionConflict,
 )
-from swarmlet.manager.api.common import NOT_IN_SWARM, WORKER
-from swarmlet.manager.api.control import LocalNodeState
-from swarmlet.manager.api.errors import describe_validation_error, status_of
 from swarmlet.models import ServiceSpec
 from tests.manager.api.fakes import service_spec
 

@@ -11,14 +11,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from swarmlet.api import make_app
+from swarmlet.api.control import LocalNodeState
 from swarmlet.clock import SystemClock
-from swarmlet.manager.api import make_app
-from swarmlet.manager.api.control import LocalNodeState
 from swarmlet.manager.api.events import format_timestamp, merged, parse_timestamp
 from swarmlet.manager.events import SwarmEvents, swarm_events_for
 from swarmlet.manager.store import Op, Store
 from swarmlet.models import Network, Secret, SecretSpec
-from tests.manager.api.fakes import FakeControl, manager_control, require_engine
+from tests.api.fakes import require_engine
+from tests.manager.api.fakes import FakeControl, manager_control
 
 IMAGE = "swarmlet-test/busybox:latest"
 

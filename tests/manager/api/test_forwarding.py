@@ -17,10 +17,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from swarmlet.agent.certificates import CertificateRenewer
-from swarmlet.manager.api import make_app
-from swarmlet.manager.api.app import forwarded_app
-from swarmlet.manager.api.common import WORKER
-from swarmlet.manager.api.control import LeaderRoute, LocalNodeState
+from swarmlet.api import make_app
+from swarmlet.api.common import WORKER
+from swarmlet.api.control import LeaderRoute, LocalNodeState
+from swarmlet.manager.api.forwarded import forwarded_app
 from swarmlet.manager.api.leader import FORWARDED_PREFIX, NO_LEADER
 from swarmlet.manager.store import Op
 from swarmlet.models import (
@@ -211,6 +211,7 @@ async def follower_client(
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     async with TestClient(TestServer(make_app(control, manager.clock))) as client:
         yield client
+    await control.close()
 
 
 def follower_control(

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swarmlet.manager.api.app import ROUTES
+from swarmlet.api.app import ROUTES
 from swarmlet.manager.api.secrets import MAX_CONFIG_SIZE, MAX_SECRET_SIZE
 from tests.manager.api.fuzzing import (
     IDS,

@@ -16,7 +16,8 @@ from swarmlet.models import (
     Task,
     TaskState,
 )
-from tests.manager.api.fakes import add_node, add_task, require_engine, service_spec
+from tests.api.fakes import require_engine
+from tests.manager.api.fakes import add_node, add_task, service_spec
 
 
 async def create(client, **body):

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from swarmlet.api.control import LocalNodeState
 from swarmlet.ids import new_id
-from swarmlet.manager.api.control import LocalNodeState
 from swarmlet.manager.api.secrets import INVALID_NAME, ONLY_LABELS
 from swarmlet.manager.store import Op, Store
 from swarmlet.models import (

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from swarmlet.manager.api.common import NOT_IN_SWARM, WORKER
-from swarmlet.manager.api.control import LocalNodeState
+from swarmlet.api.common import NOT_IN_SWARM, WORKER
+from swarmlet.api.control import LocalNodeState
 from swarmlet.manager.api.swarm import rotate_token
 from tests.manager.api.fakes import CA_DIGEST, token
 

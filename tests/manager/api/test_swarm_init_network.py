@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from swarmlet.manager.api.control import LocalNodeState
-from swarmlet.manager.api.swarm import address_pools, data_path_port
+from swarmlet.api.control import LocalNodeState
+from swarmlet.api.swarm import address_pools, data_path_port
 
 
 @pytest.fixture

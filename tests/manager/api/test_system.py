@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from swarmlet.manager.api.common import LOCKED, NOT_IN_SWARM, WORKER
-from swarmlet.manager.api.control import LocalNodeState
-from swarmlet.manager.api.system import swarm_info
+from swarmlet.api.common import LOCKED, NOT_IN_SWARM, WORKER
+from swarmlet.api.control import LocalNodeState
+from swarmlet.api.system import swarm_info
+from swarmlet.manager.api.system import cluster_swarm_info
 from swarmlet.models import Cluster
-from tests.manager.api.fakes import add_node, require_engine
+from tests.api.fakes import require_engine
+from tests.manager.api.fakes import add_node
 
 
 @pytest.mark.parametrize(
@@ -85,7 +87,7 @@ async def test_a_version_too_old_is_refused(client):
 
 async def test_swarm_info_on_a_manager(control, store):
     await add_node(store, "worker-1")
-    info = swarm_info(control)
+    info = cluster_swarm_info(control, store)
     cluster = store.cluster()
     assert isinstance(cluster, Cluster)
     assert info["NodeID"] == control.node_id
@@ -163,7 +165,7 @@ async def test_info_is_the_engines_with_our_swarm_section(client, control):
 
 
 def test_not_manager_messages_are_dockers():
-    from swarmlet.manager.api.common import not_manager_message
+    from swarmlet.api.common import not_manager_message
 
     assert not_manager_message(LocalNodeState.INACTIVE) == NOT_IN_SWARM
     assert not_manager_message(LocalNodeState.ACTIVE) == WORKER

@@ -4,32 +4,32 @@ from __future__ import annotations
 
 import pytest
 
-from swarmlet.manager.api import autolock, networks, swarm, system
-from swarmlet.manager.api.app import ROUTES
-from swarmlet.manager.api.common import LOCKED, LOCKED_LEAVE, NOT_IN_SWARM, WORKER
-from swarmlet.manager.api.control import LocalNodeState
-from swarmlet.manager.api.system import swarm_info
+from swarmlet.api.app import ROUTES
+from swarmlet.api.backend import Endpoint
+from swarmlet.api.common import LOCKED, LOCKED_LEAVE, NOT_IN_SWARM, WORKER
+from swarmlet.api.control import LocalNodeState
+from swarmlet.api.system import swarm_info
 from swarmlet.manager.store.encryption import new_unlock_key
 
 # What a node answers whatever its state: the system endpoints, joining and leaving, the
 # unlock itself, and the networks (passed to the engine when not a manager).
 _NOT_MANAGER_ONLY = {
-    system.ping,
-    system.version,
-    system.info,
-    swarm.init,
-    swarm.join,
-    swarm.leave,
-    autolock.unlock,
-    networks.list_networks,
-    networks.inspect_network,
-    networks.remove_network,
-    networks.create_network,
+    "ping",
+    "version",
+    "swarm.init",
+    "swarm.join",
+    "swarm.leave",
+    "swarm.unlock",
+    Endpoint.INFO,
+    Endpoint.NETWORK_LIST,
+    Endpoint.NETWORK_INSPECT,
+    Endpoint.NETWORK_REMOVE,
+    Endpoint.NETWORK_CREATE,
 }
 MANAGER_ROUTES = [
     (method, path.replace("{id}", "x"))
-    for method, path, handler in ROUTES
-    if handler not in _NOT_MANAGER_ONLY
+    for method, path, answer in ROUTES
+    if answer not in _NOT_MANAGER_ONLY
 ]
 
 

@@ -10,7 +10,7 @@ import pytest
 from swarmlet.clock import FakeClock
 from swarmlet.errors import Unavailable
 from swarmlet.manager.dispatcher import Dispatcher, SessionRefused
-from swarmlet.manager.dispatcher.dispatcher import STATUS_BATCH_S
+from swarmlet.manager.dispatcher.statuses import STATUS_BATCH_S
 from swarmlet.manager.store import Event, MemoryBackend, Op, Store
 from swarmlet.models import (
     Cluster,
@@ -42,6 +42,32 @@ async def store(clock: FakeClock) -> Store:
     store = Store(MemoryBackend(), clock)
     await store.commit([Op.create(Cluster(id="c1"))])
     return store
+
+
+async def settle() -> None:
+    """Let every task run until it waits (on the store, the fake clock or a backend)."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def started(dispatcher: Dispatcher) -> asyncio.Task[None]:
+    """The dispatcher's loops, running, past their first pass."""
+    runner = asyncio.create_task(dispatcher.run())
+    await settle()
+    return runner
+
+
+async def stopped(runner: asyncio.Task[None]) -> None:
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+
+
+async def batch_time(clock: FakeClock) -> None:
+    """The status writer's batch time passes: the reports waiting are written."""
+    await settle()
+    await clock.advance(STATUS_BATCH_S)
+    await settle()
 
 
 TLS = TLSInfo(trust_root="root", cert_issuer_subject="s", cert_issuer_public_key="k")
@@ -87,14 +113,11 @@ async def test_removing_a_node_closes_its_open_session(store: Store, clock: Fake
     await dispatcher.register(node_id, HELLO)
     connection = FakeConnection()
     dispatcher.attach(node_id, connection)
-    runner = asyncio.create_task(dispatcher.run())
-    await asyncio.sleep(0)
+    runner = await started(dispatcher)
     await store.commit([Op.delete(store.get(Node, node_id))])
-    await asyncio.sleep(0.01)
+    await settle()
     assert connection.closed
-    runner.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await runner
+    await stopped(runner)
 
 
 def assigned_task(task_id: str, node_id: str, state: TaskState = TaskState.ASSIGNED) -> Task:
@@ -115,14 +138,11 @@ async def test_agents_get_their_assigned_tasks_on_every_change(
     dispatcher.attach(node_id, connection)
     assert connection.assigned() == ["t1"]
 
-    runner = asyncio.create_task(dispatcher.run())
-    await asyncio.sleep(0)
+    runner = await started(dispatcher)
     await store.commit([Op.create(assigned_task("t2", node_id))])
-    await asyncio.sleep(0.01)
+    await settle()
     assert connection.assigned() == ["t1", "t2"]
-    runner.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await runner
+    await stopped(runner)
 
 
 async def test_a_nodes_own_reports_are_not_sent_back_to_it(store: Store, clock: FakeClock) -> None:
@@ -131,22 +151,41 @@ async def test_a_nodes_own_reports_are_not_sent_back_to_it(store: Store, clock: 
     await store.commit([Op.create(assigned_task("t1", node_id))])
     connection = FakeConnection()
     dispatcher.attach(node_id, connection)
-    runner = asyncio.create_task(dispatcher.run())
-    await asyncio.sleep(0)
+    runner = await started(dispatcher)
     sent = len(connection.sent)
     for state in (TaskState.ACCEPTED, TaskState.PREPARING, TaskState.RUNNING):
         update = StatusUpdate(task_id="t1", status=TaskStatus(state=state))
         dispatcher.report_statuses(node_id, [update])
-        await asyncio.sleep(STATUS_BATCH_S * 2)
-    assert store.get(Task, "t1").status.state == TaskState.RUNNING
+        await batch_time(clock)
+        assert store.get(Task, "t1").status.state == state
     assert len(connection.sent) == sent  # the agent knows what it reported
     # A change from anywhere else is sent.
     await store.commit([Op.update(store.get(Task, "t1").replace(desired_state=TaskState.SHUTDOWN))])
-    await asyncio.sleep(0.01)
+    await settle()
     assert len(connection.sent) == sent + 1
-    runner.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await runner
+    await stopped(runner)
+
+
+async def test_a_new_run_sends_connected_agents_what_changed_before_it(
+    store: Store, clock: FakeClock
+) -> None:
+    # Sessions outlive a leader's term: what changed between terms reaches them when the
+    # next one starts.
+    dispatcher = Dispatcher(store, clock)
+    node_id = (await dispatcher.register(await joined(store), HELLO)).node_id
+    removed = (await dispatcher.register(await joined(store), HELLO)).node_id
+    connection, removed_connection = FakeConnection(), FakeConnection()
+    dispatcher.attach(node_id, connection)
+    dispatcher.attach(removed, removed_connection)
+    assert connection.assigned() == []
+    await store.commit(
+        [Op.create(assigned_task("t1", node_id)), Op.delete(store.get(Node, removed))]
+    )
+    runner = await started(dispatcher)
+    assert connection.assigned() == ["t1"]
+    assert removed_connection.closed
+    assert not connection.closed
+    await stopped(runner)
 
 
 async def test_reports_received_together_are_written_in_one_commit(
@@ -158,19 +197,40 @@ async def test_reports_received_together_are_written_in_one_commit(
     await store.commit(
         [Op.create(assigned_task("t1", first)), Op.create(assigned_task("t2", second))]
     )
+    runner = await started(dispatcher)
     before = store.revision
     running = TaskStatus(state=TaskState.RUNNING)
     dispatcher.report_statuses(first, [StatusUpdate(task_id="t1", status=running)])
+    await settle()
+    await clock.advance(STATUS_BATCH_S / 2)
     dispatcher.report_statuses(second, [StatusUpdate(task_id="t2", status=running)])
     # t2 is not the first node's: that part of its report is dropped, as always.
     dispatcher.report_statuses(
         first, [StatusUpdate(task_id="t2", status=TaskStatus(state=TaskState.FAILED))]
     )
+    await settle()
     assert store.revision == before  # not yet: the batch waits a moment for more
-    await asyncio.sleep(STATUS_BATCH_S * 2)
+    await clock.advance(STATUS_BATCH_S / 2)
+    await settle()
     assert store.revision == before + 1
     assert store.get(Task, "t1").status == running
     assert store.get(Task, "t2").status == running
+    await stopped(runner)
+
+
+async def test_reports_wait_for_the_dispatcher_to_run(store: Store, clock: FakeClock) -> None:
+    # The status writer is one of the dispatcher's loops: only the leader writes.
+    dispatcher = Dispatcher(store, clock)
+    node_id = (await dispatcher.register(await joined(store), HELLO)).node_id
+    await store.commit([Op.create(assigned_task("t1", node_id))])
+    report(dispatcher, node_id, "t1", TaskState.RUNNING)
+    await settle()
+    await clock.advance(STATUS_BATCH_S)
+    assert store.get(Task, "t1").state == TaskState.ASSIGNED
+    runner = await started(dispatcher)
+    await batch_time(clock)
+    assert store.get(Task, "t1").state == TaskState.RUNNING
+    await stopped(runner)
 
 
 async def test_status_updates_only_move_tasks_forward(store: Store, clock: FakeClock) -> None:
@@ -297,21 +357,26 @@ async def test_reports_that_come_during_a_commit_are_the_next_batch(clock: FakeC
     await store.commit(
         [Op.create(assigned_task("t1", node_id)), Op.create(assigned_task("t2", node_id))]
     )
+    runner = await started(dispatcher)
     before = store.revision
     backend.open.clear()
     report(dispatcher, node_id, "t1", TaskState.STARTING)
-    await asyncio.sleep(STATUS_BATCH_S * 2)  # the first batch's commit is under way
+    await batch_time(clock)  # the first batch's commit is under way
     report(dispatcher, node_id, "t1", TaskState.RUNNING)
     report(dispatcher, node_id, "t2", TaskState.RUNNING)
-    await asyncio.sleep(STATUS_BATCH_S * 2)
+    await batch_time(clock)
+    await batch_time(clock)
     assert store.revision == before  # one commit at a time: the second batch waits
     backend.open.set()
-    await asyncio.sleep(STATUS_BATCH_S * 2)
+    await settle()
+    assert store.revision == before + 1
+    await batch_time(clock)
     # The first report alone, then the two that came during its commit, together.
     assert backend.written[-2:] == [before + 1, before + 2]
     assert store.revision == before + 2
     assert store.get(Task, "t1").state == TaskState.RUNNING
     assert store.get(Task, "t2").state == TaskState.RUNNING
+    await stopped(runner)
 
 
 async def test_a_failed_commit_loses_its_batch_only(clock: FakeClock) -> None:
@@ -323,17 +388,19 @@ async def test_a_failed_commit_loses_its_batch_only(clock: FakeClock) -> None:
     await store.commit(
         [Op.create(assigned_task("t1", node_id)), Op.create(assigned_task("t2", node_id))]
     )
+    runner = await started(dispatcher)
     backend.open.clear()
     backend.failing = True
     report(dispatcher, node_id, "t1", TaskState.RUNNING)
-    await asyncio.sleep(STATUS_BATCH_S * 2)
+    await batch_time(clock)
     report(dispatcher, node_id, "t2", TaskState.RUNNING)
     backend.open.set()
-    await asyncio.sleep(0)  # the first commit fails
+    await settle()  # the first commit fails
     backend.failing = False
-    await asyncio.sleep(STATUS_BATCH_S * 2)
+    await batch_time(clock)
     assert store.get(Task, "t1").state == TaskState.ASSIGNED  # as before: not written
     assert store.get(Task, "t2").state == TaskState.RUNNING  # the writer went on
+    await stopped(runner)
 
 
 async def test_a_stopping_dispatcher_writes_the_reports_it_has_before_it_stops(
@@ -342,10 +409,46 @@ async def test_a_stopping_dispatcher_writes_the_reports_it_has_before_it_stops(
     dispatcher = Dispatcher(store, clock)
     node_id = (await dispatcher.register(await joined(store), HELLO)).node_id
     await store.commit([Op.create(assigned_task("t1", node_id))])
+    runner = await started(dispatcher)
+    report(dispatcher, node_id, "t1", TaskState.RUNNING)
+    await settle()  # the batch waits on the clock
+    await stopped(runner)
+    assert store.get(Task, "t1").state == TaskState.RUNNING
+
+
+async def test_reports_are_written_when_the_dispatcher_stops_before_its_loops_begin(
+    store: Store, clock: FakeClock
+) -> None:
+    dispatcher = Dispatcher(store, clock)
+    node_id = (await dispatcher.register(await joined(store), HELLO)).node_id
+    await store.commit([Op.create(assigned_task("t1", node_id))])
     runner = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0)
     report(dispatcher, node_id, "t1", TaskState.RUNNING)
+    await stopped(runner)
+    assert store.get(Task, "t1").state == TaskState.RUNNING
+
+
+async def test_reports_are_written_when_the_dispatcher_stops_during_a_commit(
+    clock: FakeClock,
+) -> None:
+    backend = SlowBackend()
+    store = Store(backend, clock)
+    await store.commit([Op.create(Cluster(id="c1"))])
+    dispatcher = Dispatcher(store, clock)
+    node_id = (await dispatcher.register(await joined(store), HELLO)).node_id
+    await store.commit(
+        [Op.create(assigned_task("t1", node_id)), Op.create(assigned_task("t2", node_id))]
+    )
+    runner = await started(dispatcher)
+    backend.open.clear()
+    report(dispatcher, node_id, "t1", TaskState.RUNNING)
+    await batch_time(clock)  # the commit is under way
+    report(dispatcher, node_id, "t2", TaskState.RUNNING)
     runner.cancel()
+    await settle()
+    backend.open.set()
     with pytest.raises(asyncio.CancelledError):
         await runner
     assert store.get(Task, "t1").state == TaskState.RUNNING
+    assert store.get(Task, "t2").state == TaskState.RUNNING

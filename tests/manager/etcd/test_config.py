@@ -64,10 +64,12 @@ def test_tls_with_client_certificates_on_both_ports_and_no_other_listener() -> N
 
 
 def test_a_transaction_may_hold_a_scheduler_pass_of_tasks() -> None:
-    """etcd's defaults (128 operations, 1.5 MiB) would refuse a pass of thousands of tasks."""
+    """etcd's defaults (128 operations, 1.5 MiB) would refuse a pass of thousands of tasks,
+    and a request over 10 MB would be a log entry etcd 3.4 cannot read back at its next start
+    (etcd-io/etcd#14025): 10,000 tasks, compressed and sealed, are about 2.5 MB."""
     got = flags(etcd_argv(new_cluster_member("n", STATE, "10.0.0.1", "c")))
     assert int(got["max-txn-ops"]) >= 20_000  # 10,000 tasks: a put and a compare each
-    assert int(got["max-request-bytes"]) >= 64 * 1024 * 1024
+    assert 4 * 1024 * 1024 <= int(got["max-request-bytes"]) < 10 * 1024 * 1024
 
 
 def test_an_ipv6_address_is_bracketed_in_urls() -> None:

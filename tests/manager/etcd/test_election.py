@@ -16,7 +16,8 @@ from swarmlet.clock import FakeClock, SystemClock
 from swarmlet.errors import Unavailable
 from swarmlet.manager.etcd import EtcdClient, MemberConfig, client_ssl_context
 from swarmlet.manager.etcd.client import Compare, Delete, KeyValue, Put, RangeResult, TxnResult
-from swarmlet.manager.etcd.election import TTL_S, Election, Term
+from swarmlet.manager.etcd.election import TTL_S, Election
+from swarmlet.manager.leadership import Term
 from swarmlet.pki.ca import new_root
 from tests.etcd_fixtures import etcd_binary_or_skip, one_member
 

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from swarmlet.agent.attachments import engine_message
+from swarmlet.api.proxy import ENGINE, Engine, stream_back
 from swarmlet.errors import EngineError, Forbidden, NotFound, SwarmletError
 from swarmlet.ids import new_id
-from swarmlet.manager.api.proxy import ENGINE, Engine, stream_back
 from swarmlet.net.driver import NETWORK_OPTION
 
 # The label that ties a container made here to its attachments (its ID is not known before the

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 import pydantic
 from aiohttp import web
 
+from swarmlet.api.common import json_response
 from swarmlet.errors import (
     Conflict,
     EngineError,
@@ -21,7 +22,6 @@ from swarmlet.errors import (
     Unauthorized,
     Unavailable,
 )
-from swarmlet.manager.api.common import json_response
 
 log = logging.getLogger(__name__)
 

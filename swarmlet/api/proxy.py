@@ -17,8 +17,8 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
+from swarmlet.api.hijack import relay_upgrade
 from swarmlet.errors import EngineError
-from swarmlet.manager.api.hijack import relay_upgrade
 
 _VERSIONED = re.compile(r"/v(\d+)\.(\d+)(/.*)?")
 # Headers about one hop of a connection: never passed on (RFC 9110, 7.6.1).

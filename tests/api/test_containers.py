@@ -1,5 +1,5 @@
-"""Containers created on the swarm's networks through the API (``swarmlet.manager.api.
-containers``): the request is rewritten for the engine with the manager's address, against the
+"""Containers created on the swarm's networks through the API (``swarmlet.api.containers``),
+on a worker: the request is rewritten for the engine with the manager's address, against the
 real engine; the host's side is a fake that stands a bridge network of the engine's in for the
 engine's copy of the swarm network."""
 
@@ -12,11 +12,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from swarmlet.agent.engine import EngineClient
+from swarmlet.api import make_app
+from swarmlet.api.containers import ATTACHMENT_KEY_LABEL
 from swarmlet.errors import Forbidden, NotFound
 from swarmlet.ids import new_id
-from swarmlet.manager.api import make_app
-from swarmlet.manager.api.containers import ATTACHMENT_KEY_LABEL
-from tests.manager.api.fakes import require_engine
+from tests.api.fakes import require_engine
 
 IMAGE = "swarmlet-test/busybox:latest"
 SUBNET = "10.231.7.0/24"

@@ -8,8 +8,8 @@ import json
 import aiohttp
 import pytest
 
-from swarmlet.manager.api.proxy import engine_path
-from tests.manager.api.fakes import require_engine
+from swarmlet.api.proxy import engine_path
+from tests.api.fakes import require_engine
 
 IMAGE = "swarmlet-test/busybox:latest"
 LABEL = {"swarmlet-test": "api-proxy"}

@@ -1,21 +1,16 @@
-"""Autolock: /swarm/unlock, /swarm/unlockkey, and the unlock key's changes that an init or an
-update of the swarm's spec asks for (``EncryptionConfig.AutoLockManagers``,
-``rotateManagerUnlockKey``). The key file itself lives with the daemon, behind SwarmControl.
+"""Autolock: /swarm/unlock, and the unlock key's changes that an init or an update of the
+swarm's spec asks for (``EncryptionConfig.AutoLockManagers``, ``rotateManagerUnlockKey``). The
+key file itself lives with the daemon, behind SwarmControl; /swarm/unlockkey is the swarm's
+(``swarmlet.manager.api.swarm``).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from swarmlet.api.common import control_of, not_manager_message, read_json_object
+from swarmlet.api.control import LocalNodeState, SwarmControl
 from swarmlet.errors import Conflict, Unavailable
-from swarmlet.manager.api.common import (
-    control_of,
-    json_response,
-    not_manager_message,
-    read_json_object,
-    store_of,
-)
-from swarmlet.manager.api.control import LocalNodeState, SwarmControl
 from swarmlet.models import ClusterSpec, Model
 
 # daemon/cluster errors.go: notLockedError, a Conflict (409).
@@ -32,19 +27,12 @@ async def unlock(request: web.Request) -> web.Response:
     body = UnlockBody.from_api(await read_json_object(request))
     control = control_of(request)
     state = control.state
-    if state is LocalNodeState.ACTIVE and control.store is not None:
+    if state is LocalNodeState.ACTIVE and control.cluster.holds_store:
         raise Conflict(NOT_LOCKED)
     if state is not LocalNodeState.LOCKED:
         raise Unavailable(not_manager_message(state))
     await control.unlock(body.unlock_key)
     return web.Response()
-
-
-async def unlock_key(request: web.Request) -> web.Response:
-    """GET /swarm/unlockkey: the key, or '' when autolock is off (the CLI then says "no
-    unlock key is set"). Only an active manager answers, like every manager endpoint."""
-    store_of(request)
-    return json_response({"UnlockKey": control_of(request).unlock_key()})
 
 
 async def apply_autolock(control: SwarmControl, spec: ClusterSpec, rotate: bool) -> None:

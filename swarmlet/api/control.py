@@ -1,4 +1,5 @@
-"""What the API needs from the daemon it runs in: the node's swarm state and the swarm verbs.
+"""What the API needs from the daemon it runs in: the node's swarm state, the swarm verbs, and
+the cluster backend that answers the swarm's requests (``backend.py``).
 
 The daemon implements this; the API handlers call it and never reach into the daemon.
 """
@@ -8,11 +9,13 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from swarmlet.manager.allocator.ipam import DEFAULT_SUBNET_SIZE
-from swarmlet.manager.store import Store
+from swarmlet.models import DEFAULT_SUBNET_SIZE
 from swarmlet.net.names import VXLAN_PORT
+
+if TYPE_CHECKING:
+    from swarmlet.api.backend import ClusterBackend
 
 
 class LocalNodeState(StrEnum):
@@ -73,15 +76,11 @@ class SwarmControl(Protocol):
         ...
 
     @property
-    def store(self) -> Store | None:
-        """The cluster store when this node is an active manager, else None."""
-        ...
-
-    @property
-    def leader(self) -> LeaderRoute | None:
-        """Where this node sends the cluster's requests when it is a manager that does not hold
-        the store (its certificate says manager; the leader has the store). None on the
-        leader, on a worker, on a locked node and outside a swarm."""
+    def cluster(self) -> ClusterBackend:
+        """Who answers the swarm's requests now: this node's store (an active manager that
+        holds it), the leader (a manager that does not: a follower), or no one (a worker, a
+        locked node, a node outside a swarm). The daemon sets it whenever the node's role or
+        state changes."""
         ...
 
     @property
