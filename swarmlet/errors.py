@@ -54,6 +54,14 @@ class Locked(Unavailable):
     pass
 
 
+# moby's daemon/cluster errNoLeader: what a manager answers when it cannot reach a leader
+# (SwarmKit's lostQuorumMessage).
+NO_LEADER = (
+    "The swarm does not have a leader. It's possible that too few managers are online."
+    " Make sure more than half of the managers are online."
+)
+
+
 class Unauthorized(SwarmletError):
     pass
 

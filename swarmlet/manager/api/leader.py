@@ -23,15 +23,10 @@ from swarmlet.api.proxy import (
     outgoing_headers,
     stream_back,
 )
-from swarmlet.errors import Unavailable
+from swarmlet.errors import NO_LEADER, Unavailable
 from swarmlet.pki.tls import MANAGER_NAME
 
 FORWARDED_PREFIX = "/engine"
-# moby's daemon/cluster errNoLeader, for a manager that cannot reach one.
-NO_LEADER = (
-    "The swarm does not have a leader. It's possible that too few managers are online."
-    " Make sure more than half of the managers are online."
-)
 _TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=None)
 
 

@@ -27,7 +27,7 @@ import zlib
 from collections.abc import AsyncIterator, Sequence
 from itertools import groupby
 
-from swarmlet.errors import Unavailable
+from swarmlet.errors import NO_LEADER, Unavailable
 from swarmlet.manager.etcd.client import (
     Compacted,
     Compare,
@@ -269,6 +269,9 @@ class EtcdBackend:
         self._in_flight.update(own)
         try:
             result = await self._client.txn(compares, ops)
+        except Unavailable as exc:
+            self._forget(own)
+            raise _no_leader(exc) from exc
         except BaseException:
             self._forget(own)
             raise
@@ -283,8 +286,17 @@ class EtcdBackend:
                 del self._in_flight[key]
 
     async def current_revision(self) -> int:
-        return (await self._client.range(self._prefix, limit=1)).revision
+        try:
+            return (await self._client.range(self._prefix, limit=1)).revision
+        except Unavailable as exc:
+            raise _no_leader(exc) from exc
 
     def close(self) -> None:
         for reader in list(self._readers):
             reader.cancel()
+
+
+def _no_leader(exc: Unavailable) -> Unavailable:
+    """What a write answers when etcd does not take it: its member is down, or has no
+    leader (too few members reachable), which is Swarm's lost quorum to the user."""
+    return Unavailable(f"{NO_LEADER} ({exc.message})")

@@ -20,8 +20,9 @@ from swarmlet.agent.certificates import CertificateRenewer
 from swarmlet.api import make_app
 from swarmlet.api.common import WORKER
 from swarmlet.api.control import LeaderRoute, LocalNodeState
+from swarmlet.errors import NO_LEADER
 from swarmlet.manager.api.forwarded import forwarded_app
-from swarmlet.manager.api.leader import FORWARDED_PREFIX, NO_LEADER
+from swarmlet.manager.api.leader import FORWARDED_PREFIX
 from swarmlet.manager.store import Op
 from swarmlet.models import (
     ManagerStatus,

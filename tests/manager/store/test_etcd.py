@@ -416,3 +416,22 @@ async def test_a_member_starts_again_after_a_scheduler_sized_transaction(tmp_pat
             again = await Store.open(EtcdBackend(client, cipher, b"/s/"), FakeClock())
             assert len(again.all(Task)) == 10_000
             again.close()
+
+
+async def test_a_write_etcd_cannot_take_is_swarms_lost_quorum(tmp_path: Path) -> None:
+    binary = etcd_binary_or_skip()
+    root = new_root(datetime.now(UTC))
+    ports = (free_ports(2)[0], free_ports(2)[1])
+    with one_member(binary, root, tmp_path / "member", ports) as member:
+        client = client_of(member)
+        store = await Store.open(EtcdBackend(client, Cipher(new_dek()), b"/s/"), FakeClock())
+        await store.commit([Op.create(service("before"))])
+    try:
+        # The member is gone (as when too few managers are online): the write is refused
+        # with Swarm's words, and nothing is written.
+        with pytest.raises(Unavailable, match=r"^The swarm does not have a leader\. "):
+            await store.commit([Op.create(service("after"))])
+        assert store.by_name(Service, "after") is None
+    finally:
+        store.close()
+        await client.close()
