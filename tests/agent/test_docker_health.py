@@ -49,9 +49,16 @@ async def test_starting_until_healthy_then_running(start, make_task, docker):
     )
     async with start(task) as run:
         await eventually(lambda: bool(run.statuses) and run.last.state == S.STARTING)
-        info = await docker.inspect_container(run.controller.container_name)
+        # STARTING is reported as the engine is asked to start the container (Swarm does the
+        # same): the container runs a moment later.
+        for _ in range(100):
+            info = await docker.inspect_container(run.controller.container_name)
+            if info.running:
+                break
+            await asyncio.sleep(0.05)
         assert info.running
         assert info.health == "starting"
+        assert run.last.state == S.STARTING
         await asyncio.sleep(1.0)
         assert run.last.state == S.STARTING  # not healthy yet: still Starting
         await eventually(lambda: run.last.state == S.RUNNING, seconds=30)
