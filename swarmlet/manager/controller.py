@@ -34,59 +34,38 @@ R = TypeVar("R")
 
 
 async def next_events(
-    watch: Watch, clock: Clock, wait: float | None, poked: asyncio.Event | None = None
+    watch: Watch | None, clock: Clock, wait: float | None, poked: asyncio.Event
 ) -> list[Event] | None:
     """The next batch of events: everything waiting once one has arrived, or an empty batch
     when ``wait`` seconds on ``clock`` pass first (None: no limit) or ``poked`` is set; None
-    once the watch is closed. (Not ``asyncio.timeout``: the wait is on the injected clock.)"""
-    if poked is not None and poked.is_set():
-        return watch.drain()
-    if wait is not None and wait <= 0:
-        await asyncio.sleep(0)  # a due timer must not starve the event loop
-        return watch.drain()
-    if wait is None and poked is None:
-        first = await watch.next()
-        return None if first is None else [first, *watch.drain()]
-    getter = asyncio.create_task(watch.next(), name="controller-watch")
-    others: set[asyncio.Task[object]] = set()
-    if wait is not None:
-        others.add(asyncio.create_task(clock.sleep(wait), name="controller-timer"))
-    if poked is not None:
-        others.add(asyncio.create_task(poked.wait(), name="controller-poke"))
-    try:
-        await asyncio.wait({getter, *others}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (getter, *others):
-            task.cancel()
-        # Wait for all to finish; a cancelled queue read loses no event.
-        await asyncio.wait({getter, *others})
-    if getter.cancelled():
-        return watch.drain()
-    first = getter.result()
-    return None if first is None else [first, *watch.drain()]
-
-
-async def wake(clock: Clock, wait: float | None, poked: asyncio.Event) -> None:
-    """Return when ``poked`` is set or ``wait`` seconds on ``clock`` pass (None: no limit):
-    how a controller that follows no store waits."""
+    once the watch is closed. Without a watch (a controller that follows no store), an empty
+    batch once poked or the wait is over. (Not ``asyncio.timeout``: the wait is on the
+    injected clock.)"""
     if poked.is_set():
-        return
+        return watch.drain() if watch is not None else []
     if wait is not None and wait <= 0:
         await asyncio.sleep(0)  # a due timer must not starve the event loop
-        return
-    if wait is None:
-        await poked.wait()
-        return
-    waiters = {
-        asyncio.create_task(clock.sleep(wait), name="controller-timer"),
-        asyncio.create_task(poked.wait(), name="controller-poke"),
-    }
+        return watch.drain() if watch is not None else []
+    waiters: set[asyncio.Task[object]] = {asyncio.create_task(poked.wait(), name="controller-poke")}
+    getter = None
+    if watch is not None:
+        getter = asyncio.create_task(watch.next(), name="controller-watch")
+        waiters.add(getter)
+    if wait is not None:
+        waiters.add(asyncio.create_task(clock.sleep(wait), name="controller-timer"))
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in waiters:
             task.cancel()
+        # Wait for all to finish; a cancelled queue read loses no event.
         await asyncio.wait(waiters)
+    if watch is None or getter is None:
+        return []
+    if getter.cancelled():
+        return watch.drain()
+    first = getter.result()
+    return None if first is None else [first, *watch.drain()]
 
 
 class Controller(ABC):
@@ -125,14 +104,9 @@ class Controller(ABC):
             while True:
                 self._poked.clear()
                 await self.act()
-                if watch is None:
-                    await wake(self._clock, self.timeout(), self._poked)
-                    events: list[Event] = []
-                else:
-                    got = await next_events(watch, self._clock, self.timeout(), self._poked)
-                    if got is None:
-                        return
-                    events = got
+                events = await next_events(watch, self._clock, self.timeout(), self._poked)
+                if events is None:
+                    return
                 self._mark_all(events)
                 if self.debounce > 0 and (events or self._poked.is_set()):
                     await self._clock.sleep(self.debounce)

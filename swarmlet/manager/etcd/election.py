@@ -72,8 +72,7 @@ class Election:
                     group.create_task(self._campaign(lease, lead), name="etcd-campaign")
             except* Unavailable as errors:
                 log.info("election: %s; campaigning again", errors.exceptions[0])
-            if self._resigning.is_set():
-                self._resigning.clear()
+            self._resigning.clear()
             await self._clock.sleep(RETRY_S)
 
     async def resign(self) -> None:
