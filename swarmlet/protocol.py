@@ -1,9 +1,11 @@
 """The messages of the manager↔agent session, shared by the dispatcher and the agent.
 
 One long-lived session per agent carries these as JSON (one message per frame), each with a
-``type``. The agent opens it with ``Register``; the manager answers ``Registered``; from then on
-the manager sends ``Assignments`` (the full set of tasks for the node, on every change) and the
-agent sends ``Heartbeat`` every period and ``StatusUpdates`` whenever a task moves.
+``type``. Only the leader's port opens one: another manager answers 503 before the upgrade. The
+agent opens it with ``Register``; the manager answers ``Registered``; from then on the manager
+sends ``Managers`` (where the agent may open its session) and ``Assignments`` (the full set of
+tasks for the node, on every change), and the agent sends ``Heartbeat`` every period and
+``StatusUpdates`` whenever a task moves.
 """
 
 from __future__ import annotations
@@ -85,6 +87,15 @@ class Registered(Message):
     node_id: str
     heartbeat_period: float
     manager_addrs: list[str] = Field(default_factory=list)
+
+
+class Managers(Message):
+    """The swarm's managers, where the agent may open its session: each manager node's
+    ``ManagerStatus.Addr`` (its port 2377), sorted. Sent after registering and whenever the
+    set changes; the agent rotates through them when its session is lost or refused."""
+
+    type: Literal["managers"] = "managers"
+    addrs: list[str]
 
 
 class Heartbeat(Message):
@@ -271,6 +282,7 @@ class LogsDone(Message):
 Incoming = (
     Register
     | Registered
+    | Managers
     | Heartbeat
     | StatusUpdates
     | Assignments

@@ -46,8 +46,12 @@ class Agent:
         network_suffix: str = "",
         renewed: Callable[[], None] | None = None,
         devices: NodeDevices = NO_DEVICES,
+        on_managers: Callable[[list[str]], None] | None = None,
     ) -> None:
         self._engine = engine
+        # Told the swarm's managers whenever the session learns they changed (the daemon
+        # keeps them, for the next start).
+        self._on_managers = on_managers
         # The generic resources the node advertises, and the devices behind them.
         self._devices = devices
         # Told after each renewal of the node's certificate (its role may have changed).
@@ -57,6 +61,7 @@ class Agent:
         self.dependencies = Dependencies()
         self.files = TaskFiles(files_dir(node_id, files_root), self.dependencies)
         self._hostname = hostname
+        self._attachments = ManagerAttachments(credentials, manager_addrs)
         # The node's last description, as the session sent it: its tasks' templates read the
         # hostname and platform from it.
         self._description: NodeDescription | None = None
@@ -68,7 +73,7 @@ class Agent:
             host=host,
             plugin=plugin,
             network_suffix=network_suffix,
-            attachments=ManagerAttachments(credentials, manager_addrs),
+            attachments=self._attachments,
         )
         # The engine's network and IPAM driver, through which tasks' containers join the
         # overlay networks.
@@ -103,7 +108,14 @@ class Agent:
             certificates=self._update_certificates,
             dependencies=self.dependencies.replace,
             logs=self.logs,
+            on_managers=self._managers_changed,
         )
+
+    def _managers_changed(self, addrs: list[str]) -> None:
+        """The swarm's managers, as the session learnt them: attachments go to them too."""
+        self._attachments.managers = list(addrs)
+        if self._on_managers is not None:
+            self._on_managers(list(addrs))
 
     async def _describe(self) -> NodeDescription:
         description = await describe_node(self._engine, self._hostname, self._devices.generic)
@@ -170,17 +182,18 @@ class ManagerAttachments:
 
     def __init__(self, credentials: Credentials, manager_addrs: Sequence[str]) -> None:
         self._credentials = credentials
-        self._managers = list(manager_addrs)
+        # Tried in turn; the agent replaces them when the swarm's managers change.
+        self.managers = list(manager_addrs)
 
     async def attach(
         self, network: str, container_id: str, name: str, aliases: Sequence[str]
     ) -> AttachmentInfo:
         return await attachments.attach(
-            self._credentials, self._managers, network, container_id, name=name, aliases=aliases
+            self._credentials, self.managers, network, container_id, name=name, aliases=aliases
         )
 
     async def detach(self, attachment_id: str) -> None:
-        await attachments.detach(self._credentials, self._managers, attachment_id)
+        await attachments.detach(self._credentials, self.managers, attachment_id)
 
     async def list(self) -> list[AttachmentInfo]:
-        return await attachments.list_attachments(self._credentials, self._managers)
+        return await attachments.list_attachments(self._credentials, self.managers)

@@ -1,7 +1,10 @@
 """The agent's session to a manager: register, heartbeat, receive assignments, report status.
 
-It reconnects with backoff, trying each known manager in turn, and after every reconnect sends
-the last status of every task again, so nothing reported while the manager was away is lost.
+Only the leader opens sessions. The agent keeps the swarm's managers (as the session tells it,
+``Managers``) and rotates through them: a manager that refuses (not the leader) or cannot be
+reached, or a session that ends, sends it to the next at once; after a whole round without a
+session it waits (backoff). After every reconnect it sends the last status of every task
+again, so nothing reported while it had no manager is lost.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from swarmlet.protocol import (
     Heartbeat,
     LogsCancel,
     LogsSubscribe,
+    Managers,
     Message,
     NetworkState,
     Register,
@@ -43,6 +47,9 @@ log = logging.getLogger(__name__)
 BACKOFF_START = 0.2
 BACKOFF_MAX = 2.0
 CONNECT_TIMEOUT = 5.0
+# A session that lasted less than this counts as a failed attempt (a manager that accepts
+# and closes at once must not be retried without a pause).
+LASTING_S = BACKOFF_MAX
 
 
 class SessionClosed(ConnectionError):
@@ -71,6 +78,11 @@ async def _open(
             ssl=client_context(credentials.trust(), credentials),
             server_hostname=MANAGER_NAME,
         )
+    except aiohttp.WSServerHandshakeError as exc:
+        await http.close()
+        if exc.status == 503:
+            raise Unavailable(f"{addr} is not the leader") from exc
+        raise
     except BaseException:
         await http.close()
         raise
@@ -81,13 +93,22 @@ async def _register(ws: aiohttp.ClientWebSocketResponse, hello: Register) -> Reg
     await ws.send_str(encode(hello))
     frame = await ws.receive(timeout=CONNECT_TIMEOUT)
     if frame.type != aiohttp.WSMsgType.TEXT:
-        raise Unavailable("the manager closed the session")
+        raise Unavailable(f"the manager closed the session: {frame.extra or frame.type.name}")
     answer = decode(frame.data)
     if isinstance(answer, SessionError):
         raise InvalidSpec(answer.message)
     if not isinstance(answer, Registered):
         raise Unavailable(f"unexpected answer from the manager: {answer.type}")
     return answer
+
+
+def next_manager(managers: Sequence[str], current: str) -> str:
+    """The manager to try after ``current``: the next in the list, in a ring (the first when
+    ``current`` is no longer in it)."""
+    try:
+        return managers[(list(managers).index(current) + 1) % len(managers)]
+    except ValueError:
+        return managers[0]
 
 
 class Session:
@@ -108,9 +129,12 @@ class Session:
         certificates: Callable[[Certificates], Awaitable[None]] | None = None,
         dependencies: Callable[[Sequence[Secret], Sequence[Config]], None] | None = None,
         logs: LogHandler | None = None,
+        on_managers: Callable[[list[str]], None] | None = None,
     ) -> None:
         self._credentials = credentials
+        # The managers it rotates through: those it was given, then those the session names.
         self._managers = list(manager_addrs)
+        self._on_managers = on_managers
         self._addr = addr
         self._data_addr = data_addr
         self._describe = describe
@@ -123,6 +147,9 @@ class Session:
         self._logs = logs
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self.connected = asyncio.Event()
+        # The manager of the open session, and when it was registered (None: no session).
+        self._manager: str | None = None
+        self._opened_at: float | None = None
 
     async def report(self, updates: list[StatusUpdate]) -> None:
         """Send status updates now; raises SessionClosed while no session is open."""
@@ -138,26 +165,58 @@ class Session:
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise SessionClosed(str(exc)) from exc
 
+    @property
+    def managers(self) -> list[str]:
+        """The managers the session rotates through."""
+        return list(self._managers)
+
+    @property
+    def manager(self) -> str | None:
+        """The manager of the open session (None while there is none)."""
+        return self._manager
+
     async def run(self) -> None:
         backoff = BACKOFF_START
-        attempt = 0
+        manager = self._managers[0]
+        # Managers tried in a row without a lasting session.
+        failed = 0
         while True:
-            manager = self._managers[attempt % len(self._managers)]
-            attempt += 1
             try:
                 await self._session(manager)
-                backoff = BACKOFF_START
             except InvalidSpec as exc:
                 # Refused (a removed node): retrying with the same identity cannot succeed,
                 # but the node keeps trying slowly in case it is a passing state.
                 log.error("the manager refused the session: %s", exc.message)
-                backoff = BACKOFF_MAX * 5
+                await self._clock.sleep(BACKOFF_MAX * 5)
             except (aiohttp.ClientError, OSError, TimeoutError, Unavailable) as exc:
-                log.info("session to %s lost: %s", manager, exc)
-            await self._clock.sleep(backoff)
-            backoff = min(backoff * 2, BACKOFF_MAX)
+                log.info("no session with %s: %s", manager, exc)
+            else:
+                log.info("session to %s lost", manager)
+            opened, self._opened_at = self._opened_at, None
+            if opened is not None and self._clock.monotonic() - opened >= LASTING_S:
+                failed, backoff = 0, BACKOFF_START
+            else:
+                failed += 1
+            # The next manager at once (this one refused, is down, or its session ended); a
+            # pause only once every one has failed in a row.
+            manager = next_manager(self._managers, manager)
+            if failed >= len(self._managers):
+                failed = 0
+                await self._clock.sleep(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _learn_managers(self, addrs: Sequence[str]) -> None:
+        """The swarm's managers, as the session says: the list to rotate through."""
+        if not addrs or list(addrs) == self._managers:
+            return
+        self._managers = list(addrs)
+        log.info("the swarm's managers: %s", ", ".join(addrs))
+        if self._on_managers is not None:
+            self._on_managers(list(addrs))
 
     async def _session(self, manager: str) -> None:
+        """One session with ``manager``: returns when it ends (the manager closed it or the
+        connection was lost), raises when none could be opened."""
         http, ws = await _open(manager, self._credentials)
         try:
             hello = Register(
@@ -165,6 +224,8 @@ class Session:
             )
             registered = await _register(ws, hello)
             log.info("session open to %s", manager)
+            self._opened_at = self._clock.monotonic()
+            self._manager = manager
             self._ws = ws
             self.connected.set()
             beats = asyncio.create_task(
@@ -173,10 +234,13 @@ class Session:
             try:
                 await self._resend()
                 await self._receive(ws)
+            except (aiohttp.ClientError, OSError) as exc:
+                log.info("session to %s failed: %s", manager, exc)
             finally:
                 await cancel_and_wait(beats)
         finally:
             self._ws = None
+            self._manager = None
             self.connected.clear()
             if self._logs is not None:
                 self._logs.session_ended()
@@ -205,7 +269,9 @@ class Session:
                     "ignored a malformed message from the manager (%d errors)", exc.error_count()
                 )
                 continue
-            if isinstance(message, Assignments):
+            if isinstance(message, Managers):
+                self._learn_managers(message.addrs)
+            elif isinstance(message, Assignments):
                 # The secrets and configs first: the tasks given next may need them at once.
                 if self._dependencies is not None:
                     self._dependencies(message.secrets, message.configs)

@@ -29,6 +29,7 @@ from swarmlet.api.backend import NO_CLUSTER, ClusterBackend
 from swarmlet.api.common import WORKER
 from swarmlet.api.control import InitRequest, JoinRequest, LeaderRoute, LocalNodeState
 from swarmlet.clock import Clock
+from swarmlet.daemon import etcd_store
 from swarmlet.daemon import state as identity_file
 from swarmlet.daemon.addresses import advertise_addr, data_path_addr, split_addr
 from swarmlet.errors import InvalidSpec, Unavailable
@@ -53,7 +54,9 @@ from swarmlet.pki import Credentials, JoinToken
 from swarmlet.pki.tls import client_context
 
 if TYPE_CHECKING:
+    from swarmlet.daemon.etcd_store import EtcdStore
     from swarmlet.manager.api.leader import Leader
+    from swarmlet.manager.etcd.join import MemberGrant, MemberRequest
     from swarmlet.manager.store import Store, Tx
 
 # The manager's packages (store, CA, allocator, controllers, the swarm's API handlers) are
@@ -113,6 +116,14 @@ class NodeControl:
         self._unlock_key = ""
         self._locked = False
         self._store: Store | None = None
+        # The member, store and election while this manager's store is on etcd.
+        self._etcd: EtcdStore | None = None
+        self._manager_task: asyncio.Task[None] | None = None
+        # A move of the store from SQLite to etcd (a second manager asked to join), and a
+        # promoted node joining etcd; True while the move has stopped the manager.
+        self._moving: asyncio.Task[None] | None = None
+        self._in_move = False
+        self._joining: asyncio.Task[None] | None = None
         self._agent: Agent | None = None
         # Set while the node's certificate says manager (the leader ignores it: it has the store).
         self._leader_route: LeaderRoute | None = None
@@ -260,18 +271,29 @@ class NodeControl:
             addr = advertise_addr(request.advertise_addr, request.listen_addr, towards)
             data_addr = data_path_addr(request.data_path_addr)
             node_id = await certificates.join(managers, request.join_token, self._credentials)
+            # The manager token gives a manager certificate.
+            role = self._credentials.certificate().role
             listen_host, port = split_addr(request.listen_addr or "0.0.0.0:2377")
             identity = identity_file.NodeIdentity(
                 node_id=node_id,
-                role=NodeRole.WORKER,
+                role=role,
                 advertise_addr=addr,
                 listen_addr=f"{listen_host or '0.0.0.0'}:{port}",
                 data_path_addr=data_addr,
                 manager_addrs=managers,
             )
+            if role is NodeRole.MANAGER:
+                # A manager joins the swarm's etcd before its agent starts.
+                try:
+                    self._etcd = await self._join_etcd(identity)
+                except BaseException:
+                    self._credentials.forget()
+                    etcd_store.forget(self._state_dir)
+                    identity_file.forget(self._state_dir)
+                    raise
             identity_file.save_identity(self._state_dir, identity)
             self._identity = identity
-            self._start(None)
+            self._start(self._etcd.store if self._etcd is not None else None)
 
     async def unlock(self, key: str) -> None:
         from swarmlet.manager.store.encryption import parse_unlock_key  # manager only (above)
@@ -310,7 +332,8 @@ class NodeControl:
             identity = self._identity
             if identity is None:
                 raise Unavailable(NOT_IN_SWARM)
-            if identity.role == NodeRole.MANAGER and not force:
+            on_etcd = self._etcd is not None or etcd_store.on_etcd(self._state_dir)
+            if (identity.role == NodeRole.MANAGER or on_etcd) and not force:
                 raise Unavailable(LEAVE_AS_MANAGER)
             if self.leader is not None and not force:
                 raise Unavailable(LEAVE_AS_FOLLOWER)
@@ -328,6 +351,7 @@ class NodeControl:
             await remove_host_ports()
             await asyncio.to_thread(HostChanges(self._state_dir).restore)
             identity_file.forget(self._state_dir)
+            etcd_store.forget(self._state_dir)
             self._credentials.forget()
             self._identity = None
             self._leader_route = None
@@ -342,10 +366,12 @@ class NodeControl:
         its API: loading awaits, and no request may find the manager without its store.
         ``run`` opens it if this was not called."""
         identity = self._identity
-        if self._opened or identity is None or identity.role != NodeRole.MANAGER:
+        if self._opened or identity is None or not self._holds_a_store(identity):
             return
         self._opened = True
         from swarmlet.manager.store.encryption import key_file_sealed  # manager only
+
+        etcd_store.restore_unfinished_move(self._state_dir)
 
         # With autolock, nothing runs until `docker swarm unlock` gives the key.
         self._locked = key_file_sealed(self._key_file)
@@ -361,26 +387,20 @@ class NodeControl:
             identity = self._identity
             if self._store is not None:
                 self._start(self._store)
-            elif identity is not None and identity.role != NodeRole.MANAGER:
+            elif identity is not None and not self._holds_a_store(identity):
                 self._start(None)
             await asyncio.Event().wait()
+
+    def _holds_a_store(self, identity: identity_file.NodeIdentity) -> bool:
+        """A manager that made the swarm, joined as one, or was promoted and joined etcd."""
+        return identity.role == NodeRole.MANAGER or etcd_store.on_etcd(self._state_dir)
 
     def _start(self, store: Store | None) -> None:
         identity = self._identity
         if identity is None or self._group is None:
             raise Unavailable("the daemon is not running")
         if store is not None:
-            from swarmlet.manager.api.forwarded import forwarded_app  # manager only (see above)
-            from swarmlet.manager.manager import Manager
-
-            # The store is loaded: from here the heap is mostly the cluster's objects.
-            collector.tune_for_a_long_lived_store()
-            self._store = store
-            api = forwarded_app(self, self._clock, min_cert_expiry=self._min_cert_expiry)
-            manager = Manager(
-                store, self._clock, identity.node_id, identity.listen_addr, self._credentials, api
-            )
-            self._running.append(self._group.create_task(manager.run(), name="manager"))
+            self._start_manager(store)
         self._read_role()
         agent = Agent(
             engine=self._engine,
@@ -401,6 +421,38 @@ class NodeControl:
         self._agent = agent
         self._running.append(self._group.create_task(agent.run(), name="agent"))
 
+    def _start_manager(self, store: Store) -> None:
+        """The manager on ``store``: under the election on etcd, else the sole manager."""
+        identity = self._identity
+        if identity is None or self._group is None:
+            raise Unavailable("the daemon is not running")
+        from swarmlet.manager.api.forwarded import forwarded_app  # manager only (see above)
+        from swarmlet.manager.etcd.join import member_routes
+        from swarmlet.manager.manager import Manager
+
+        # The store is loaded: from here the heap is mostly the cluster's objects.
+        collector.tune_for_a_long_lived_store()
+        self._store = store
+        api = forwarded_app(self, self._clock, min_cert_expiry=self._min_cert_expiry)
+        manager = Manager(
+            store,
+            self._clock,
+            identity.node_id,
+            identity.listen_addr,
+            self._credentials,
+            api,
+            leadership=self._etcd.election if self._etcd is not None else None,
+            routes=member_routes(store, self._clock, self),
+        )
+        self._manager_task = self._group.create_task(manager.run(), name="manager")
+        self._running.append(self._manager_task)
+
+    async def _stop_manager(self) -> None:
+        task, self._manager_task = self._manager_task, None
+        if task is not None:
+            self._running.remove(task)
+            await cancel_and_wait(task)
+
     def _read_role(self) -> None:
         """Take the role the node's certificate gives it: at start, and after each renewal
         (``docker node promote``/``demote`` renew it). A manager that does not hold the store
@@ -416,6 +468,10 @@ class NodeControl:
         is_manager = self._leader_route is not None
         if self._store is None and was_manager != is_manager:
             log.info("this node is now a %s", "manager" if is_manager else "worker")
+        if is_manager and self._store is None and not self._locked:
+            self._join_when_promoted()
+        elif not is_manager and self._etcd is not None:
+            self._leave_when_demoted()
         self._set_cluster()
 
     def _set_cluster(self) -> None:
@@ -424,10 +480,14 @@ class NodeControl:
         manager and another holds the store, else none."""
         store = self._store if self.state is LocalNodeState.ACTIVE else None
         route = self.leader
-        if store is not None:
+        if self._in_move:
+            self._cluster = etcd_store.MOVING_BACKEND
+        elif store is not None:
             from swarmlet.manager.api.cluster import LocalCluster  # manager only (see above)
 
-            self._cluster = LocalCluster(store)
+            # On etcd, the election tells which managers lead and are reachable.
+            view = self._etcd.election if self._etcd is not None else None
+            self._cluster = LocalCluster(store, view=view)
         elif route is not None:
             from swarmlet.manager.api.follower import RemoteCluster  # manager only
             from swarmlet.manager.api.leader import Leader
@@ -439,9 +499,13 @@ class NodeControl:
             self._cluster = NO_CLUSTER
 
     async def close(self) -> None:
-        """Close the follower's client of the leader, if the node ever was one."""
+        """Close the follower's client of the leader, if the node ever was one, and stop the
+        etcd member, if the node runs one."""
         if self._leader_client is not None:
             await self._leader_client.close()
+        if self._etcd is not None:
+            await self._etcd.close()
+            self._etcd = None
 
     def attacher(self) -> NetworkAgent | None:
         """The host's network agent while the node is in a swarm: plain containers join the
@@ -450,12 +514,20 @@ class NodeControl:
 
     async def _stop(self) -> None:
         self._agent = None
+        for pending in (self._joining, self._moving):
+            if pending is not None and pending is not asyncio.current_task():
+                await cancel_and_wait(pending)
+        self._joining = self._moving = None
         for task in reversed(self._running):
             await cancel_and_wait(task)
         self._running.clear()
-        if self._store is not None:
+        self._manager_task = None
+        if self._etcd is not None:
+            await self._etcd.close()  # the store, then the member
+            self._etcd = None
+        elif self._store is not None:
             self._store.close()
-            self._store = None
+        self._store = None
         self._set_cluster()
 
     @property
@@ -463,15 +535,143 @@ class NodeControl:
         return self._state_dir / identity_file.KEY_FILE
 
     async def _open_store(self, unlock_key: bytes | None) -> Store:
-        """The manager's store, its rows sealed with the key file's DEK, loaded."""
+        """The manager's store, its rows sealed with the key file's DEK, loaded: on etcd when
+        ``etcd.json`` says so (its member started), else SQLite's."""
         # Manager only (see above).
         from swarmlet.manager.store import Store
         from swarmlet.manager.store.encryption import Cipher, read_dek
         from swarmlet.manager.store.sqlite import SqliteBackend
 
-        cipher = Cipher(read_dek(self._key_file, unlock_key))
-        backend = SqliteBackend(self._state_dir / identity_file.STORE_FILE, cipher)
+        dek = read_dek(self._key_file, unlock_key)
+        if etcd_store.on_etcd(self._state_dir):
+            config = etcd_store.load_member(self._state_dir)
+            self._etcd = await etcd_store.EtcdStore.open(config, self._clock, dek)
+            return self._etcd.store
+        backend = SqliteBackend(self._state_dir / identity_file.STORE_FILE, Cipher(dek))
         return await Store.open(backend, self._clock)
+
+    # etcd: a second manager (docs/store.md, "Moving to etcd")
+
+    async def add_member(self, node: Node, request: MemberRequest) -> MemberGrant:
+        """A manager asks to join etcd (``swarmlet.manager.etcd.join``): on SQLite, the store
+        moves to etcd first, and the joiner is told to ask again (503)."""
+        if self._etcd is None:
+            if self._store is None or self._identity is None:
+                raise Unavailable("this manager does not hold the swarm's store")
+            if self._group is not None and (self._moving is None or self._moving.done()):
+                self._moving = self._group.create_task(self._move_to_etcd(), name="move-to-etcd")
+            raise Unavailable(etcd_store.MOVING)
+        return await self._etcd.add_member(node, request, self._clock, self._unlock_key)
+
+    async def _move_to_etcd(self) -> None:
+        """The store from SQLite to a new etcd cluster of this one member; the manager starts
+        again on it (its agent's session drops and comes back; no task restarts). A move
+        that fails before ``etcd.json`` is written leaves the manager on SQLite."""
+        async with self._busy:
+            store, identity = self._store, self._identity
+            cluster = store.cluster() if store is not None else None
+            if store is None or identity is None or cluster is None or self._etcd is not None:
+                return
+            dek = self._dek()
+            try:
+                member = await etcd_store.start_new_cluster(
+                    self._state_dir, identity.node_id, identity.advertise_addr, cluster, self._clock
+                )
+            except Exception:
+                log.exception("the store could not move to etcd: its member did not start")
+                return
+            log.info("moving the swarm's store to etcd")
+            self._in_move = True
+            self._set_cluster()  # the API answers 503 until the store is on etcd
+            try:
+                await self._stop_manager()  # nothing writes to SQLite from here
+                count = await etcd_store.copy_store(store, member, dek)
+            except Exception:
+                log.exception("the store could not move to etcd; it stays on SQLite")
+                await member.stop()
+                self._in_move = False
+                self._start_manager(store)
+                self._set_cluster()
+                return
+            store.close()
+            self._store = None
+            etcd_store.finish_move(self._state_dir, member.config)
+            self._etcd = await etcd_store.EtcdStore.open(member.config, self._clock, dek, member)
+            self._in_move = False
+            self._start_manager(self._etcd.store)
+            self._set_cluster()
+            log.info("the swarm's store is on etcd: %d objects moved", count)
+
+    def _dek(self) -> bytes:
+        from swarmlet.manager.store.encryption import parse_unlock_key, read_dek  # manager only
+
+        unlock_key = parse_unlock_key(self._unlock_key) if self._unlock_key else None
+        return read_dek(self._key_file, unlock_key)
+
+    async def _join_etcd(self, identity: identity_file.NodeIdentity) -> EtcdStore:
+        """This node's member added to the swarm's etcd through a manager, started, and the
+        store opened on it."""
+        config, dek, unlock_key = await etcd_store.join_cluster(
+            self._state_dir,
+            identity.node_id,
+            identity.advertise_addr,
+            identity.manager_addrs,
+            self._credentials,
+            self._clock,
+        )
+        self._unlock_key = unlock_key
+        return await etcd_store.EtcdStore.open(config, self._clock, dek)
+
+    def _join_when_promoted(self) -> None:
+        """A worker whose renewed certificate says manager (``docker node promote``) joins
+        etcd, once, and runs a manager on it."""
+        if self._group is None or self._etcd is not None:
+            return
+        if self._joining is not None and not self._joining.done():
+            return
+        self._joining = self._group.create_task(self._become_manager(), name="join-etcd")
+
+    def _leave_when_demoted(self) -> None:
+        """A manager on etcd whose renewed certificate says worker (``docker node demote``)
+        stops its manager and leaves etcd; its agent runs on."""
+        if self._group is None or (self._joining is not None and not self._joining.done()):
+            return
+        self._joining = self._group.create_task(self._become_worker(), name="leave-etcd")
+
+    async def _become_worker(self) -> None:
+        async with self._busy:
+            etcd, identity = self._etcd, self._identity
+            if etcd is None or identity is None or self._in_move:
+                return
+            await self._stop_manager()
+            self._etcd = self._store = None
+            self._set_cluster()
+            await etcd.leave_cluster(self._clock)
+            etcd_store.forget(self._state_dir)
+            self._key_file.unlink(missing_ok=True)
+            self._unlock_key = ""
+            identity = identity.model_copy(update={"role": NodeRole.WORKER})
+            identity_file.save_identity(self._state_dir, identity)
+            self._identity = identity
+            log.info("this node is a worker: it left the swarm's etcd")
+
+    async def _become_manager(self) -> None:
+        async with self._busy:
+            identity = self._identity
+            if identity is None or self._store is not None:
+                return
+            try:
+                etcd = await self._join_etcd(identity)
+            except Exception:
+                log.exception("this node could not join the swarm's etcd as a manager")
+                return
+            self._etcd = etcd
+            identity = identity.model_copy(update={"role": NodeRole.MANAGER})
+            identity_file.save_identity(self._state_dir, identity)
+            self._identity = identity
+            self._start_manager(etcd.store)
+            self._set_cluster()
+            log.info("this node is a manager on the swarm's etcd")
 
     async def _describe_self(self) -> NodeDescription:
         return await describe_node(self._engine, self._hostname, self._node_devices.generic)

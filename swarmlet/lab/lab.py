@@ -223,6 +223,10 @@ class Lab:
             pid = self._daemon_pid(host)
             if pid is not None:
                 kill(pid)
+        # A manager's etcd member gets SIGTERM when its swarmletd dies, and takes a moment to
+        # stop: waited for (killed after a grace), before its data is removed.
+        for found in processes_mentioning([f"{config.state_root}/"]):
+            kill(int(found.split()[0]), signal.SIGTERM, timeout=10)
         # The daemons are gone, so nothing restarts what is removed now.
         engines = [config.shared_engine] + [h.engine.docker_host for h in plan.hosts if h.engine]
         api.run_sync(_remove_from_engines(plan, engines))

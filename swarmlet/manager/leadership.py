@@ -36,11 +36,32 @@ class Leadership(Protocol):
         ...
 
 
+class ManagerView(Protocol):
+    """Which managers lead and are reachable, asked when the API answers (``node ls``,
+    ``node inspect``, a demotion's quorum check): a manager's status is not stored, since
+    it changes with every lease rather than with the node."""
+
+    async def leader(self) -> str | None:
+        """The leader's node ID, or None while there is none."""
+        ...
+
+    async def reachable(self) -> set[str]:
+        """The node IDs of the managers that are reachable now."""
+        ...
+
+
 class SoleManager:
-    """The one manager of a swarm on SQLite: it leads from start to end."""
+    """The one manager of a swarm on SQLite: it leads from start to end, and is the only
+    manager the view knows (as a ``ManagerView``: itself the leader, and reachable)."""
 
     def __init__(self, node_id: str) -> None:
         self._node_id = node_id
+
+    async def leader(self) -> str | None:
+        return self._node_id
+
+    async def reachable(self) -> set[str]:
+        return {self._node_id}
 
     async def run(self, lead: Lead) -> None:
         await lead(Term(self._node_id))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -18,6 +19,7 @@ from swarmlet.manager.ca import CertificateAuthority
 from swarmlet.manager.ca.rotation import RootRotation
 from swarmlet.manager.dispatcher import Dispatcher
 from swarmlet.manager.dispatcher.server import manager_app
+from swarmlet.manager.etcd.compaction import compaction_for
 from swarmlet.manager.events import swarm_events_for
 from swarmlet.manager.leadership import Leadership, SoleManager, Term
 from swarmlet.manager.scheduler.scheduler import Scheduler
@@ -38,9 +40,12 @@ class Manager:
         credentials: Credentials,
         api: web.Application | None = None,
         leadership: Leadership | None = None,
+        routes: Sequence[web.RouteDef] = (),
     ) -> None:
         self.store = store
         self._leadership = leadership or SoleManager(node_id)
+        # The daemon's own routes on the port (a manager joining etcd).
+        self._routes = routes
         # The Engine API for the requests the other managers forward, served on the port.
         self._api = api
         self._clock = clock
@@ -52,7 +57,7 @@ class Manager:
     async def run(self) -> None:
         dispatcher = Dispatcher(self.store, self._clock, self._node_id)
         authority = CertificateAuthority(self.store, self._clock)
-        app = manager_app(dispatcher, authority, self._api)
+        app = manager_app(dispatcher, authority, self._api, routes=self._routes)
         runner = web.AppRunner(app, handle_signals=False)
         await runner.setup()
         host, _, port = self._listen_addr.rpartition(":")
@@ -79,11 +84,17 @@ class Manager:
         """The leader's work, cancelled when its term ends: the dispatcher's loops and every
         controller, all on the one controller runtime."""
         log.info("manager %s leads: starting the controllers", term.node_id)
+        # Their writes land only while the term lasts (on etcd; docs/store.md, "Fencing").
+        store = self.store.fenced(term)
         async with asyncio.TaskGroup() as group:
             group.create_task(dispatcher.run(), name="dispatcher")
-            group.create_task(Allocator(self.store, self._clock).run(), name="allocator")
-            group.create_task(Scheduler(self.store, self._clock).run(), name="scheduler")
-            rotation = RootRotation(self.store, self._clock)
+            group.create_task(Allocator(store, self._clock).run(), name="allocator")
+            group.create_task(Scheduler(store, self._clock).run(), name="scheduler")
+            rotation = RootRotation(store, self._clock)
             group.create_task(rotation.run(), name="root-rotation")
-            for controller in orchestrator.controllers(self.store, self._clock):
+            controllers = [
+                *orchestrator.controllers(store, self._clock),
+                *compaction_for(self.store, self._clock),
+            ]
+            for controller in controllers:
                 group.create_task(controller.run(), name=type(controller).__name__)

@@ -14,6 +14,7 @@ from swarmlet.api.errors import Handler
 from swarmlet.manager.api import events, logs, networks, nodes, services, swarm, system, tasks
 from swarmlet.manager.api.common import STORE
 from swarmlet.manager.api.secrets import CONFIGS, SECRETS
+from swarmlet.manager.leadership import ManagerView
 from swarmlet.manager.store import Store
 
 HANDLERS: dict[Endpoint, Handler] = {
@@ -53,14 +54,19 @@ HANDLERS: dict[Endpoint, Handler] = {
 
 
 class LocalCluster:
-    """This node holds the store."""
+    """This node holds the store; ``view`` (the election, on etcd) tells which managers lead
+    and are reachable when a manager's status is read (``nodes.VIEW``). Without one, a
+    manager's status is answered as stored."""
 
     is_manager = True
     holds_store = True
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, view: ManagerView | None = None) -> None:
         self.store = store
+        self.view = view
 
     async def serve(self, endpoint: Endpoint, request: web.Request) -> web.StreamResponse:
         request[STORE] = self.store
+        if self.view is not None:
+            request[nodes.VIEW] = self.view
         return await HANDLERS[endpoint](request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -13,7 +15,7 @@ from swarmlet.api.common import (
     read_json_object,
     version_query,
 )
-from swarmlet.errors import InvalidSpec
+from swarmlet.errors import NO_LEADER, InvalidSpec, Unavailable
 from swarmlet.manager.api.common import store_of
 from swarmlet.manager.api.filters import (
     Filters,
@@ -23,6 +25,8 @@ from swarmlet.manager.api.filters import (
 )
 from swarmlet.manager.api.lookup import node_names, resolve
 from swarmlet.manager.api.reads import Reads
+from swarmlet.manager.leadership import ManagerView
+from swarmlet.manager.quorum import demote_refusal
 from swarmlet.manager.store import Tx
 from swarmlet.models import Node, NodeRole, NodeSpec, NodeState, Version, api_name
 
@@ -83,27 +87,80 @@ def find_node(request: web.Request, reads: Reads) -> Node:
     return resolve("node", ref, nodes, node_names)
 
 
-def check_demotion(node: Node, nodes: list[Node]) -> None:
-    """Refuse to demote the last manager (SwarmKit's words; a FailedPrecondition, which moby
-    answers with 400), or the leader: swarmlet's leader holds the swarm's store, which is not
-    replicated, so leadership cannot move to another manager. Also a 400: like the last
+# The view of the managers (leader, reachable), set on the request by the backend that has
+# one (``cluster.LocalCluster``); without it a manager's status is answered as stored.
+VIEW = web.RequestKey("manager_view", ManagerView)
+REACHABLE = "reachable"
+UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True)
+class Managers:
+    """The view's answer at one moment: the leader (None: none) and the reachable managers."""
+
+    leader: str | None
+    reachable: frozenset[str]
+
+
+async def managers_now(request: web.Request) -> Managers | None:
+    """Ask the request's view, if it has one. A view that cannot be read (its manager cut
+    from etcd) is Swarm's lost quorum, as a read through a manager without a leader is."""
+    view = request.get(VIEW)
+    if view is None:
+        return None
+    try:
+        leader, reachable = await asyncio.gather(view.leader(), view.reachable())
+    except Unavailable as exc:
+        raise Unavailable(f"{NO_LEADER} ({exc.message})") from exc
+    return Managers(leader, frozenset(reachable))
+
+
+def with_manager_status(node: Node, managers: Managers | None) -> Node:
+    """The node as the API answers it: a manager's ``Leader`` and ``Reachability`` from the
+    view (``Addr`` as stored), as SwarmKit fills them from the raft's members at read time."""
+    status = node.manager_status
+    if managers is None or status is None:
+        return node
+    reachability = REACHABLE if node.id in managers.reachable else UNREACHABLE
+    return node.replace(
+        manager_status=status.replace(leader=node.id == managers.leader, reachability=reachability)
+    )
+
+
+def check_demotion(node: Node, nodes: list[Node], managers: Managers | None, shared: bool) -> None:
+    """Refuse to demote the last manager, or one without which the reachable managers would
+    lose their quorum (SwarmKit's words; FailedPrecondition, which moby answers with 400).
+    Reachability is the view's, or the stored status without one. On a store of one
+    manager's own (SQLite) the leader is refused too: it holds the swarm's store, which is
+    not replicated, so leadership cannot move to another manager. Also a 400: like the last
     manager, a state of the cluster that no retry of the same request will change."""
-    managers = [n for n in nodes if is_manager(n)]
-    if [n.id for n in managers] == [node.id]:
-        raise InvalidSpec("attempting to demote the last manager of the swarm")
-    if node.manager_status is not None and node.manager_status.leader:
+    shown = [with_manager_status(n, managers) for n in nodes]
+    members = {n.id: n.manager_status for n in shown if n.manager_status is not None}
+    reachable = [i for i, status in members.items() if status.reachability == REACHABLE]
+    manager_ids = [n.id for n in shown if is_manager(n)]
+    refusal = demote_refusal(node.id, manager_ids, list(members), reachable)
+    if refusal is not None:
+        raise InvalidSpec(refusal)
+    status = members.get(node.id)
+    if not shared and status is not None and status.leader:
         raise InvalidSpec(DEMOTE_LEADER.format(node=node.id))
 
 
 async def list_nodes(request: web.Request) -> web.Response:
     store = store_of(request)
     filters = node_filter(Filters.parse(request.query.get("filters")))
-    nodes = [node.to_api() for node in store.all(Node) if node_matches(node, filters)]
+    managers = await managers_now(request)
+    nodes = [
+        with_manager_status(node, managers).to_api()
+        for node in store.all(Node)
+        if node_matches(node, filters)
+    ]
     return json_response(nodes)
 
 
 async def inspect_node(request: web.Request) -> web.Response:
-    return json_response(find_node(request, store_of(request)).to_api())
+    node = find_node(request, store_of(request))
+    return json_response(with_manager_status(node, await managers_now(request)).to_api())
 
 
 def parse_node_spec(body: dict[str, Any]) -> NodeSpec:
@@ -121,11 +178,13 @@ async def update_node(request: web.Request) -> web.Response:
     store = store_of(request)
     version = version_query(request, "node")
     spec = parse_node_spec(await read_json_object(request))
+    # Asked before the transaction, which cannot await: a demotion checks the quorum on it.
+    managers = await managers_now(request) if spec.role is NodeRole.WORKER else None
 
     def update(tx: Tx) -> None:
         node = find_node(request, tx)
         if node.spec.role is NodeRole.MANAGER and spec.role is NodeRole.WORKER:
-            check_demotion(node, tx.all(Node))
+            check_demotion(node, tx.all(Node), managers, store.shared)
         tx.update(node.replace(spec=spec, version=Version(index=version)))
 
     await store.update(update)

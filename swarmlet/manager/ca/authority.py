@@ -106,8 +106,8 @@ def role_of_token(cluster: Cluster, token: str) -> NodeRole:
     if worker.matches(token):
         return NodeRole.WORKER
     if manager.matches(token):
-        # Joining as a second manager needs the replicated store (a later issue).
-        raise InvalidSpec("joining as a manager is not supported yet: use the worker token")
+        # The node then joins the swarm's etcd (the store moves there from SQLite first).
+        return NodeRole.MANAGER
     raise InvalidSpec(INVALID_TOKEN)
 
 

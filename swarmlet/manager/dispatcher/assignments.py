@@ -3,7 +3,8 @@ the store changes it.
 
 A node is sent the full set of its tasks whenever one of them changes (except by its own
 report), with exactly the secrets and configs they use; its network state and what it must
-trust (and whether to renew its certificate) whenever they differ from what it was last sent.
+trust (and whether to renew its certificate) whenever they differ from what it was last sent;
+the swarm's managers when it connects and whenever they change.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from swarmlet.models import (
     Task,
 )
 from swarmlet.net.names import VXLAN_PORT
-from swarmlet.protocol import Assignments, Certificates, Message, NetworkState
+from swarmlet.protocol import Assignments, Certificates, Managers, Message, NetworkState
 
 
 class AgentConnection(Protocol):
@@ -35,15 +36,16 @@ class AgentConnection(Protocol):
         """Queue a message to the agent without waiting for it to be written."""
         ...
 
-    def close(self) -> None:
-        """End the session (its node was removed)."""
+    def close(self, reason: str = "node removed from the swarm") -> None:
+        """End the session (its node was removed, or the manager's term ended)."""
         ...
 
 
 class AssignmentPusher(Controller):
     """Follows the store: ``mark`` notes the nodes whose tasks (or their secrets and configs)
     changed, the nodes that may need to renew, whether some host's network state may have
-    changed, and the nodes removed; ``act`` pushes. It writes nothing.
+    changed, whether the managers may have changed, and the nodes removed; ``act`` pushes. It
+    writes nothing.
 
     ``reports`` is the controller whose commits are the agents' own status reports (passed
     over); ``removed`` ends the session of a node removed from the swarm."""
@@ -68,6 +70,9 @@ class AssignmentPusher(Controller):
         self._renewing: set[str] = set()
         self._networks_changed = False
         self._gone: set[str] = set()
+        # The swarm's managers as the agents were last told (None: not read yet).
+        self._managers: list[str] | None = None
+        self._managers_changed = False
 
     # Sessions
 
@@ -79,6 +84,8 @@ class AssignmentPusher(Controller):
         self._push_networks([node_id])
         self._push(node_id)
         self._push_certificates([node_id])
+        if managers := self._current_managers():
+            connection.send(Managers(addrs=managers))
 
     def disconnect(self, node_id: str, connection: AgentConnection) -> bool:
         """Stop pushing to the session, if it is the node's current one (a reconnect may have
@@ -94,6 +101,13 @@ class AssignmentPusher(Controller):
         self._forget(node_id)
         return self.connections.pop(node_id, None)
 
+    def end_all(self) -> dict[str, AgentConnection]:
+        """Forget every session (the manager's term ended): the connections to close."""
+        connections, self.connections = self.connections, {}
+        self._sent_networks.clear()
+        self._sent_certificates.clear()
+        return connections
+
     def _forget(self, node_id: str) -> None:
         self._sent_networks.pop(node_id, None)
         self._sent_certificates.pop(node_id, None)
@@ -106,6 +120,7 @@ class AssignmentPusher(Controller):
         self._dirty.update(self.connections)
         self._renewing.update(self.connections)
         self._networks_changed = True
+        self._managers_changed = True
         self._gone.update(n for n in self.connections if self._store.find(Node, n) is None)
 
     def mark(self, event: Event) -> None:
@@ -126,8 +141,10 @@ class AssignmentPusher(Controller):
             self._dirty |= decide.nodes_using(obj.id, self._store.all(Task))
         elif isinstance(obj, Node) and event.action is Action.DELETE:
             self._gone.add(obj.id)
+            self._managers_changed = True
         elif isinstance(obj, Node):
             self._renewing.add(obj.id)
+            self._managers_changed = True
         elif isinstance(obj, Cluster):
             self._renewing.update(self.connections)
         if _touches_networks(obj):
@@ -145,6 +162,9 @@ class AssignmentPusher(Controller):
         dirty, self._dirty = self._dirty, set()
         for node_id in dirty:
             self._push(node_id)
+        if self._managers_changed:
+            self._managers_changed = False
+            self._push_managers()
 
     # What is sent
 
@@ -160,6 +180,21 @@ class AssignmentPusher(Controller):
                 {config.id: config for config in store.all(Config)},
             )
             connection.send(Assignments(tasks=tasks, secrets=secrets, configs=configs))
+
+    def _current_managers(self) -> list[str]:
+        if self._managers is None:
+            self._managers = decide.manager_addrs(self._store.all(Node))
+        return self._managers
+
+    def _push_managers(self) -> None:
+        """Tell every connected agent the swarm's managers, when they changed."""
+        managers = decide.manager_addrs(self._store.all(Node))
+        if managers == self._managers:
+            return
+        self._managers = managers
+        if managers:
+            for connection in self.connections.values():
+                connection.send(Managers(addrs=managers))
 
     def _push_certificates(self, node_ids: Iterable[str]) -> None:
         """Tell connected nodes what to trust and whether to renew, once per change."""

@@ -1,6 +1,6 @@
 """The dispatcher's decisions, without I/O: which nodes missed their heartbeats, which status
-updates to accept, and what a node is assigned (its tasks, and the secrets and configs they
-use)."""
+updates to accept, what a node is assigned (its tasks, and the secrets and configs they use),
+and which managers the agents are told of."""
 
 from __future__ import annotations
 
@@ -46,6 +46,18 @@ def seen_when_session_lost(last_seen: float, now: float, period: float) -> float
     within two seconds). A host that vanishes without closing anything still gets the grace.
     """
     return min(last_seen, now - (MISSED_HEARTBEATS - 1) * period)
+
+
+def manager_addrs(nodes: Iterable[Node]) -> list[str]:
+    """Where agents may open their sessions: every manager node's ``ManagerStatus.Addr`` (its
+    port 2377), sorted; a manager whose address is not known yet is left out."""
+    return sorted(
+        {
+            node.manager_status.addr
+            for node in nodes
+            if node.manager_status is not None and node.manager_status.addr
+        }
+    )
 
 
 def accept_status(task: Task, node_id: str, status: TaskStatus) -> Task | None:

@@ -7,6 +7,9 @@ the secrets and configs those tasks use, and no other), and writes the agents' s
 updates in one transaction per batch. Its three loops are controllers on the one runtime
 (``swarmlet.manager.controller``): the assignment pusher (``assignments.py``), the heartbeat
 checker (``heartbeats.py``) and the status writer (``statuses.py``).
+
+It serves sessions only while ``run`` runs (``leading``: the manager's term as leader); when
+the term ends, every session is closed, and its agent moves to the next manager.
 """
 
 from __future__ import annotations
@@ -39,7 +42,11 @@ from swarmlet.protocol import (
     StatusUpdate,
 )
 
-__all__ = ["AgentConnection", "Dispatcher", "SessionRefused"]
+__all__ = ["TERM_ENDED", "AgentConnection", "Dispatcher", "SessionRefused"]
+
+
+# Why the sessions close when the manager's term as leader ends.
+TERM_ENDED = "this manager is no longer the leader"
 
 
 class SessionRefused(SwarmletError):
@@ -57,6 +64,8 @@ class Dispatcher:
         start = clock.monotonic()
         # Every known node gets a full grace period from the manager's start to reconnect.
         self._last_seen: dict[str, float] = {node.id: start for node in store.all(Node)}
+        # Whether ``run`` runs: only the leader's port opens sessions (``server.py``).
+        self._leading = False
         # The three loops, each a controller (``run`` runs them).
         self._statuses = StatusWriter(store, clock)
         self._heartbeats = HeartbeatChecker(store, clock, self._last_seen)
@@ -74,10 +83,18 @@ class Dispatcher:
     def heartbeat_period(self) -> float:
         return heartbeat_period(self._store)
 
+    @property
+    def leading(self) -> bool:
+        """Whether the loops run (the manager's term as leader lasts): sessions are served
+        only then."""
+        return self._leading
+
     # Sessions
 
     async def register(self, node_id: str, message: Register) -> Registered:
-        """Admit the agent of a node (named by its certificate) and mark the node Ready."""
+        """Admit the agent of a node (named by its certificate) and mark the node Ready (a
+        manager node whose address is not known yet gets it: its port on the agent's address,
+        what agents are told in ``Managers``)."""
 
         def ready(tx: Tx) -> None:
             node = tx.find(Node, node_id)
@@ -93,6 +110,9 @@ class Dispatcher:
                 ready = ready.replace(
                     manager_status=ManagerStatus(leader=True, addr=f"{message.addr}:2377")
                 )
+            elif node.manager_status is not None and not node.manager_status.addr and message.addr:
+                addr = f"{message.addr}:2377"
+                ready = ready.replace(manager_status=node.manager_status.replace(addr=addr))
             tx.update(ready)
 
         await self._store.update(ready)
@@ -174,13 +194,28 @@ class Dispatcher:
 
     async def run(self) -> None:
         """The assignment pusher, the heartbeat checker and the status writer, until
-        cancelled (the leader's term ended, or the manager stops); the status writer writes
-        the reports already received before it ends."""
+        cancelled (the leader's term ended, or the manager stops). Sessions are served for as
+        long as it runs: when it ends, every one is closed (its agent goes to the next
+        manager), and the status writer writes the reports already received."""
+        self._leading = True
+        # Every known node gets a full grace from the term's start: its agent was on the last
+        # leader (or on none) until now, and has to find this one.
+        now = self._clock.monotonic()
+        for node in self._store.all(Node):
+            self._last_seen[node.id] = now
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._pusher.run(), name="dispatcher-assignments")
                 group.create_task(self._heartbeats.run(), name="dispatcher-heartbeats")
                 group.create_task(self._statuses.run(), name="dispatcher-statuses")
         finally:
+            self._leading = False
+            self._end_sessions()
             # Also when the writer was cancelled before it began (``run`` cancelled at once).
             await self._statuses.flush()
+
+    def _end_sessions(self) -> None:
+        """The term ended: every session is closed, so that its agent finds the next leader."""
+        for node_id, connection in self._pusher.end_all().items():
+            self.logs.disconnected(node_id, connection)
+            connection.close(TERM_ENDED)

@@ -30,6 +30,12 @@ _WATCH_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=REQUEST_TIMEOUT_S)
 
 
 _JSON = {"Content-Type": "application/json"}
+# Keys and leases ask for a leader (etcd's rpctypes.MetadataRequireLeaderKey, passed on by the
+# gateway as gRPC metadata): a member without one refuses at once ("etcdserver: no leader")
+# instead of holding the request for etcd's own timeout (7 s), so a lost quorum is answered
+# soon. Not the cluster's requests: a member lists its members without a leader.
+_NEEDS_LEADER = {**_JSON, "Grpc-Metadata-hasleader": "true"}
+_LEADER_PATHS = ("/v3/kv/", "/v3/lease/")
 # A connection closed before its response was read whole (a watch stopped) ends with a TLS
 # shutdown the peer may never answer; before Python 3.12.8 (cpython#118960) its socket then
 # stays open unless aiohttp aborts it (on the newer ones aiohttp warns that it need not).
@@ -232,8 +238,9 @@ class EtcdClient:
             # A buffer, not bytes: aiohttp warns of bodies over 1 MB given whole (a txn of
             # thousands of objects is tens of MB).
             data = io.BytesIO(json.dumps(body).encode()) if body is not None else None
+            headers = _NEEDS_LEADER if path.startswith(_LEADER_PATHS) else _JSON
             async with self._session.request(
-                method, self._url + path, data=data, headers=_JSON
+                method, self._url + path, data=data, headers=headers
             ) as response:
                 payload = await response.json(content_type=None)
                 status = response.status

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -46,6 +47,68 @@ def member_tls(
     now: datetime,
 ) -> MemberTLS:
     """A new key and a certificate for the member of ``node_id`` at ``address``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert_pem, trust_pem = member_certificate(
+        root_ca,
+        key.public_key(),
+        node_id=node_id,
+        cluster_id=cluster_id,
+        address=address,
+        expiry=expiry,
+        now=now,
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    return MemberTLS(cert_pem, key_pem, trust_pem)
+
+
+def member_certificate_for_csr(
+    root_ca: RootCA,
+    csr_pem: str,
+    *,
+    node_id: str,
+    cluster_id: str,
+    address: str,
+    expiry: timedelta,
+    now: datetime,
+) -> tuple[str, str]:
+    """The certificate of a joining manager's member, for the key of its CSR (the key never
+    leaves the joiner): the certificate (with the cross-signed root during a rotation) and
+    the trust. Raises InvalidSpec for a CSR that is not one, or not signed by its key."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+        valid = csr.is_signature_valid
+    except (ValueError, InvalidSignature) as exc:
+        raise InvalidSpec("invalid certificate signing request for an etcd member") from exc
+    key = csr.public_key()
+    if not valid or not isinstance(key, ec.EllipticCurvePublicKey):
+        raise InvalidSpec("an etcd member's CSR must be signed by its ECDSA key")
+    return member_certificate(
+        root_ca,
+        key,
+        node_id=node_id,
+        cluster_id=cluster_id,
+        address=address,
+        expiry=expiry,
+        now=now,
+    )
+
+
+def member_certificate(
+    root_ca: RootCA,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    node_id: str,
+    cluster_id: str,
+    address: str,
+    expiry: timedelta,
+    now: datetime,
+) -> tuple[str, str]:
+    """The member's certificate for ``public_key`` (then the cross-signed root during a
+    rotation), and every root of the cluster (the trust)."""
     if not root_ca.ca_cert:
         raise InvalidSpec("the cluster has no root CA")
     try:
@@ -58,7 +121,6 @@ def member_tls(
     ca_key = serialization.load_pem_private_key(signer.key_pem.encode(), password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise InvalidSpec("the CA key must be an ECDSA key")
-    key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, f"etcd-{node_id}"),
@@ -70,18 +132,13 @@ def member_tls(
         ca_cert,
         ca_key,
         subject=subject,
-        public_key=key.public_key(),
+        public_key=public_key,
         names=[x509.DNSName(MEMBER_NAME)] + [x509.IPAddress(a) for a in addresses],
         expiry=expiry,
         now=now,
     )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return MemberTLS(cert_pem + root_ca.cross_signed, key_pem, trust_of(root_ca))
+    return cert_pem + root_ca.cross_signed, trust_of(root_ca)
 
 
 def write_member_tls(config: MemberConfig, tls: MemberTLS) -> None:

@@ -9,6 +9,7 @@ the API, which every node serves, imports this package.
 from swarmlet.manager.store.backend import (
     Backend,
     Change,
+    Compacted,
     LocalBackend,
     MemoryBackend,
     RemoteBackend,
@@ -16,7 +17,7 @@ from swarmlet.manager.store.backend import (
     Write,
 )
 from swarmlet.manager.store.events import Action, Event, Op, OwnCommits
-from swarmlet.manager.store.store import Compacted, Snapshot, Store, Watch
+from swarmlet.manager.store.store import Snapshot, Store, Watch
 from swarmlet.manager.store.tx import Commit, Tx
 
 __all__ = [

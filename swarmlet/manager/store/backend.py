@@ -10,7 +10,8 @@ Two kinds of backend stand behind the store:
 - A **remote** backend (etcd, ``swarmlet.manager.store.etcd``) is shared by several managers.
   It is the authority: the store's objects are a cache that its ``follow`` feeds, every
   manager's commits included; ``commit`` writes only if no object the transaction read has
-  moved on, and the revision is the backend's.
+  moved on, and the revision is the backend's. A write of the leader's controllers is fenced
+  on its term (``Store.fenced``): it lands only while that term lasts.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from swarmlet.errors import Unavailable
 from swarmlet.manager.store.events import Action, Event
 from swarmlet.models import StoredObject
 
@@ -46,6 +48,11 @@ class Write:
     name_after: str | None
 
 
+class Compacted(Exception):
+    """A watch asked to start from a revision older than the kept history: the store's own
+    (``Store.watch``), or the remote backend's (``follow``, after etcd compacted it)."""
+
+
 class Stale(Exception):
     """A remote transaction found an object moved on since the store's cache read it: the
     cache is behind ``revision``, and the transaction runs again once it has caught up."""
@@ -53,6 +60,11 @@ class Stale(Exception):
     def __init__(self, revision: int) -> None:
         super().__init__(f"the store's cache is behind revision {revision}")
         self.revision = revision
+
+
+class TermEnded(Unavailable):
+    """A fenced write found the leader's term over (its leader key gone, or made again by
+    another manager's term): nothing was written, and nothing is tried again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +84,15 @@ class RemoteBackend(Protocol):
         ...
 
     def follow(self, from_revision: int) -> AsyncIterator[tuple[int, list[Change]]]:
-        """Every revision after ``from_revision`` that changed objects, with its changes."""
+        """Every revision after ``from_revision`` that changed objects, with its changes;
+        ``Compacted`` when the backend no longer has them (the store loads again)."""
         ...
 
-    async def commit(self, writes: Sequence[Write]) -> int:
+    async def commit(self, writes: Sequence[Write], fence: int = 0) -> int:
         """Write all or nothing, returning the revision; ``Stale`` when an object (or a
-        name) is not as the store's cache had it."""
+        name) is not as the store's cache had it. ``fence``: the create revision of the
+        leader key of the term the write belongs to (0: none); the write lands only while
+        the key is still that one, and raises ``TermEnded`` otherwise."""
         ...
 
     async def current_revision(self) -> int:

@@ -29,7 +29,9 @@ from itertools import groupby
 
 from swarmlet.errors import NO_LEADER, Unavailable
 from swarmlet.manager.etcd.client import (
-    Compacted,
+    Compacted as EtcdCompacted,
+)
+from swarmlet.manager.etcd.client import (
     Compare,
     Delete,
     EtcdClient,
@@ -38,7 +40,7 @@ from swarmlet.manager.etcd.client import (
     WatchEvent,
     prefix_end,
 )
-from swarmlet.manager.store.backend import Change, Stale, Write
+from swarmlet.manager.store.backend import Change, Compacted, Stale, TermEnded, Write
 from swarmlet.manager.store.encryption import (
     Cipher,
     object_context,
@@ -64,6 +66,14 @@ _ZLIB = b"\x78"
 # Fast compression: task JSON shrinks about sixfold at level 1, and a pass of thousands of
 # tasks is compressed on the event loop.
 COMPRESSION_LEVEL = 1
+# How long a write may wait for etcd: a member that has lost its leader refuses at once (the
+# client asks for a leader), but one that is only now losing it holds a write for etcd's own
+# request timeout (7 s); the user hears Swarm's lost quorum sooner. A scheduler's pass of
+# thousands of tasks (megabytes) is given more: it is not that the cluster is slow to agree.
+WRITE_TIMEOUT_S = 5.0
+WRITE_S_PER_MIB = 2.0
+# etcd's refusal of a compaction to a revision it has already compacted (mvcc.ErrCompacted).
+_ALREADY_COMPACTED = "required revision has been compacted"
 
 
 class EtcdBackend:
@@ -77,6 +87,9 @@ class EtcdBackend:
         self._prefix = prefix
         self._objects = prefix + b"o/"
         self._names = prefix + b"n/"
+        # The election's (``swarmlet.manager.etcd.election``, on the same prefix): a fenced
+        # write lands only while this key is the one its term made.
+        self.leader_key = prefix + b"leader"
         self._readers: set[asyncio.Task[None]] = set()
         # This backend's own puts, by key, until the watch brings them back: their objects
         # are taken as written rather than opened and parsed again (the value is compared
@@ -189,8 +202,8 @@ class EtcdBackend:
                             if revision > last:
                                 queue.put_nowait((revision, self._changes(list(events))))
                                 last, failures = revision, 0
-                except Compacted:
-                    raise  # the start is gone: the store must load again
+                except EtcdCompacted as exc:  # the start is gone: the store must load again
+                    raise Compacted(str(exc)) from exc
                 except Unavailable as exc:
                     failures += 1
                     delay = min(FIRST_RETRY_S * 2 ** min(failures - 1, 8), MAX_RETRY_S)
@@ -228,8 +241,12 @@ class EtcdBackend:
             return own[1].replace(version=Version(index=kv.mod_revision))
         return self._object(kind, object_id, kv)
 
-    async def commit(self, writes: Sequence[Write]) -> int:
+    async def commit(self, writes: Sequence[Write], fence: int = 0) -> int:
         compares: list[Compare] = []
+        if fence:
+            # The term's leader key, as its term made it: gone, or made again by another
+            # manager's term, and nothing of this txn is written.
+            compares.append(Compare(self.leader_key, "CREATE", fence))
         ops: list[Put | Delete] = []
         own: dict[bytes, tuple[bytes, StoredObject]] = {}
         claimed = {
@@ -267,8 +284,14 @@ class EtcdBackend:
                 if name not in claimed:  # etcd refuses a txn that touches a key twice
                     ops.append(Delete(name))
         self._in_flight.update(own)
+        size = sum(len(op.value) for op in ops if isinstance(op, Put))
+        within = WRITE_TIMEOUT_S + size / (1 << 20) * WRITE_S_PER_MIB
         try:
-            result = await self._client.txn(compares, ops)
+            result = await asyncio.wait_for(self._client.txn(compares, ops), within)
+        except TimeoutError as exc:
+            self._forget(own)
+            reason = Unavailable(f"etcd did not answer within {within:.1f} s")
+            raise _no_leader(reason) from exc
         except Unavailable as exc:
             self._forget(own)
             raise _no_leader(exc) from exc
@@ -277,8 +300,25 @@ class EtcdBackend:
             raise
         if not result.succeeded:
             self._forget(own)
+            if fence:
+                await self._check_term(fence)
             raise Stale(result.revision)
         return result.revision
+
+    async def _check_term(self, fence: int) -> None:
+        """After a fenced txn was refused: ``TermEnded`` if its term is over (the refusal
+        is then the fence's, or the term would have ended before a retry anyway)."""
+        try:
+            found = await self._client.range(self.leader_key)
+        except Unavailable as exc:
+            raise _no_leader(exc) from exc
+        now = found.kvs[0].create_revision if found.kvs else 0
+        if now != fence:
+            key = f"made again at revision {now}" if now else "gone"
+            raise TermEnded(
+                "this manager's term of leadership has ended (its leader key, made at"
+                f" revision {fence}, is {key}): the write was not made"
+            )
 
     def _forget(self, own: dict[bytes, tuple[bytes, StoredObject]]) -> None:
         for key, (value, _) in own.items():
@@ -290,6 +330,15 @@ class EtcdBackend:
             return (await self._client.range(self._prefix, limit=1)).revision
         except Unavailable as exc:
             raise _no_leader(exc) from exc
+
+    async def compact(self, revision: int) -> None:
+        """Drop etcd's history before ``revision`` (``compaction``): a watch can no longer
+        start before it. One that etcd has compacted already (an earlier leader) is done."""
+        try:
+            await self._client.compact(revision)
+        except Unavailable as exc:
+            if _ALREADY_COMPACTED not in exc.message:
+                raise
 
     def close(self) -> None:
         for reader in list(self._readers):

@@ -25,13 +25,14 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from swarmlet.clock import Clock, SystemClock
 from swarmlet.errors import InvalidSpec, NameConflict, NotFound, Unavailable, VersionConflict
 from swarmlet.manager.store.backend import (
     Backend,
     Change,
+    Compacted,
     LocalBackend,
     MemoryBackend,
     RemoteBackend,
@@ -51,6 +52,9 @@ from swarmlet.models import (
     Task,
     Version,
 )
+
+if TYPE_CHECKING:
+    from swarmlet.manager.leadership import Term
 
 T = TypeVar("T", bound=StoredObject)
 R = TypeVar("R")
@@ -77,10 +81,10 @@ EVENT_HISTORY = 1_000
 # store gives up: each run follows the cache catching up, so only a storm of writes to the
 # same objects gets this far.
 STALE_RETRIES = 50
-
-
-class Compacted(Exception):
-    """A watch asked to start from a revision older than the kept history."""
+# A remote backend that cannot be loaded again (after a compaction) is tried again after
+# 0.1 s, doubling up to 2 s, as its watch is.
+RELOAD_RETRY_S = 0.1
+RELOAD_RETRY_MAX_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,33 @@ class Store:
         self._fail_waiters(Unavailable("the store is closed"))
         self._backend.close()
 
+    def fenced(self, term: Term) -> Store:
+        """The store as the leader's controllers write to it during ``term``: every write
+        lands only while the term lasts (on etcd, its txn also compares the leader key's
+        create revision with the term's) and raises ``TermEnded`` once it is over. The same
+        objects, watches and revision: one store, with the fence on its writes. A store of
+        one manager's own (memory, SQLite) has no other leader to fence out: itself."""
+        if not self._remote:
+            return self
+        if not term.revision:
+            raise ValueError("a term without a leader key cannot fence a shared store's writes")
+        return _FencedStore(self, term.revision)
+
+    def _fence(self) -> int:
+        """The leader key's create revision the writes are fenced on (0: none)."""
+        return 0
+
+    @property
+    def backend(self) -> Backend:
+        """Where the objects are kept (for what the backend alone does: etcd's compaction)."""
+        return self._backend
+
+    @property
+    def shared(self) -> bool:
+        """Whether the backend is shared by several managers (etcd): the store is then a
+        cache of it, and another manager can take over the leader's work."""
+        return self._remote
+
     # Reads
 
     def get(self, kind: type[T], object_id: str) -> T:
@@ -302,7 +333,7 @@ class Store:
                 Write(p.action, p.obj, p.expected, p.name_before, p.name_after) for p in planned
             ]
             try:
-                revision = await backend.commit(writes)
+                revision = await backend.commit(writes, self._fence())
             except Stale as stale:
                 await self._caught_up(stale.revision)
                 continue
@@ -423,14 +454,51 @@ class Store:
 
     async def _follow(self, backend: RemoteBackend) -> None:
         try:
-            async for revision, changes in backend.follow(self.revision):
-                self._apply(revision, self._changed(revision, changes))
+            while True:
+                try:
+                    async for revision, changes in backend.follow(self.revision):
+                        self._apply(revision, self._changed(revision, changes))
+                    return
+                except Compacted as exc:
+                    # Behind the backend's compaction (cut off from it for long): what
+                    # changed meanwhile comes from loading it whole.
+                    log.warning("store: %s; loading the backend again", exc)
+                    await self._reload(backend)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # every waiter must hear why
             log.warning("store: the backend's changes stopped: %s", exc)
             self._failed = exc
             self._fail_waiters(Unavailable(f"the store lost its backend: {exc}"))
+
+    async def _reload(self, backend: RemoteBackend) -> None:
+        """Load the backend again and apply the differences with the cache as one revision's
+        events: watchers see each object's last state (its states between are gone), as
+        they see a burst of commits. A backend that cannot be read now is tried again."""
+        failures = 0
+        while True:
+            try:
+                revision, objects = await backend.load()
+                break
+            except Unavailable as exc:
+                failures += 1
+                delay = min(RELOAD_RETRY_S * 2 ** min(failures - 1, 8), RELOAD_RETRY_MAX_S)
+                log.info("store: loading the backend failed (%s); again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+        loaded = {(type(obj), obj.id): obj for obj in objects}
+        events = [
+            Event(Action.DELETE, obj, revision)
+            for kind, cached in self._objects.items()
+            for obj in cached.values()
+            if (kind, obj.id) not in loaded
+        ]
+        for (kind, object_id), obj in loaded.items():
+            cached = self._objects[kind].get(object_id)
+            if cached is None:
+                events.append(Event(Action.CREATE, obj, revision))
+            elif cached.version.index != obj.version.index:
+                events.append(Event(Action.UPDATE, obj, revision))
+        self._apply(revision, events)
 
     def _changed(self, revision: int, changes: list[Change]) -> list[Event]:
         events = []
@@ -503,3 +571,22 @@ class Store:
     def snapshot(self) -> Snapshot:
         """The current revision and a watch from it: read the objects now, follow the watch."""
         return Snapshot(self.revision, self.watch())
+
+
+class _FencedStore(Store):
+    """A store's writes fenced on a term (``Store.fenced``). It shares the store's state
+    itself, not a copy (``__dict__`` is the store's: the revision, the objects, the watches
+    and the follower are one), so the controllers given it read and follow the store as
+    everyone does; only the fence, kept in a slot outside that state, is its own."""
+
+    __slots__ = ("_term_revision",)
+
+    def __init__(self, store: Store, revision: int) -> None:  # no Store.__init__: shared
+        self.__dict__ = store.__dict__
+        self._term_revision = revision
+
+    def _fence(self) -> int:
+        return self._term_revision
+
+    def close(self) -> None:
+        raise TypeError("a fenced store is closed through the store it fences")

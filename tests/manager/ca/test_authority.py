@@ -187,12 +187,13 @@ async def test_the_certificate_lasts_the_clusters_node_cert_expiry(
     assert peer_of(issued).not_after == clock.now() + timedelta(hours=1)
 
 
-async def test_the_manager_token_is_refused_for_now(ca: CertificateAuthority, store: Store) -> None:
-    revision = store.revision
-    with pytest.raises(InvalidSpec, match="joining as a manager is not supported yet"):
-        await ca.join(cluster_of(store).join_tokens.manager, csr())
-    assert store.revision == revision
-    assert store.all(Node) == []
+async def test_the_manager_token_makes_a_manager(ca: CertificateAuthority, store: Store) -> None:
+    issued = await ca.join(cluster_of(store).join_tokens.manager, csr())
+    assert peer_of(issued).role is NodeRole.MANAGER
+    node = store.get(Node, issued.node_id)
+    assert node.spec.role is NodeRole.MANAGER
+    assert node.manager_status is not None
+    assert not node.manager_status.leader
 
 
 def _other_secret(tokens: JoinTokens) -> str:

@@ -10,12 +10,14 @@ class FakeConnection:
     def __init__(self) -> None:
         self.sent: list[Message] = []
         self.closed = False
+        self.reason = ""
 
     def send(self, message: Message) -> None:
         self.sent.append(message)
 
-    def close(self) -> None:
+    def close(self, reason: str = "node removed from the swarm") -> None:
         self.closed = True
+        self.reason = reason
 
     def assignments(self) -> list[Assignments]:
         """Every assignment set sent, in order."""

@@ -169,8 +169,8 @@ async def test_a_nodes_own_reports_are_not_sent_back_to_it(store: Store, clock: 
 async def test_a_new_run_sends_connected_agents_what_changed_before_it(
     store: Store, clock: FakeClock
 ) -> None:
-    # Sessions outlive a leader's term: what changed between terms reaches them when the
-    # next one starts.
+    # Sessions attached before a term starts (the port opens none then: see test_leading.py)
+    # are sent what changed before it when it starts.
     dispatcher = Dispatcher(store, clock)
     node_id = (await dispatcher.register(await joined(store), HELLO)).node_id
     removed = (await dispatcher.register(await joined(store), HELLO)).node_id
