@@ -88,10 +88,11 @@ def exit_on_sigterm() -> None:
 
 
 @contextmanager
-def own_lab(nodes: int) -> Iterator[Lab]:
+def own_lab(nodes: int, managers: int = 1) -> Iterator[Lab]:
     """The benchmarks' lab, up for the block and gone after it, whatever happens (its lock
-    held throughout: a second benchmark started meanwhile exits at once)."""
-    with _held_or_exit(LAB.lock_file), _lab_up(LAB, nodes) as lab:
+    held throughout: a second benchmark started meanwhile exits at once); node1 ..
+    node<managers> are its managers."""
+    with _held_or_exit(LAB.lock_file), _lab_up(LAB, nodes, managers) as lab:
         yield lab
 
 
@@ -110,14 +111,15 @@ def lab_of_its_own(config: LabConfig, nodes: int) -> Iterator[Lab]:
 
 
 @contextmanager
-def _lab_up(config: LabConfig, nodes: int) -> Iterator[Lab]:
+def _lab_up(config: LabConfig, nodes: int, managers: int = 1) -> Iterator[Lab]:
     """The lab of ``config`` up for the block, whatever a killed run left taken down first,
     and down after it; the caller holds its lock."""
     lab = Lab(config)
     try:
         lab.down()  # whatever a killed run of a benchmark left
-        log(f"lab {config.name}: up with {nodes} hosts on {config.subnet}.0/24")
-        lab.up(nodes, "shared")
+        hosts = f"{nodes} hosts ({managers} managers)"
+        log(f"lab {config.name}: up with {hosts} on {config.subnet}.0/24")
+        lab.up(nodes, "shared", managers=managers)
         yield lab
     finally:
         log(f"lab {config.name}: down")

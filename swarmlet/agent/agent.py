@@ -112,8 +112,10 @@ class Agent:
         )
 
     def _managers_changed(self, addrs: list[str]) -> None:
-        """The swarm's managers, as the session learnt them: attachments go to them too."""
+        """The swarm's managers, as the session learnt them: attachments and renewals go to them
+        too."""
         self._attachments.managers = list(addrs)
+        self.certificates.managers = list(addrs)
         if self._on_managers is not None:
             self._on_managers(list(addrs))
 

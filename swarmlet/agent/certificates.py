@@ -131,7 +131,8 @@ class CertificateRenewer:
         self._credentials = credentials
         self._new_key_and_csr = new_key_and_csr
         self._on_renewed = renewed
-        self._managers = list(manager_addrs)
+        # Tried in turn; the agent replaces them when the swarm's managers change.
+        self.managers = list(manager_addrs)
         self._clock = clock
         self._rng = rng or random.Random()
         self._asked = asyncio.Event()
@@ -169,7 +170,7 @@ class CertificateRenewer:
         """Raises Unavailable when no manager renews it."""
         errors = []
         key, csr = await self._new_key_and_csr()
-        for addr in self._managers:
+        for addr in self.managers:
             tls = client_context(self._credentials.trust(), self._credentials)
             try:
                 async with aiohttp.ClientSession(timeout=TIMEOUT) as http:

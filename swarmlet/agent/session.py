@@ -47,6 +47,12 @@ log = logging.getLogger(__name__)
 BACKOFF_START = 0.2
 BACKOFF_MAX = 2.0
 CONNECT_TIMEOUT = 5.0
+# The websocket is pinged this often, and given up when the pong has not come within half of
+# it: a manager that went silent without closing anything (its host cut off, its process
+# stopped) would otherwise hold the session until TCP gives up, minutes later, while the new
+# leader marks the node Down (three heartbeat periods after its term began) and replaces
+# its tasks. aiohttp answers the pings on the manager's event loop; any frame counts as one.
+PING_S = 5.0
 # A session that lasted less than this counts as a failed attempt (a manager that accepts
 # and closes at once must not be retried without a pause).
 LASTING_S = BACKOFF_MAX
@@ -74,7 +80,7 @@ async def _open(
         ws = await http.ws_connect(
             f"https://{addr}{SESSION_PATH}",
             max_msg_size=64 * 1024 * 1024,
-            heartbeat=None,
+            heartbeat=PING_S,
             ssl=client_context(credentials.trust(), credentials),
             server_hostname=MANAGER_NAME,
         )

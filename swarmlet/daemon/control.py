@@ -70,18 +70,6 @@ ALREADY_IN_SWARM = (
     " join another one."
 )
 NOT_IN_SWARM = "This node is not part of a swarm"
-LEAVE_AS_MANAGER = (
-    "You are attempting to leave the swarm on a node that is participating as a manager."
-    " Removing the last manager erases all current state of the swarm. Use `--force` to"
-    " ignore this message."
-)
-# swarmlet's store is not replicated: a follower that leaves takes no state with it, but it
-# stays a manager in the swarm's records until it is demoted.
-LEAVE_AS_FOLLOWER = (
-    "You are attempting to leave the swarm on a node that is participating as a manager."
-    " Demote it first (`docker node demote`) so that the swarm stops counting it as one, or"
-    " use `--force` to ignore this message."
-)
 
 
 class NodeControl:
@@ -184,7 +172,10 @@ class NodeControl:
                 if self._store is None:
                     raise Unavailable(WORKER)
                 # `--force-new-cluster` makes this manager the swarm's only one, keeping its
-                # state. A swarm has one manager today (its store): it already is.
+                # state: on etcd, its member forms a cluster of itself alone; on SQLite, the
+                # swarm has one manager (this one) already.
+                if self._etcd is not None:
+                    await self._force_new_cluster(self._etcd, self._identity, request)
                 return self._identity.node_id
             # Past the refusals: a worker asked to init stays without the manager's imports.
             from swarmlet.manager.store.encryption import create_key_file  # manager only
@@ -213,6 +204,37 @@ class NodeControl:
             self._identity = identity
             self._start(store)
             return identity.node_id
+
+    async def _force_new_cluster(
+        self, etcd: EtcdStore, identity: identity_file.NodeIdentity, request: InitRequest
+    ) -> None:
+        """Stop the manager and the member, restart the member alone from its data
+        (``etcd_store.force_new_cluster``), and run the manager on it: it leads once the old
+        leader's lease has run out. Its address is the member's: another is refused."""
+        if request.advertise_addr:
+            addr = advertise_addr(request.advertise_addr, request.listen_addr)
+            if addr != identity.advertise_addr:
+                raise InvalidSpec(
+                    f"--force-new-cluster keeps this manager's address {identity.advertise_addr}"
+                    f" (its etcd member's); {addr} was given"
+                )
+        log.info("forcing a new cluster of this manager alone from its etcd member's data")
+        await self._stop_manager()
+        self._etcd = self._store = None
+        self._set_cluster()
+        await etcd.close()
+        try:
+            self._etcd = await etcd_store.force_new_cluster(
+                etcd.member.config, self._clock, etcd.dek
+            )
+        except Exception:
+            # As before: the member and the store on it again (etcd.json is unchanged).
+            self._etcd = await etcd_store.EtcdStore.open(etcd.member.config, self._clock, etcd.dek)
+            self._start_manager(self._etcd.store)
+            self._set_cluster()
+            raise
+        self._start_manager(self._etcd.store)
+        self._set_cluster()
 
     async def _found_cluster(
         self,
@@ -332,11 +354,9 @@ class NodeControl:
             identity = self._identity
             if identity is None:
                 raise Unavailable(NOT_IN_SWARM)
-            on_etcd = self._etcd is not None or etcd_store.on_etcd(self._state_dir)
-            if (identity.role == NodeRole.MANAGER or on_etcd) and not force:
-                raise Unavailable(LEAVE_AS_MANAGER)
-            if self.leader is not None and not force:
-                raise Unavailable(LEAVE_AS_FOLLOWER)
+            refusal = None if force else await self._leave_refusal(identity)
+            if refusal is not None:
+                raise Unavailable(refusal)
             await self._stop()
             # The engine calls the network plugin for each endpoint and network it removes.
             async with teardown_plugins([self._network_plugin]):
@@ -358,6 +378,37 @@ class NodeControl:
             self._unlock_key = ""
             self._locked = False
             self._set_cluster()
+
+    async def _leave_refusal(self, identity: identity_file.NodeIdentity) -> str | None:
+        """Why ``docker swarm leave`` without ``--force`` is refused here, in Swarm's words
+        (``swarmlet.manager.quorum``): a manager is always refused, with the quorum it would
+        break counted from the managers the store holds and those the view finds reachable."""
+        on_etcd = self._etcd is not None or etcd_store.on_etcd(self._state_dir)
+        manager = identity.role is NodeRole.MANAGER or on_etcd or self.leader is not None
+        if not manager and not self._locked:
+            return None
+        from swarmlet.manager.leadership import ManagerView, SoleManager  # manager only
+        from swarmlet.manager.quorum import leave_refusal, manager_counts
+
+        store = self._store
+        if self._locked or store is None:
+            # Locked, or a manager that does not reach the swarm's store (promoted, not yet
+            # a member): moby's "not an active manager".
+            return leave_refusal(0, 0, active=False, locked=self._locked)
+        view: ManagerView = self._etcd.election if self._etcd else SoleManager(identity.node_id)
+        try:
+            reachable = await view.reachable()
+        except Unavailable:
+            return leave_refusal(0, 0, active=True, locked=False, self_reachable=False)
+        managers = [node.id for node in store.all(Node) if node.manager_status is not None]
+        counts = manager_counts(managers, reachable, identity.node_id)
+        return leave_refusal(
+            counts.reachable,
+            counts.unreachable,
+            active=True,
+            locked=False,
+            self_reachable=counts.self_reachable,
+        )
 
     # Running the node's parts
 
@@ -417,9 +468,21 @@ class NodeControl:
             network_suffix=self._network_suffix,
             renewed=self._read_role,
             devices=self._node_devices,
+            on_managers=self._managers_changed,
         )
         self._agent = agent
         self._running.append(self._group.create_task(agent.run(), name="agent"))
+
+    def _managers_changed(self, addrs: list[str]) -> None:
+        """The swarm's managers as the session last heard them, remembered: after a restart
+        the agent (and a follower's route) starts from them, not from the one manager it
+        joined through, which may be gone or no longer lead."""
+        identity = self._identity
+        if identity is None or not addrs or identity.manager_addrs == addrs:
+            return
+        identity = identity.model_copy(update={"manager_addrs": list(addrs)})
+        identity_file.save_identity(self._state_dir, identity)
+        self._identity = identity
 
     def _start_manager(self, store: Store) -> None:
         """The manager on ``store``: under the election on etcd, else the sole manager."""
@@ -485,9 +548,14 @@ class NodeControl:
         elif store is not None:
             from swarmlet.manager.api.cluster import LocalCluster  # manager only (see above)
 
-            # On etcd, the election tells which managers lead and are reachable.
-            view = self._etcd.election if self._etcd is not None else None
-            self._cluster = LocalCluster(store, view=view)
+            if self._etcd is not None:
+                from swarmlet.manager.api.lost_quorum import LeaderRequired  # manager only
+
+                # On etcd, the election tells which managers lead and are reachable, and a
+                # request is answered only while etcd has a leader (Swarm's lost quorum).
+                self._cluster = LeaderRequired(store, self._etcd.election)
+            else:
+                self._cluster = LocalCluster(store)
         elif route is not None:
             from swarmlet.manager.api.follower import RemoteCluster  # manager only
             from swarmlet.manager.api.leader import Leader
@@ -611,7 +679,7 @@ class NodeControl:
     async def _join_etcd(self, identity: identity_file.NodeIdentity) -> EtcdStore:
         """This node's member added to the swarm's etcd through a manager, started, and the
         store opened on it."""
-        config, dek, unlock_key = await etcd_store.join_cluster(
+        etcd, unlock_key = await etcd_store.join_cluster(
             self._state_dir,
             identity.node_id,
             identity.advertise_addr,
@@ -620,7 +688,7 @@ class NodeControl:
             self._clock,
         )
         self._unlock_key = unlock_key
-        return await etcd_store.EtcdStore.open(config, self._clock, dek)
+        return etcd
 
     def _join_when_promoted(self) -> None:
         """A worker whose renewed certificate says manager (``docker node promote``) joins

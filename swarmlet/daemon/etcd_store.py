@@ -19,6 +19,7 @@ import asyncio
 import base64
 import logging
 import shutil
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from swarmlet.manager.etcd import EtcdClient, MemberConfig, MemberInfo, Supervisor
     from swarmlet.manager.etcd.election import Election
     from swarmlet.manager.etcd.join import MemberGrant, MemberRequest
-    from swarmlet.manager.store import Store
+    from swarmlet.manager.store import Store, Tx
     from swarmlet.pki import Credentials
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,47 @@ def finish_move(state_dir: Path, config: MemberConfig) -> None:
     save_member(state_dir, config)
 
 
+async def force_new_cluster(config: MemberConfig, clock: Clock, dek: bytes) -> EtcdStore:
+    """``docker swarm init --force-new-cluster`` on a manager on etcd whose member is stopped:
+    the member started once with etcd's ``--force-new-cluster`` (``config.forced``) — from its
+    own data, every other member removed, its keys kept — until it is healthy, then stopped;
+    ``etcd.json`` rewritten to name it alone; the member started again as always and the store
+    opened on it, where the managers that are members no more lose their manager status
+    (``drop_lost_managers``). Raises Unavailable when the member has no data or does not
+    start; ``etcd.json`` is then as it was."""
+    from swarmlet.manager.etcd import Peer  # manager only
+    from swarmlet.manager.etcd.config import forced
+
+    if not config.data_dir.is_dir():
+        raise Unavailable(f"the etcd member has no data in {config.data_dir}")
+    alone = await Member.start(forced(config), clock)
+    try:
+        members = await alone.client.member_list()
+    finally:
+        await alone.stop()
+    log.info("etcd forced a new cluster from this member's data: %d member(s)", len(members))
+    single = replace(config, initial_cluster=(Peer(config.name, config.peer_url),))
+    save_member(config.state_dir, single)
+    etcd = await EtcdStore.open(single, clock, dek)
+    try:
+        await etcd.store.update(lambda tx: drop_lost_managers(tx, config.name))
+    except BaseException:
+        await etcd.close()
+        raise
+    return etcd
+
+
+def drop_lost_managers(tx: Tx, node_id: str) -> int:
+    """Every manager but ``node_id`` loses its manager status: after ``--force-new-cluster``
+    they are no members of the cluster, and SwarmKit fills a node's ``ManagerStatus`` from the
+    raft's members, so ``node ls`` shows them (Down) with no MANAGER STATUS, a demotion counts
+    no quorum for them, and once demoted they can be removed. Returns how many."""
+    lost = [n for n in tx.all(Node) if n.id != node_id and n.manager_status is not None]
+    for node in lost:
+        tx.update(node.replace(manager_status=None))
+    return len(lost)
+
+
 def member_cert_expiry(cluster: Cluster) -> timedelta:
     """A member's certificate lasts as long as a node's."""
     return timedelta(seconds=cluster.spec.ca_config.node_cert_expiry / SECOND_NS)
@@ -324,8 +366,9 @@ class EtcdStore:
     async def add_member(
         self, node: Node, request: MemberRequest, clock: Clock, unlock_key: str
     ) -> MemberGrant:
-        """Add ``node``'s member to the cluster (once: a joiner asking again is answered
-        with the member it was added as), and sign its certificate."""
+        """Add ``node``'s member to the cluster as a learner, and sign its certificate.
+        A joiner asking again is answered with the member it was added as, promoted to a
+        voting member once etcd finds it caught up (``MemberGrant.voting``)."""
         from swarmlet.manager.etcd.join import MemberGrant, PeerModel  # manager only
         from swarmlet.manager.etcd.tls import member_certificate_for_csr
 
@@ -334,8 +377,15 @@ class EtcdStore:
             raise Unavailable("the swarm has no cluster object")
         address = _host_of(request.peer_url)
         members = await self.member.client.member_list()
-        if not any(request.peer_url in m.peer_urls for m in members):
+        added = next((m for m in members if request.peer_url in m.peer_urls), None)
+        if added is None:
+            # A learner counts in no quorum until it is promoted: a joiner that never
+            # starts its member (or dies before it caught up) cannot take the swarm's
+            # quorum with it, as a voting member added to a cluster of one would.
             members = await self._member_add(request.peer_url, clock)
+            voting = False
+        else:
+            voting = not added.learner or await self._promote(added)
         certificate, trust = member_certificate_for_csr(
             cluster.root_ca,
             request.csr,
@@ -357,13 +407,25 @@ class EtcdStore:
             trust=trust,
             dek=base64.b64encode(self.dek).decode(),
             unlock_key=unlock_key,
+            voting=voting,
         )
+
+    async def _promote(self, learner: MemberInfo) -> bool:
+        """Whether etcd made ``learner`` a voting member now; False while it is not started
+        or not caught up (the joiner asks again)."""
+        try:
+            await self.member.client.member_promote(learner.id)
+        except Unavailable as exc:
+            log.info("etcd does not promote %s yet: %s", learner.peer_urls[0], exc.message)
+            return False
+        log.info("the etcd member at %s votes", learner.peer_urls[0])
+        return True
 
     async def _member_add(self, peer_url: str, clock: Clock) -> list[MemberInfo]:
         deadline = clock.monotonic() + MEMBER_ADD_WITHIN_S
         while True:
             try:
-                _, members = await self.member.client.member_add(peer_url)
+                _, members = await self.member.client.member_add(peer_url, learner=True)
             except Unavailable as exc:
                 if clock.monotonic() >= deadline:
                     raise
@@ -387,17 +449,18 @@ async def join_cluster(
     manager_addrs: list[str],
     credentials: Credentials,
     clock: Clock,
-) -> tuple[MemberConfig, bytes, str]:
+) -> tuple[EtcdStore, str]:
     """Join the swarm's etcd cluster through one of its managers (this node holds a manager
-    certificate): the member's files written, ``etcd.json`` last. Returns the member's
-    configuration, the store's DEK and the unlock key (with autolock, else '')."""
+    certificate): the member's files written and the member started as a learner; once the
+    managers answer that it votes, ``etcd.json`` written (last) and the store opened on it.
+    Returns that and the unlock key (with autolock, else '')."""
     from swarmlet.manager.etcd import (  # manager only
         MemberTLS,
         joining_member,
         new_cluster_member,
         write_member_tls,
     )
-    from swarmlet.manager.etcd.join import MemberRequest, request_membership
+    from swarmlet.manager.etcd.join import MemberRequest, request_membership, request_vote
     from swarmlet.manager.store.encryption import parse_unlock_key, write_key_file
     from swarmlet.pki.ca import new_key_and_csr
     from swarmlet.pki.tls import client_context
@@ -407,13 +470,35 @@ async def join_cluster(
     peer_url = new_cluster_member(node_id, state_dir, address, "").peer_url
     key, csr = await asyncio.to_thread(new_key_and_csr)
     tls = client_context(credentials.trust(), credentials)
-    grant = await request_membership(
-        manager_addrs, MemberRequest(peer_url=peer_url, csr=csr), tls, clock
-    )
+    request = MemberRequest(peer_url=peer_url, csr=csr)
+    grant = await request_membership(manager_addrs, request, tls, clock)
     config = joining_member(node_id, state_dir, address, grant.cluster_token, grant.peers())
     discard_member_data(config)
     write_member_tls(config, MemberTLS(grant.certificate, key, grant.trust))
     unlock_key = parse_unlock_key(grant.unlock_key) if grant.unlock_key else None
     write_key_file(state_dir / KEY_FILE, grant.data_key(), unlock_key)
-    save_member(state_dir, config)
-    return config, grant.data_key(), grant.unlock_key
+    member = await Member.start(config, clock)  # healthy as a learner, serving no request
+    try:
+        if not grant.voting:
+            await request_vote(manager_addrs, request, tls, clock)
+        await until_serving(member.client, clock)
+        save_member(state_dir, config)
+        etcd = await EtcdStore.open(config, clock, grant.data_key(), member)
+    except BaseException:
+        await member.stop()
+        raise
+    return etcd, grant.unlock_key
+
+
+async def until_serving(client: EtcdClient, clock: Clock) -> None:
+    """Wait until a promoted member serves requests: a learner refuses them ("rpc not
+    supported for learner") until it applies its promotion."""
+    deadline = clock.monotonic() + HEALTHY_WITHIN_S
+    while True:
+        try:
+            await client.member_list()
+            return
+        except Unavailable:
+            if clock.monotonic() >= deadline:
+                raise
+            await clock.sleep(MEMBER_ADD_RETRY_S)

@@ -4,9 +4,12 @@ member and opens its store on it, on a real etcd member on 127.0.0.1."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from swarmlet.clock import SystemClock
 from swarmlet.daemon import etcd_store
@@ -149,8 +152,9 @@ def _alive(pid: int) -> bool:
 
 async def test_a_second_member_joins_with_the_grant_and_reads_the_store(tmp_path: Path) -> None:
     """What the route on port 2377 answers (``EtcdStore.add_member``), used as a joining
-    manager uses it: its member starts with the grant and its store holds the swarm's
-    objects, opened with the DEK it was given."""
+    manager uses it: its member starts with the grant as a learner, which counts in no quorum
+    (the first member alone still writes), is promoted when the joiner asks again once it has
+    caught up, and its store holds the swarm's objects, opened with the DEK it was given."""
     etcd_binary_or_skip()
     clock = SystemClock()
     root = new_root(datetime.now(UTC))
@@ -186,6 +190,11 @@ async def test_a_second_member_joins_with_the_grant_and_reads_the_store(tmp_path
         again = await manager.add_member(Node(id="node2id"), request, clock, "")
         assert again.initial_cluster == grant.initial_cluster
         assert sorted(p.name for p in grant.initial_cluster) == ["", NODE_ID]
+        # Not started, so not promoted.
+        assert not grant.voting
+        assert not again.voting
+        # The learner, never started, takes no quorum: the first member alone writes.
+        await manager.store.commit([Op.create(Service(id="s2", spec=ServiceSpec(name="b")))])
         assert grant.cluster_token == first.cluster_token
         assert grant.data_key() == dek
         assert read_certificate(grant.certificate).node_id == "etcd-node2id"
@@ -200,7 +209,20 @@ async def test_a_second_member_joins_with_the_grant_and_reads_the_store(tmp_path
             peer_port=peer_port,
         )
         write_member_tls(config, MemberTLS(grant.certificate, key, grant.trust))
-        joined = await etcd_store.EtcdStore.open(config, clock, grant.data_key())
+        learner = await etcd_store.Member.start(config, clock)
+        try:
+            # Asked again, it votes once it has caught up (the joiner's request_vote).
+            for _ in range(50):
+                if (await manager.add_member(Node(id="node2id"), request, clock, "")).voting:
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                pytest.fail("the learner was not promoted")
+            await etcd_store.until_serving(learner.client, clock)
+        except BaseException:
+            await learner.stop()
+            raise
+        joined = await etcd_store.EtcdStore.open(config, clock, grant.data_key(), learner)
         assert joined.store.get(Service, "s1").spec == web.spec
         names = sorted(m.name for m in await joined.member.client.member_list())
         assert names == sorted([NODE_ID, "node2id"])

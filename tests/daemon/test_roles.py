@@ -10,11 +10,12 @@ import pytest
 from swarmlet.api.backend import NO_CLUSTER
 from swarmlet.clock import FakeClock
 from swarmlet.daemon import state as identity_file
-from swarmlet.daemon.control import LEAVE_AS_FOLLOWER, NodeControl
+from swarmlet.daemon.control import NodeControl
 from swarmlet.errors import Unavailable
 from swarmlet.ids import new_id
 from swarmlet.manager.api.follower import RemoteCluster
 from swarmlet.manager.ca import CertificateAuthority, new_cluster_root
+from swarmlet.manager.quorum import leave_refusal
 from swarmlet.manager.store import Op, Store
 from swarmlet.models import Cluster, Node, NodeRole, NodeSpec
 from swarmlet.pki import Credentials
@@ -102,4 +103,5 @@ async def test_a_follower_leaves_only_when_forced(tmp_path: Path) -> None:
     control = await joined_with(tmp_path, NodeRole.MANAGER)
     with pytest.raises(Unavailable) as refused:
         await control.leave(force=False)
-    assert refused.value.message == LEAVE_AS_FOLLOWER
+    # Not yet a member of the swarm's store (moby's "not an active manager").
+    assert refused.value.message == leave_refusal(0, 0, active=False, locked=False)

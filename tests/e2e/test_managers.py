@@ -1,6 +1,6 @@
 """Several managers on etcd, with the stock docker CLI (issue 14, points 1 and 5): a lab of
-three managers and two workers, and a running swarm of one manager that moves from SQLite to
-etcd when a worker is promoted, without a task restarted.
+three managers and two workers (its leader demoted at the end), and a running swarm of one
+manager that moves from SQLite to etcd when a worker is promoted, without a task restarted.
 
 Each test brings up a lab of its own shape on one config of its own (``swlm``); the lab's lock
 makes runs take turns.
@@ -145,6 +145,32 @@ def test_three_managers_and_two_workers(three_managers: ManagersCli) -> None:
         return cli.manager_status_list("node5") == ["Leader", *["Reachable"] * 3]
 
     eventually(four_managers, timeout=60, what="node5 a reachable manager")
+
+    # The leader can be demoted: it stops leading (its lease given back), another manager
+    # takes over, and the demoted node leaves etcd and is a worker; the services run on.
+    leader = next(host for host, status in cli.manager_statuses().items() if status == "Leader")
+    other = next(host for host in ("node1", "node2", "node3") if host != leader)
+    demoted = cli.on_ok(other, "node", "demote", leader)
+    assert demoted.strip() == f"Manager {leader} demoted in the swarm."
+
+    def new_leader() -> bool:
+        # By rows, not hostnames: node5 is listed twice (it left as a worker, and Swarm keeps
+        # that node, Down, beside the manager it came back as).
+        return cli.manager_statuses(other)[leader] == "" and cli.manager_status_list(other) == [
+            "Leader",
+            "Reachable",
+            "Reachable",
+        ]
+
+    eventually(new_leader, timeout=60, what=f"a new leader after {leader} was demoted")
+    eventually(
+        lambda: "not a swarm manager" in cli.on(leader, "service", "ls").stderr,
+        timeout=60,
+        what=f"{leader} to answer as a worker",
+    )
+    assert not (cli.lab.host(leader).state_dir / "etcd.json").exists()
+    cli.running_on(other, "via2", 3)
+    cli.running_on(other, "via3", 2)
 
 
 def test_promoting_a_second_manager_moves_the_swarm_to_etcd(one_manager: ManagersCli) -> None:

@@ -196,9 +196,11 @@ async def remove_node(request: web.Request) -> web.Response:
 
     def remove(tx: Tx) -> None:
         node = find_node(request, tx)
-        # SwarmKit's RemoveNode: a manager must be demoted first, even with force; a node
-        # that is still Ready must be forced.
-        if is_manager(node):
+        # SwarmKit's RemoveNode: a manager that is a member (it has a manager status) must
+        # be demoted first, even with force; one that is none (a manager lost before
+        # `swarm init --force-new-cluster`) is removed as a worker is. A node that is still
+        # Ready must be forced.
+        if node.manager_status is not None:
             raise InvalidSpec(
                 f"node {node.id} is a cluster manager and is a member of the raft cluster."
                 " It must be demoted to worker before removal"

@@ -120,6 +120,7 @@ class MemberInfo:
     name: str  # empty for a member added that has not started yet
     peer_urls: tuple[str, ...]
     client_urls: tuple[str, ...]
+    learner: bool = False  # a member that follows the log but does not vote (not yet)
 
     def peers(self) -> list[Peer]:
         """The member as ``--initial-cluster`` names it (once for each peer URL)."""
@@ -132,6 +133,7 @@ def _member(raw: dict[str, Any]) -> MemberInfo:
         name=str(raw.get("name", "")),
         peer_urls=tuple(raw.get("peerURLs", ())),
         client_urls=tuple(raw.get("clientURLs", ())),
+        learner=bool(raw.get("isLearner", False)),
     )
 
 
@@ -267,12 +269,21 @@ class EtcdClient:
         payload = await self._request("POST", "/v3/cluster/member/list", {})
         return [_member(raw) for raw in payload.get("members", ())]
 
-    async def member_add(self, peer_url: str) -> tuple[MemberInfo, list[MemberInfo]]:
+    async def member_add(
+        self, peer_url: str, *, learner: bool = False
+    ) -> tuple[MemberInfo, list[MemberInfo]]:
         """Add a member with ``peer_url`` to the cluster: the new member (no name yet) and
         every member after the add, for the new one's ``--initial-cluster``
-        (``config.joining_member``)."""
-        payload = await self._request("POST", "/v3/cluster/member/add", {"peerURLs": [peer_url]})
+        (``config.joining_member``). A learner does not count in the quorum until it is
+        promoted (``member_promote``); etcd 3.4 holds one learner at a time."""
+        body = {"peerURLs": [peer_url], "isLearner": learner}
+        payload = await self._request("POST", "/v3/cluster/member/add", body)
         return _member(payload["member"]), [_member(raw) for raw in payload.get("members", ())]
+
+    async def member_promote(self, member_id: str) -> None:
+        """Make a learner a voting member; etcd refuses until it has caught up with the
+        leader's log ("can only promote a learner member which is in sync with leader")."""
+        await self._request("POST", "/v3/cluster/member/promote", {"ID": member_id})
 
     async def member_remove(self, member_id: str) -> None:
         await self._request("POST", "/v3/cluster/member/remove", {"ID": member_id})

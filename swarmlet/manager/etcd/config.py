@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -76,6 +76,9 @@ class MemberConfig:
     client_port: int = CLIENT_PORT
     peer_port: int = PEER_PORT
     client_address: str = LOOPBACK
+    # ``docker swarm init --force-new-cluster``: start once from this member's data as a
+    # cluster of itself alone (``forced``); never written to ``etcd.json``.
+    force_new_cluster: bool = False
 
     @property
     def data_dir(self) -> Path:
@@ -190,6 +193,14 @@ def joining_member(
     )
 
 
+def forced(config: MemberConfig) -> MemberConfig:
+    """The member started once with etcd's ``--force-new-cluster``: from its own data, it
+    commits the removal of every other member and runs as a cluster of one, keeping its keys,
+    its member ID and its cluster ID. Only for a member that has data (``data_dir``), and only
+    once: a member restarted with the flag after others joined it would remove them again."""
+    return replace(config, force_new_cluster=True)
+
+
 def initial_cluster(peers: Sequence[Peer]) -> str:
     """``--initial-cluster``: ``name=url`` pairs, a member with several URLs once for each."""
     return ",".join(f"{peer.name}={peer.peer_url}" for peer in peers)
@@ -224,8 +235,13 @@ def etcd_argv(config: MemberConfig, binary: str = "etcd") -> list[str]:
         f"--max-txn-ops={MAX_TXN_OPS}",
         f"--max-request-bytes={MAX_REQUEST_BYTES}",
         "--enable-v2=false",
+        # A member cut off from the others campaigns on its own, raising its raft term; without
+        # a pre-vote it would depose etcd's leader when it comes back, and the swarm would lose
+        # its leader (and its writes) for a few seconds on every heal (etcd 3.5's default).
+        "--pre-vote=true",
         "--logger=zap",
         "--log-outputs=stderr",
+        *(["--force-new-cluster"] if config.force_new_cluster else []),
     ]
 
 

@@ -9,7 +9,8 @@ again when the key goes, and one wins).
 
 A leader that cannot keep its lease alive for the lease's TTL stops leading at once, before
 etcd can have given the key to another: its lease has expired by then, or is about to. The
-others see the key go when the lease expires (or is revoked on resignation) and campaign.
+others see the key go when the lease expires (or is revoked: on resignation, and when its
+manager stops) and campaign.
 ``TTL_S`` bounds how long the swarm is without a leader after one dies: the lease's TTL, plus
 etcd's own election when the dead manager's member led etcd (etcd then extends every lease
 by its election timeout).
@@ -35,6 +36,8 @@ KEEPALIVES_PER_TTL = 4
 # How often a follower looks at the leader key (a linearizable read).
 POLL_S = 0.25
 RETRY_S = 0.5
+# How long a stopping manager tries to give its lease back.
+REVOKE_WITHIN_S = 1.0
 
 
 class LeaseLost(Unavailable):
@@ -63,17 +66,33 @@ class Election:
         """Campaign for as long as this runs; while leader, run ``lead(term)``, cancelled the
         moment the lease cannot be kept (or on ``resign``). Never returns on its own."""
         while True:
+            lease = 0
             try:
-                lease = await self._client.lease_grant(self._ttl)
-                presence = self.managers_prefix + self._node_id.encode()
-                await self._client.txn([], [Put(presence, b"", lease=lease)])
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(self._keep_alive(lease), name="etcd-lease")
-                    group.create_task(self._campaign(lease, lead), name="etcd-campaign")
-            except* Unavailable as errors:
-                log.info("election: %s; campaigning again", errors.exceptions[0])
+                try:
+                    lease = await self._client.lease_grant(self._ttl)
+                    presence = self.managers_prefix + self._node_id.encode()
+                    await self._client.txn([], [Put(presence, b"", lease=lease)])
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self._keep_alive(lease), name="etcd-lease")
+                        group.create_task(self._campaign(lease, lead), name="etcd-campaign")
+                except* Unavailable as errors:
+                    log.info("election: %s; campaigning again", errors.exceptions[0])
+            except asyncio.CancelledError:
+                # Stopped (the daemon stops, the manager is demoted or leaves): the lease
+                # goes now rather than at its expiry, so another manager leads at once.
+                await self._revoke_quietly(lease)
+                raise
             self._resigning.clear()
             await self._clock.sleep(RETRY_S)
+
+    async def _revoke_quietly(self, lease: int) -> None:
+        if not lease:
+            return
+        try:
+            async with asyncio.timeout(REVOKE_WITHIN_S):
+                await self._client.lease_revoke(lease)
+        except (Unavailable, TimeoutError):
+            log.info("election: the lease could not be revoked; it expires on its own")
 
     async def resign(self) -> None:
         """Give up leading: the lease is revoked (its keys go with it) and a new one taken
@@ -134,9 +153,10 @@ class Election:
             await self._clock.sleep(period)
             asked = self._clock.monotonic()
             try:
-                remaining = await asyncio.wait_for(
-                    self._client.lease_keepalive(lease), timeout=period
-                )
+                # Not asyncio.wait_for, which drops a cancellation coming as the renewal
+                # completes on Python 3.11 (gh-86296): the term's end must not be lost.
+                async with asyncio.timeout(period):
+                    remaining = await self._client.lease_keepalive(lease)
             except (Unavailable, TimeoutError) as exc:
                 if self._clock.monotonic() - renewed + period >= self._ttl:
                     raise LeaseLost(f"the lease could not be renewed: {exc}") from exc

@@ -3,12 +3,14 @@ what the joiner is given.
 
 ``POST /etcd/members {peer_url, csr}`` is admitted from a manager certificate of a node that
 is a manager in the store (``forwarded.admit_manager``). The manager asked adds the joiner to
-the etcd cluster (``member add``), signs the certificate of its member for the CSR's key, and
-answers what the joiner's member needs: the cluster as ``--initial-cluster`` names it, the
-cluster token, the certificate and the trust, and the store's key (DEK), with the unlock key
-when the swarm is autolocked (the joiner writes its own key file, sealed under it). All of it
-over mTLS, to a manager of the swarm. A manager whose store is still on SQLite answers 503
-while it moves the swarm to etcd (its port's listener restarts): the joiner asks again.
+the etcd cluster as a learner (``member add``; asked again once the joiner's member runs, it
+promotes it to a voting member: ``MemberGrant.voting``, ``request_vote``), signs the
+certificate of its member for the CSR's key, and answers what the joiner's member needs: the
+cluster as ``--initial-cluster`` names it, the cluster token, the certificate and the trust,
+and the store's key (DEK), with the unlock key when the swarm is autolocked (the joiner
+writes its own key file, sealed under it). All of it over mTLS, to a manager of the swarm.
+A manager whose store is still on SQLite answers 503 while it moves the swarm to etcd (its
+port's listener restarts): the joiner asks again.
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class MemberGrant(BaseModel):
     trust: str
     dek: str  # base64
     unlock_key: str = ""  # the swarm's unlock key with autolock, else ''
+    # Whether the member votes: it is added as a learner, and promoted when a manager is
+    # asked again once the member has started and caught up.
+    voting: bool = True
 
     def peers(self) -> list[Peer]:
         return [Peer(p.name, p.peer_url) for p in self.initial_cluster]
@@ -136,4 +141,24 @@ async def request_membership(
         if clock.monotonic() >= deadline:
             raise Unavailable("no manager added this node to etcd: " + "; ".join(errors))
         log.info("joining etcd: %s; asking again", "; ".join(errors))
+        await clock.sleep(RETRY_S)
+
+
+async def request_vote(
+    addrs: Sequence[str],
+    body: MemberRequest,
+    tls: ssl.SSLContext,
+    clock: Clock,
+    within_s: float = JOIN_WITHIN_S,
+) -> MemberGrant:
+    """Ask the managers again, once this node's member runs as a learner, until one answers
+    that it votes (etcd promotes it once it has caught up with the leader's log)."""
+    deadline = clock.monotonic() + within_s
+    while True:
+        left = max(deadline - clock.monotonic(), 0.0)
+        grant = await request_membership(addrs, body, tls, clock, within_s=left)
+        if grant.voting:
+            return grant
+        if clock.monotonic() >= deadline:
+            raise Unavailable("this node's etcd member was not made a voting member in time")
         await clock.sleep(RETRY_S)

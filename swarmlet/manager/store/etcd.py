@@ -287,7 +287,11 @@ class EtcdBackend:
         size = sum(len(op.value) for op in ops if isinstance(op, Put))
         within = WRITE_TIMEOUT_S + size / (1 << 20) * WRITE_S_PER_MIB
         try:
-            result = await asyncio.wait_for(self._client.txn(compares, ops), within)
+            # Not asyncio.wait_for: Python 3.11's returns the result and drops a cancellation
+            # that comes as the txn completes (gh-86296), and the cancelled caller runs on
+            # (a controller whose leader's term ended, writing on: tests/e2e/test_failover.py).
+            async with asyncio.timeout(within):
+                result = await self._client.txn(compares, ops)
         except TimeoutError as exc:
             self._forget(own)
             reason = Unavailable(f"etcd did not answer within {within:.1f} s")

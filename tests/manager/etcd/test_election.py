@@ -172,13 +172,34 @@ async def test_a_dead_leaders_lease_runs_out_and_another_leads(etcd: FakeEtcd) -
         await advance(etcd.clock, 1.0)
         assert first.leading
         assert not second.leading
-        await first.stop()  # killed: its lease is neither renewed nor revoked
+        # Killed: its lease is neither renewed nor revoked (its etcd is gone as it stops).
+        etcd.down = True
+        await first.stop()
+        etcd.down = False
         await advance(etcd.clock, TTL_S - 0.5)
         assert not second.leading  # the lease still holds the key
         await advance(etcd.clock, 1.0)
         assert second.leading
         assert await second.election.reachable() == {"m2"}
         assert second.terms[0].revision > first.terms[0].revision
+    finally:
+        await second.stop()
+
+
+async def test_a_stopped_leader_gives_its_lease_back_and_another_leads_at_once(
+    etcd: FakeEtcd,
+) -> None:
+    first, second = Manager(etcd, "m1"), Manager(etcd, "m2")
+    first.start()
+    await advance(etcd.clock, 0.5)
+    second.start()
+    try:
+        await advance(etcd.clock, 1.0)
+        assert first.leading
+        await first.stop()  # the daemon stops, or the manager is demoted
+        assert await second.election.reachable() == {"m2"}
+        await advance(etcd.clock, 0.5)  # one poll, well inside the lease's TTL
+        assert second.leading
     finally:
         await second.stop()
 
