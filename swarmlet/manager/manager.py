@@ -87,7 +87,7 @@ class Manager:
         # Their writes land only while the term lasts (on etcd; docs/store.md, "Fencing").
         store = self.store.fenced(term)
         async with asyncio.TaskGroup() as group:
-            group.create_task(dispatcher.run(), name="dispatcher")
+            group.create_task(dispatcher.run(store), name="dispatcher")
             group.create_task(Allocator(store, self._clock).run(), name="allocator")
             group.create_task(Scheduler(store, self._clock).run(), name="scheduler")
             rotation = RootRotation(store, self._clock)

@@ -66,9 +66,9 @@ class Dispatcher:
         self._last_seen: dict[str, float] = {node.id: start for node in store.all(Node)}
         # Whether ``run`` runs: only the leader's port opens sessions (``server.py``).
         self._leading = False
-        # The three loops, each a controller (``run`` runs them).
+        # The three loops, each a controller (``run`` runs them; the heartbeat checker is
+        # made there, on the term's fenced store).
         self._statuses = StatusWriter(store, clock)
-        self._heartbeats = HeartbeatChecker(store, clock, self._last_seen)
         self._pusher = AssignmentPusher(store, clock, self._statuses, self._end_session)
 
     @property
@@ -192,11 +192,18 @@ class Dispatcher:
 
     # The loops
 
-    async def run(self) -> None:
+    async def run(self, fenced: Store | None = None) -> None:
         """The assignment pusher, the heartbeat checker and the status writer, until
         cancelled (the leader's term ended, or the manager stops). Sessions are served for as
         long as it runs: when it ends, every one is closed (its agent goes to the next
-        manager), and the status writer writes the reports already received."""
+        manager), and the status writer writes the reports already received.
+
+        ``fenced``: the store as the term writes to it (``Store.fenced``), for the heartbeat
+        checker, whose writes come from a timer rather than from an agent: a leader paused
+        past its lease and woken finds every node's last heartbeat old, and its checker's
+        timer is due before its election has seen the term end; fenced, that pass marks no
+        node Down (it raises ``TermEnded``, which ends the term)."""
+        heartbeats = HeartbeatChecker(fenced or self._store, self._clock, self._last_seen)
         self._leading = True
         # Every known node gets a full grace from the term's start: its agent was on the last
         # leader (or on none) until now, and has to find this one.
@@ -206,7 +213,7 @@ class Dispatcher:
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._pusher.run(), name="dispatcher-assignments")
-                group.create_task(self._heartbeats.run(), name="dispatcher-heartbeats")
+                group.create_task(heartbeats.run(), name="dispatcher-heartbeats")
                 group.create_task(self._statuses.run(), name="dispatcher-statuses")
         finally:
             self._leading = False
