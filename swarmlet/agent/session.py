@@ -47,12 +47,16 @@ log = logging.getLogger(__name__)
 BACKOFF_START = 0.2
 BACKOFF_MAX = 2.0
 CONNECT_TIMEOUT = 5.0
-# The websocket is pinged this often, and given up when the pong has not come within half of
-# it: a manager that went silent without closing anything (its host cut off, its process
-# stopped) would otherwise hold the session until TCP gives up, minutes later, while the new
-# leader marks the node Down (three heartbeat periods after its term began) and replaces
-# its tasks. aiohttp answers the pings on the manager's event loop; any frame counts as one.
+# The websocket is pinged this often, and the session given up when nothing (a pong, or any
+# message) has come from the manager for SILENT_S: a manager that went silent without closing
+# anything (its host cut off, its process stopped) would otherwise hold the session until TCP
+# gives up, minutes later, while the new leader marks the node Down (three heartbeat periods
+# after its term began) and replaces its tasks. aiohttp answers the pings on the manager's
+# event loop, so a manager busy for a while (a burst of thousands of tasks, on a loaded
+# machine) answers late: SILENT_S is well above such a pause and below the new leader's
+# grace. Both are the connection's real time, not the injected clock's.
 PING_S = 5.0
+SILENT_S = 10.0
 # A session that lasted less than this counts as a failed attempt (a manager that accepts
 # and closes at once must not be retried without a pause).
 LASTING_S = BACKOFF_MAX
@@ -80,7 +84,10 @@ async def _open(
         ws = await http.ws_connect(
             f"https://{addr}{SESSION_PATH}",
             max_msg_size=64 * 1024 * 1024,
-            heartbeat=PING_S,
+            # Pings and pongs are the session's own (``Session._pings``, ``_receive``).
+            heartbeat=None,
+            autoping=False,
+            timeout=aiohttp.ClientWSTimeout(ws_receive=SILENT_S, ws_close=CONNECT_TIMEOUT),
             ssl=client_context(credentials.trust(), credentials),
             server_hostname=MANAGER_NAME,
         )
@@ -93,6 +100,16 @@ async def _open(
         await http.close()
         raise
     return http, ws
+
+
+async def _pings(ws: aiohttp.ClientWebSocketResponse) -> None:
+    """Ping the manager every PING_S, so that a live one always has something to answer."""
+    while not ws.closed:
+        try:
+            await ws.ping()
+        except (aiohttp.ClientError, ConnectionError):
+            return  # the session is ending; its receiver says why
+        await asyncio.sleep(PING_S)
 
 
 async def _register(ws: aiohttp.ClientWebSocketResponse, hello: Register) -> Registered:
@@ -237,12 +254,16 @@ class Session:
             beats = asyncio.create_task(
                 self._heartbeats(ws, registered.heartbeat_period), name="session-heartbeats"
             )
+            pings = asyncio.create_task(_pings(ws), name="session-pings")
             try:
                 await self._resend()
                 await self._receive(ws)
+            except TimeoutError:
+                log.info("session to %s lost: the manager was silent for %.0f s", manager, SILENT_S)
             except (aiohttp.ClientError, OSError) as exc:
                 log.info("session to %s failed: %s", manager, exc)
             finally:
+                await cancel_and_wait(pings)
                 await cancel_and_wait(beats)
         finally:
             self._ws = None
@@ -260,11 +281,19 @@ class Session:
 
     async def _heartbeats(self, ws: aiohttp.ClientWebSocketResponse, period: float) -> None:
         while not ws.closed:
-            await ws.send_str(encode(Heartbeat()))
+            try:
+                await ws.send_str(encode(Heartbeat()))
+            except (aiohttp.ClientError, ConnectionError):
+                return  # the session is ending; its receiver says why
             await self._clock.sleep(period)
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for frame in ws:
+            if frame.type is aiohttp.WSMsgType.PING:
+                await ws.pong(frame.data)
+                continue
+            if frame.type is aiohttp.WSMsgType.PONG:
+                continue  # the manager is alive; receiving it reset the silence timeout
             if frame.type != aiohttp.WSMsgType.TEXT:
                 break
             try:

@@ -115,6 +115,7 @@ def test_a_host_that_joins_later_gets_the_global_task(cli: Cli, lab: Lab) -> Non
         f"{manager.address}:2377",
     )
     assert joined.returncode == 0, joined.stderr
-    new_id = cli.node_id("node3")
+    # Its hostname comes with the description its agent reports as its session opens.
+    new_id = eventually(lambda: cli.node_id("node3"), what="node3 known by its hostname")
     assert new_id != old_id
     assert eventually(lambda: running_nodes(cli, "latecomer") == ["node1", "node2", "node3"])
