@@ -224,8 +224,10 @@ class Lab:
             if pid is not None:
                 kill(pid)
         # A manager's etcd member gets SIGTERM when its swarmletd dies, and takes a moment to
-        # stop: waited for (killed after a grace), before its data is removed.
-        for found in processes_mentioning([f"{config.state_root}/"]):
+        # stop: waited for (killed after a grace), before its data is removed. Only the
+        # members (their data directory in a host's state): a host's own engine, whose data is
+        # there too, is still needed to remove its containers below.
+        for found in processes_mentioning([f"--data-dir={config.state_root}/"]):
             kill(int(found.split()[0]), signal.SIGTERM, timeout=10)
         # The daemons are gone, so nothing restarts what is removed now.
         engines = [config.shared_engine] + [h.engine.docker_host for h in plan.hosts if h.engine]
