@@ -27,8 +27,12 @@ def test_a_failing_task_is_restarted_with_its_history_under_it(cli: Cli) -> None
         return len(failed_ids) >= 7
 
     eventually(seven_failures, timeout=60, what="seven failures")
-    # Restarted again and again, yet the slot keeps at most 5 tasks (Swarm's history limit).
-    assert most_rows <= 5
+    # Restarted again and again, yet the slot keeps at most 5 tasks (Swarm's history limit):
+    # the reaper removes the oldest after the orchestrator made the new one, as SwarmKit's
+    # does (its task reaper batches deletions), so a listing between the two may show one
+    # more — more often on etcd, where the two transactions are further apart.
+    assert most_rows <= 6
+    eventually(lambda: len(cli.tasks("crash")) <= 5, what="the slot's history back at 5 tasks")
     rows = cli.tasks("crash")
     assert {r["DesiredState"] for r in rows if r["CurrentState"].startswith("Failed")} == {
         "Shutdown"
