@@ -16,8 +16,10 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from ssl import SSLContext
+from typing import TypeVar
 
 import aiohttp
+from pydantic import BaseModel
 
 from swarmlet.clock import Clock
 from swarmlet.errors import Forbidden, InvalidSpec, Unavailable
@@ -33,6 +35,9 @@ from swarmlet.protocol import (
 )
 
 log = logging.getLogger(__name__)
+
+# The model a manager answers with.
+M = TypeVar("M", bound=BaseModel)
 
 TIMEOUT = aiohttp.ClientTimeout(total=15, connect=5)
 # Renewal starts between half and four fifths of the remaining validity (Swarm's window), so
@@ -54,9 +59,12 @@ async def _fetch_root(http: aiohttp.ClientSession, addr: str, digest: str) -> st
     return root
 
 
-async def _request(
-    http: aiohttp.ClientSession, url: str, body: CertificateRequest, tls: SSLContext
-) -> IssuedCertificate:
+async def post_to_manager(
+    http: aiohttp.ClientSession, url: str, body: BaseModel, tls: SSLContext, answer: type[M]
+) -> M:
+    """POST ``body`` to a manager's port over TLS and read its answer as ``answer``; a
+    refusal raises Forbidden (403), InvalidSpec (other 4xx) or Unavailable, with the
+    manager's message. Also a manager's own requests to another (joining etcd)."""
     async with http.post(
         url,
         data=body.model_dump_json(),
@@ -66,7 +74,7 @@ async def _request(
     ) as response:
         text = await response.text()
     if response.status == 200:
-        return IssuedCertificate.model_validate_json(text)
+        return answer.model_validate_json(text)
     try:
         message = str(json.loads(text)["message"])
     except (ValueError, KeyError, TypeError):
@@ -97,7 +105,9 @@ async def join(
                 root = await _fetch_root(http, addr, digest)
                 key, csr = await new_key_and_csr()
                 body = CertificateRequest(csr=csr, token=token)
-                issued = await _request(http, _url(addr, JOIN_PATH), body, client_context(root))
+                issued = await post_to_manager(
+                    http, _url(addr, JOIN_PATH), body, client_context(root), IssuedCertificate
+                )
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             errors.append(f"{addr}: {exc}")
             continue
@@ -175,7 +185,9 @@ class CertificateRenewer:
             try:
                 async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
                     url = _url(addr, RENEW_PATH)
-                    issued = await _request(http, url, CertificateRequest(csr=csr), tls)
+                    issued = await post_to_manager(
+                        http, url, CertificateRequest(csr=csr), tls, IssuedCertificate
+                    )
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 errors.append(f"{addr}: {exc}")
                 continue

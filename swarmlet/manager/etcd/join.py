@@ -16,7 +16,6 @@ port's listener restarts): the joiner asks again.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import ssl
 from collections.abc import Sequence
@@ -26,14 +25,14 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict
 
+from swarmlet.agent.certificates import post_to_manager
 from swarmlet.clock import Clock
-from swarmlet.errors import Forbidden, InvalidSpec, Unavailable
+from swarmlet.errors import Unavailable
 from swarmlet.manager.api.forwarded import admit_manager
 from swarmlet.manager.ca.server import peer_of
 from swarmlet.manager.etcd.config import Peer
 from swarmlet.manager.store import Store
 from swarmlet.models import Node
-from swarmlet.pki.tls import MANAGER_NAME
 
 log = logging.getLogger(__name__)
 
@@ -96,30 +95,6 @@ def member_routes(store: Store, clock: Clock, members: Members) -> list[web.Rout
     return [web.post(MEMBERS_PATH, add)]
 
 
-async def _ask(
-    http: aiohttp.ClientSession, addr: str, body: MemberRequest, tls: ssl.SSLContext
-) -> MemberGrant:
-    async with http.post(
-        f"https://{addr}{MEMBERS_PATH}",
-        data=body.model_dump_json(),
-        headers={"Content-Type": "application/json"},
-        ssl=tls,
-        server_hostname=MANAGER_NAME,
-    ) as response:
-        text = await response.text()
-    if response.status == 200:
-        return MemberGrant.model_validate_json(text)
-    try:
-        message = str(json.loads(text)["message"])
-    except (ValueError, KeyError, TypeError):
-        message = text or response.reason or "no answer"
-    if response.status == 403:
-        raise Forbidden(message)
-    if 400 <= response.status < 500:
-        raise InvalidSpec(message)
-    raise Unavailable(message)
-
-
 async def request_membership(
     addrs: Sequence[str],
     body: MemberRequest,
@@ -135,7 +110,8 @@ async def request_membership(
         for addr in addrs:
             try:
                 async with aiohttp.ClientSession(timeout=TIMEOUT) as http:
-                    return await _ask(http, addr, body, tls)
+                    url = f"https://{addr}{MEMBERS_PATH}"
+                    return await post_to_manager(http, url, body, tls, MemberGrant)
             except (aiohttp.ClientError, OSError, TimeoutError, Unavailable) as exc:
                 errors.append(f"{addr}: {getattr(exc, 'message', None) or exc}")
         if clock.monotonic() >= deadline:
