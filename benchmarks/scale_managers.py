@@ -12,7 +12,8 @@ nodes take every task. The 1,000 simulated nodes are given node1's address only:
 session learns the managers from it and moves to the leader's dispatcher, as an agent does.
 For each variant, ``docker service create --replicas 10000`` through node1 (a manager whether
 or not it leads), the clock stopped when ``GET /services?status=true`` on node1 shows 10,000
-running tasks; then the leader's ``swarmletd`` and its etcd member's resident memory.
+running tasks; then the leader's ``swarmletd`` and its etcd member's resident memory, and the
+CPU time each manager's ``swarmletd``, each etcd member and the simulator used over the runs.
 
 The figures are printed and written into ``docs/benchmarks.md`` (this script's section
 replaced, earlier result rows kept). The lab and the simulator are ended whatever happens.
@@ -79,6 +80,12 @@ def etcd_pid(lab: Lab, node: str) -> int:
     raise RuntimeError(f"{node} runs no etcd member")
 
 
+def cpu_s(pid: int) -> float:
+    """The CPU time (user and system) ``pid`` has used, in seconds."""
+    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def leader_of(api: Api) -> str:
     """The hostname of the leading manager, as `docker node ls` shows it."""
     for node in await api.get("/nodes") or []:
@@ -96,6 +103,8 @@ class Figures:
     etcd_idle: float
     leader_at_10k: float
     etcd_at_10k: float
+    # CPU seconds each process used over the runs (creation to all RUNNING, and removal).
+    cpu: dict[str, float]
 
 
 async def measure(lab: Lab, args: argparse.Namespace) -> Figures:
@@ -119,6 +128,12 @@ async def measure(lab: Lab, args: argparse.Namespace) -> Figures:
             log(f"{args.nodes} nodes ready in {joined_s:.1f} s")
             await asyncio.sleep(5)
             leader_idle, etcd_idle = rss_mib(manager), rss_mib(member)
+            processes = {"simulator": sim.process.pid}
+            for node in MANAGERS:
+                role = "leader" if node == leader else "follower"
+                processes[f"{node}'s swarmletd ({role})"] = daemon_pid(lab, node)
+                processes[f"{node}'s etcd member"] = etcd_pid(lab, node)
+            cpu_before = {name: cpu_s(pid) for name, pid in processes.items()}
             runs = []
             for _ in range(args.rounds):
                 for variant in VARIANTS:
@@ -126,6 +141,7 @@ async def measure(lab: Lab, args: argparse.Namespace) -> Figures:
                         runs.append(
                             await one_variant(lab, api, variant, args, manager, sim.process.pid)
                         )
+            cpu = {name: cpu_s(pid) - cpu_before[name] for name, pid in processes.items()}
             if await leader_of(api) != leader:
                 raise RuntimeError("the leadership moved during the run: its figures are void")
     return Figures(
@@ -136,6 +152,7 @@ async def measure(lab: Lab, args: argparse.Namespace) -> Figures:
         etcd_idle,
         rss_mib(manager, "VmHWM"),
         rss_mib(member, "VmHWM"),
+        cpu,
     )
 
 
@@ -179,6 +196,15 @@ def details(args: argparse.Namespace, figures: Figures, load: str) -> str:
         f"| {run.variant} | {fmt_s(run.running_s)} | {run.manager_mib:.0f} | {run.removed_s:.1f} |"
         for run in figures.runs
     ]
+    lines += [
+        "",
+        "CPU time each process used over the runs (creations to all RUNNING, and removals), on"
+        " the machine's 2 vCPUs:",
+        "",
+        "| process | CPU s |",
+        "|---|---:|",
+    ]
+    lines += [f"| {name} | {seconds:.1f} |" for name, seconds in figures.cpu.items()]
     lines += ["", f"- {verdict(figures)}", "", f"Load: {load}."]
     return "\n".join(lines)
 
@@ -233,6 +259,8 @@ def main() -> int:
     print(f"machine: {machine()}")
     for run in figures.runs:
         print(f"{run.variant:10} {fmt_s(run.running_s)} s to {args.tasks} RUNNING")
+    for name, seconds in figures.cpu.items():
+        print(f"CPU {name}: {seconds:.1f} s")
     print(verdict(figures))
     if not args.no_write:
         text = f"Machine: {machine()}.\n\n" + details(args, figures, load)

@@ -77,15 +77,16 @@ from swarmlet.clock import SystemClock  # noqa: E402
 from swarmlet.errors import Unavailable  # noqa: E402
 from swarmlet.manager.etcd import (  # noqa: E402
     ClusterState,
-    EtcdClient,
     MemberConfig,
     Peer,
     client_ssl_context,
+    client_tls,
     etcd_argv,
     member_tls,
     wait_healthy,
     write_member_tls,
 )
+from swarmlet.manager.etcd.client import EtcdClient  # noqa: E402
 from swarmlet.manager.etcd.election import TTL_S, Election  # noqa: E402
 from swarmlet.manager.leadership import Term  # noqa: E402
 from swarmlet.manager.store import Backend, MemoryBackend, Op, Store, Tx  # noqa: E402
@@ -175,7 +176,7 @@ class Member:
         return client_ssl_context(self.config)
 
     def client(self) -> EtcdClient:
-        return EtcdClient(self.config.client_url, self.context())
+        return EtcdClient(self.config.client_url, client_tls(self.config))
 
 
 def free_ports(count: int) -> list[int]:

@@ -36,7 +36,8 @@ from swarmlet.errors import InvalidSpec, Unavailable
 from swarmlet.models import SECOND_NS, Cluster, Node
 
 if TYPE_CHECKING:
-    from swarmlet.manager.etcd import EtcdClient, MemberConfig, MemberInfo, Supervisor
+    from swarmlet.manager.etcd import MemberConfig, Supervisor
+    from swarmlet.manager.etcd.client import EtcdClient, MemberInfo
     from swarmlet.manager.etcd.election import Election
     from swarmlet.manager.etcd.join import MemberGrant, MemberRequest
     from swarmlet.manager.store import Store, Tx
@@ -278,19 +279,15 @@ class Member:
     async def start(cls, config: MemberConfig, clock: Clock) -> Member:
         """Start the member and wait until it is healthy. Raises Unavailable when it does not
         start or is not healthy in time (it is stopped then)."""
-        from swarmlet.manager.etcd import (  # manager only
-            EtcdClient,
-            Supervisor,
-            client_ssl_context,
-            wait_healthy,
-        )
+        from swarmlet.manager.etcd import Supervisor, client_tls, wait_healthy  # manager only
+        from swarmlet.manager.etcd.client import EtcdClient  # manager on etcd only
 
         supervisor = Supervisor(config, clock)
         # The member runs as long as this manager's store is on it: its task is the
         # daemon's (kept here, stopped by ``stop``); its death before then is logged by
         # the supervisor, which starts it again.
         task = asyncio.create_task(supervisor.run(), name=f"etcd-member-{config.name}")
-        client = EtcdClient(config.client_url, client_ssl_context(config))
+        client = EtcdClient(config.client_url, client_tls(config))
         member = cls(config, supervisor, task, client)
         healthy = asyncio.ensure_future(wait_healthy(client, clock, HEALTHY_WITHIN_S))
         try:

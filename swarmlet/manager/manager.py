@@ -19,7 +19,6 @@ from swarmlet.manager.ca import CertificateAuthority
 from swarmlet.manager.ca.rotation import RootRotation
 from swarmlet.manager.dispatcher import Dispatcher
 from swarmlet.manager.dispatcher.server import manager_app
-from swarmlet.manager.etcd.compaction import compaction_for
 from swarmlet.manager.events import swarm_events_for
 from swarmlet.manager.leadership import Leadership, SoleManager, Term
 from swarmlet.manager.scheduler.scheduler import Scheduler
@@ -92,9 +91,11 @@ class Manager:
             group.create_task(Scheduler(store, self._clock).run(), name="scheduler")
             rotation = RootRotation(store, self._clock)
             group.create_task(rotation.run(), name="root-rotation")
-            controllers = [
-                *orchestrator.controllers(store, self._clock),
-                *compaction_for(self.store, self._clock),
-            ]
+            controllers = [*orchestrator.controllers(store, self._clock)]
+            if self.store.shared:
+                # Only a manager on etcd loads its client (gRPC: 22 MiB).
+                from swarmlet.manager.etcd.compaction import compaction_for
+
+                controllers += compaction_for(self.store, self._clock)
             for controller in controllers:
                 group.create_task(controller.run(), name=type(controller).__name__)

@@ -3,7 +3,7 @@
 A worker runs the agent and serves the Engine API (``swarmlet.api``); the manager's packages
 (its store, controllers, CA, dispatcher, and the swarm's API handlers) are imported only where
 a node runs or becomes a manager, and none of the libraries a manager alone needs
-(cryptography, SQLite) nor test frameworks are loaded.
+(cryptography, SQLite) nor test frameworks are loaded; a manager on SQLite loads no etcd client.
 Each check runs in a fresh interpreter: the test process has imported everything already.
 """
 
@@ -62,3 +62,16 @@ def test_the_worker_entry_point_loads_no_cli_library_and_no_dns_client() -> None
     modules = _modules_after("import swarmlet.daemon")
     assert "dns.message" in modules  # the embedded DNS server's
     assert {m for m in modules if _within(m, ("click", "rich", "dns.asyncquery"))} == set()
+
+
+def test_a_manager_on_sqlite_loads_no_etcd_client() -> None:
+    # gRPC and etcd's messages (about 22 MiB) are loaded once the store moves to etcd: a swarm
+    # of one manager never needs them.
+    # What a manager's swarmletd runs on SQLite: the manager, its store, the API's manager
+    # routes (etcd's join among them).
+    modules = _modules_after(
+        "import swarmlet.daemon.control, swarmlet.manager.manager, swarmlet.manager.store.sqlite,"
+        " swarmlet.manager.etcd.join, swarmlet.manager.api.forwarded, swarmlet.daemon.etcd_store"
+    )
+    heavy = ("grpc", "aetcd", "google.protobuf", "swarmlet.manager.etcd.client")
+    assert {m for m in modules if _within(m, heavy)} == set()

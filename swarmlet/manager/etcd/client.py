@@ -1,7 +1,11 @@
-"""A thin client of a member's v3 JSON gateway (etcd's gRPC API as JSON over HTTPS):
-health, the cluster's members, keys (single ones, ranges, transactions) and watches. Keys and
-values travel in base64, 64-bit IDs and revisions as decimal strings, as the gateway writes
-them.
+"""A thin client of a member's v3 gRPC API: health, the cluster's members, keys (single
+ones, ranges, transactions), leases and watches, with etcd's own messages (the ``etcdserverpb``
+stubs ``aetcd`` ships) over one HTTP/2 connection.
+
+gRPC rather than the member's JSON gateway: a scheduler's pass writes thousands of objects in
+one transaction, and the gateway's conversion of it (JSON and base64 both ways, in the member
+and here) took three times as long as the transaction itself (docs/benchmarks.md, "The store
+on etcd").
 
 Errors enter here: a member that cannot be reached, or answers with an error, raises
 ``Unavailable`` with etcd's message (``member add`` refused because the cluster is not yet
@@ -10,36 +14,39 @@ healthy enough is one: the caller tries again).
 
 from __future__ import annotations
 
-import base64
-import io
-import json
-import ssl
-import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import aiohttp
+import grpc
+import grpc.aio
+from aetcd.rpc import kv_pb2 as kv_pb
+from aetcd.rpc import rpc_pb2 as pb
+from aetcd.rpc import rpc_pb2_grpc as stubs
 
 from swarmlet.errors import Unavailable
-from swarmlet.manager.etcd.config import Peer
+from swarmlet.manager.etcd.config import MAX_REQUEST_BYTES, Peer
+from swarmlet.manager.etcd.keeper import LeaseKeeper
+from swarmlet.manager.etcd.tls import ClientTLS
 
 REQUEST_TIMEOUT_S = 10.0
-# A watch is a stream that lasts as long as it is followed: only its connection is timed.
-_WATCH_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=REQUEST_TIMEOUT_S)
-
-
-_JSON = {"Content-Type": "application/json"}
-# Keys and leases ask for a leader (etcd's rpctypes.MetadataRequireLeaderKey, passed on by the
-# gateway as gRPC metadata): a member without one refuses at once ("etcdserver: no leader")
-# instead of holding the request for etcd's own timeout (7 s), so a lost quorum is answered
-# soon. Not the cluster's requests: a member lists its members without a leader.
-_NEEDS_LEADER = {**_JSON, "Grpc-Metadata-hasleader": "true"}
-_LEADER_PATHS = ("/v3/kv/", "/v3/lease/")
-# A connection closed before its response was read whole (a watch stopped) ends with a TLS
-# shutdown the peer may never answer; before Python 3.12.8 (cpython#118960) its socket then
-# stays open unless aiohttp aborts it (on the newer ones aiohttp warns that it need not).
-_NEEDS_CLEANUP_CLOSED = sys.version_info < (3, 12, 8) or (3, 13, 0) <= sys.version_info < (3, 13, 1)
+# Keys and leases ask for a leader (etcd's rpctypes.MetadataRequireLeaderKey): a member
+# without one refuses at once ("etcdserver: no leader") instead of holding the request for
+# etcd's own timeout (7 s), so a lost quorum is answered soon. Not the cluster's requests: a
+# member lists its members without a leader.
+_NEEDS_LEADER = (("hasleader", "true"),)
+# A watch's one response holds a whole transaction: thousands of objects.
+_MAX_MESSAGE = 4 * MAX_REQUEST_BYTES
+_CHANNEL_OPTIONS = (
+    ("grpc.max_receive_message_length", _MAX_MESSAGE),
+    ("grpc.max_send_message_length", _MAX_MESSAGE),
+    # A member restarted (by its supervisor, or in a failover) is reached again within a
+    # second, not after gRPC's default backoff of up to two minutes.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
 
 
 class Compacted(Unavailable):
@@ -127,18 +134,14 @@ class MemberInfo:
         return [Peer(self.name, url) for url in self.peer_urls]
 
 
-def _member(raw: dict[str, Any]) -> MemberInfo:
+def _member(raw: Any) -> MemberInfo:
     return MemberInfo(
-        id=str(raw.get("ID", "")),
-        name=str(raw.get("name", "")),
-        peer_urls=tuple(raw.get("peerURLs", ())),
-        client_urls=tuple(raw.get("clientURLs", ())),
-        learner=bool(raw.get("isLearner", False)),
+        id=str(raw.ID),
+        name=str(raw.name),
+        peer_urls=tuple(raw.peerURLs),
+        client_urls=tuple(raw.clientURLs),
+        learner=bool(raw.isLearner),
     )
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
 
 
 def prefix_end(prefix: bytes) -> bytes:
@@ -153,78 +156,83 @@ def prefix_end(prefix: bytes) -> bytes:
     return b"\0"
 
 
-def _kv(raw: dict[str, Any]) -> KeyValue:
+def _kv(raw: Any) -> KeyValue:
     return KeyValue(
-        key=base64.b64decode(raw.get("key", "")),
-        value=base64.b64decode(raw.get("value", "")),
-        create_revision=int(raw.get("create_revision", 0)),
-        mod_revision=int(raw.get("mod_revision", 0)),
+        key=raw.key,
+        value=raw.value,
+        create_revision=raw.create_revision,
+        mod_revision=raw.mod_revision,
     )
 
 
-def _compare(compare: Compare) -> dict[str, str]:
-    field = {"MOD": "mod_revision", "CREATE": "create_revision"}[compare.target]
-    return {
-        "key": _b64(compare.key),
-        "target": compare.target,
-        "result": "EQUAL",
-        field: str(compare.revision),
-    }
+def _compare(compare: Compare) -> Any:
+    if compare.target == "MOD":
+        return pb.Compare(
+            key=compare.key,
+            target=pb.Compare.MOD,
+            result=pb.Compare.EQUAL,
+            mod_revision=compare.revision,
+        )
+    return pb.Compare(
+        key=compare.key,
+        target=pb.Compare.CREATE,
+        result=pb.Compare.EQUAL,
+        create_revision=compare.revision,
+    )
 
 
-def _op(op: Put | Delete) -> dict[str, Any]:
+def _op(op: Put | Delete) -> Any:
     if isinstance(op, Put):
-        put = {"key": _b64(op.key), "value": _b64(op.value)}
-        if op.lease:
-            put["lease"] = str(op.lease)
-        return {"request_put": put}
-    return {"request_delete_range": {"key": _b64(op.key)}}
+        return pb.RequestOp(request_put=pb.PutRequest(key=op.key, value=op.value, lease=op.lease))
+    return pb.RequestOp(request_delete_range=pb.DeleteRangeRequest(key=op.key))
 
 
-def _watch_response(url: str, line: bytes) -> WatchResponse | None:
-    """One line of the watch stream; None for the line that says the watch was created."""
-    try:
-        message = json.loads(line)
-    except ValueError as exc:
-        raise Unavailable(f"etcd at {url}: a watch sent {line[:100]!r}: {exc}") from exc
-    if "error" in message:
-        error = message["error"]
-        said = error.get("message") if isinstance(error, dict) else error
-        raise Unavailable(f"etcd at {url}: {said}")
-    result = message.get("result", {})
-    revision = int(result.get("header", {}).get("revision", 0))
-    if result.get("canceled"):
-        compacted = int(result.get("compact_revision", 0))
+def _watch_response(url: str, message: Any) -> WatchResponse | None:
+    """One message of the watch stream; None for the one that says the watch was created."""
+    if message.canceled:
+        compacted = int(message.compact_revision)
         if compacted:
             raise Compacted(
                 f"etcd at {url}: revision {compacted} and older are compacted", compacted
             )
-        raise Unavailable(f"etcd at {url}: watch canceled: {result.get('cancel_reason', '')}")
-    if result.get("created"):
+        raise Unavailable(f"etcd at {url}: watch canceled: {message.cancel_reason}")
+    if message.created:
         return None
     events = [
         WatchEvent(
-            deleted=raw.get("type") == "DELETE",
-            kv=_kv(raw.get("kv", {})),
-            prev_kv=_kv(raw["prev_kv"]) if "prev_kv" in raw else None,
+            deleted=raw.type == kv_pb.Event.DELETE,
+            kv=_kv(raw.kv),
+            prev_kv=_kv(raw.prev_kv) if raw.HasField("prev_kv") else None,
         )
-        for raw in result.get("events", ())
+        for raw in message.events
     ]
-    return WatchResponse(revision, events)
+    return WatchResponse(int(message.header.revision), events)
+
+
+def _target(client_url: str) -> str:
+    """gRPC's target for a member's client URL: its host and port."""
+    netloc = urlsplit(client_url).netloc
+    if not netloc:
+        raise ValueError(f"not a member's client URL: {client_url!r}")
+    return netloc
 
 
 class EtcdClient:
-    """A client of one member's ``client_url``, over TLS with ``ssl_context``
-    (``tls.client_ssl_context``). Close it, or use it as an async context manager."""
+    """A client of one member's ``client_url``, over TLS with ``tls`` (``tls.client_tls``).
+    Close it, or use it as an async context manager. The connection is made on the first
+    request, and again after the member restarts."""
 
-    def __init__(self, client_url: str, ssl_context: ssl.SSLContext) -> None:
+    def __init__(self, client_url: str, tls: ClientTLS) -> None:
         self._url = client_url.rstrip("/")
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                ssl=ssl_context, enable_cleanup_closed=_NEEDS_CLEANUP_CLOSED
-            ),
-            timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
+        self._target = _target(client_url)
+        self._credentials = grpc.ssl_channel_credentials(tls.trust, tls.key, tls.cert)
+        self._channel = grpc.aio.secure_channel(
+            self._target, self._credentials, options=_CHANNEL_OPTIONS
         )
+        self._kv = stubs.KVStub(self._channel)
+        self._watch = stubs.WatchStub(self._channel)
+        self._lease = stubs.LeaseStub(self._channel)
+        self._cluster = stubs.ClusterStub(self._channel)
 
     async def __aenter__(self) -> EtcdClient:
         return self
@@ -233,41 +241,35 @@ class EtcdClient:
         await self.close()
 
     async def close(self) -> None:
-        await self._session.close()
+        await self._channel.close()
 
-    async def _request(self, method: str, path: str, body: object = None) -> Any:
+    def _error(self, exc: grpc.aio.AioRpcError) -> Unavailable:
+        said = exc.details() or exc.code().name
+        return Unavailable(f"etcd at {self._url}: {said}")
+
+    async def _call(self, method: Any, request: Any, *, leader: bool = True) -> Any:
         try:
-            # A buffer, not bytes: aiohttp warns of bodies over 1 MB given whole (a txn of
-            # thousands of objects is tens of MB).
-            data = io.BytesIO(json.dumps(body).encode()) if body is not None else None
-            headers = _NEEDS_LEADER if path.startswith(_LEADER_PATHS) else _JSON
-            async with self._session.request(
-                method, self._url + path, data=data, headers=headers
-            ) as response:
-                payload = await response.json(content_type=None)
-                status = response.status
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise Unavailable(f"etcd at {self._url}: {exc}") from exc
-        self._check(status, payload)
-        return payload
-
-    def _check(self, status: int, payload: Any) -> None:
-        if status >= 400:
-            said = payload if isinstance(payload, dict) else {}
-            message = said.get("message") or said.get("error")
-            raise Unavailable(f"etcd at {self._url}: {message or f'HTTP {status}'}")
+            return await method(
+                request,
+                timeout=REQUEST_TIMEOUT_S,
+                metadata=_NEEDS_LEADER if leader else None,
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise self._error(exc) from exc
 
     async def healthy(self) -> bool:
-        """Whether the member answers ``/health`` as healthy (it has a leader and serves)."""
+        """Whether the member serves reads and knows a leader. A serializable read: a
+        learner (a member that does not vote yet) refuses linearizable ones."""
+        request = pb.RangeRequest(key=b"health", count_only=True, serializable=True)
         try:
-            payload = await self._request("GET", "/health")
+            await self._call(self._kv.Range, request)
         except Unavailable:
             return False
-        return isinstance(payload, dict) and payload.get("health") == "true"
+        return True
 
     async def member_list(self) -> list[MemberInfo]:
-        payload = await self._request("POST", "/v3/cluster/member/list", {})
-        return [_member(raw) for raw in payload.get("members", ())]
+        response = await self._call(self._cluster.MemberList, pb.MemberListRequest(), leader=False)
+        return [_member(raw) for raw in response.members]
 
     async def member_add(
         self, peer_url: str, *, learner: bool = False
@@ -276,60 +278,54 @@ class EtcdClient:
         every member after the add, for the new one's ``--initial-cluster``
         (``config.joining_member``). A learner does not count in the quorum until it is
         promoted (``member_promote``); etcd 3.4 holds one learner at a time."""
-        body = {"peerURLs": [peer_url], "isLearner": learner}
-        payload = await self._request("POST", "/v3/cluster/member/add", body)
-        return _member(payload["member"]), [_member(raw) for raw in payload.get("members", ())]
+        request = pb.MemberAddRequest(peerURLs=[peer_url], isLearner=learner)
+        response = await self._call(self._cluster.MemberAdd, request, leader=False)
+        return _member(response.member), [_member(raw) for raw in response.members]
 
     async def member_promote(self, member_id: str) -> None:
         """Make a learner a voting member; etcd refuses until it has caught up with the
         leader's log ("can only promote a learner member which is in sync with leader")."""
-        await self._request("POST", "/v3/cluster/member/promote", {"ID": member_id})
+        request = pb.MemberPromoteRequest(ID=int(member_id))
+        await self._call(self._cluster.MemberPromote, request, leader=False)
 
     async def member_remove(self, member_id: str) -> None:
-        await self._request("POST", "/v3/cluster/member/remove", {"ID": member_id})
+        request = pb.MemberRemoveRequest(ID=int(member_id))
+        await self._call(self._cluster.MemberRemove, request, leader=False)
 
     async def put(self, key: bytes, value: bytes) -> int:
         """Write ``key``; the cluster's revision after the write."""
-        payload = await self._request(
-            "POST", "/v3/kv/put", {"key": _b64(key), "value": _b64(value)}
-        )
-        return int(payload["header"]["revision"])
+        response = await self._call(self._kv.Put, pb.PutRequest(key=key, value=value))
+        return int(response.header.revision)
 
     async def get(self, key: bytes) -> bytes | None:
         """The value of ``key`` (a linearizable read), None when there is none."""
-        payload = await self._request("POST", "/v3/kv/range", {"key": _b64(key)})
-        kvs = payload.get("kvs", ())
-        return base64.b64decode(kvs[0].get("value", "")) if kvs else None
+        response = await self._call(self._kv.Range, pb.RangeRequest(key=key))
+        return bytes(response.kvs[0].value) if response.kvs else None
 
     async def range(
         self, key: bytes, range_end: bytes | None = None, *, limit: int = 0, revision: int = 0
     ) -> RangeResult:
         """The keys from ``key`` to ``range_end`` (excluded; None: ``key`` alone) in key
         order, at most ``limit`` (0: all), at ``revision`` (0: now); a linearizable read."""
-        body: dict[str, str] = {"key": _b64(key)}
-        if range_end is not None:
-            body["range_end"] = _b64(range_end)
-        if limit:
-            body["limit"] = str(limit)
-        if revision:
-            body["revision"] = str(revision)
-        payload = await self._request("POST", "/v3/kv/range", body)
+        request = pb.RangeRequest(
+            key=key, range_end=range_end or b"", limit=limit, revision=revision
+        )
+        response = await self._call(self._kv.Range, request)
         return RangeResult(
-            revision=int(payload["header"]["revision"]),
-            kvs=[_kv(raw) for raw in payload.get("kvs", ())],
-            more=bool(payload.get("more", False)),
+            revision=int(response.header.revision),
+            kvs=[_kv(raw) for raw in response.kvs],
+            more=bool(response.more),
         )
 
     async def txn(self, compares: Sequence[Compare], success: Sequence[Put | Delete]) -> TxnResult:
         """If every compare holds, apply ``success`` atomically (one revision). etcd refuses
         a txn that puts or deletes one key twice, or has more operations than
         ``--max-txn-ops``."""
-        body = {"compare": [_compare(c) for c in compares], "success": [_op(o) for o in success]}
-        payload = await self._request("POST", "/v3/kv/txn", body)
-        return TxnResult(
-            succeeded=bool(payload.get("succeeded", False)),
-            revision=int(payload["header"]["revision"]),
+        request = pb.TxnRequest(
+            compare=[_compare(c) for c in compares], success=[_op(o) for o in success]
         )
+        response = await self._call(self._kv.Txn, request)
+        return TxnResult(succeeded=bool(response.succeeded), revision=int(response.header.revision))
 
     async def watch(
         self, key: bytes, range_end: bytes | None, start_revision: int, *, prev_kv: bool = False
@@ -337,50 +333,38 @@ class EtcdClient:
         """The changes to the keys from ``key`` to ``range_end``, from ``start_revision`` on,
         as etcd sends them, for as long as the caller follows. Raises ``Compacted`` when the
         start is compacted away, ``Unavailable`` when the stream breaks or ends."""
-        request: dict[str, Any] = {"key": _b64(key), "start_revision": str(start_revision)}
-        if range_end is not None:
-            request["range_end"] = _b64(range_end)
-        if prev_kv:
-            request["prev_kv"] = True
-        url = self._url + "/v3/watch"
+        create = pb.WatchCreateRequest(
+            key=key, range_end=range_end or b"", start_revision=start_revision, prev_kv=prev_kv
+        )
+        # A stream, not timed: it lasts as long as it is followed.
+        call = self._watch.Watch()
         try:
-            async with self._session.post(
-                url, json={"create_request": request}, timeout=_WATCH_TIMEOUT
-            ) as response:
-                if response.status >= 400:
-                    self._check(response.status, await response.json(content_type=None))
-                # Lines can be far longer than aiohttp's readline allows (a transaction of
-                # thousands of objects is one response): split them here.
-                parts: list[bytes] = []
-                async for chunk in response.content.iter_any():
-                    if b"\n" not in chunk:
-                        parts.append(chunk)
-                        continue
-                    *lines, rest = b"".join([*parts, chunk]).split(b"\n")
-                    parts = [rest]
-                    for line in lines:
-                        if line.strip() and (parsed := _watch_response(self._url, line)):
-                            yield parsed
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise Unavailable(f"etcd at {self._url}: the watch broke: {exc}") from exc
+            await call.write(pb.WatchRequest(create_request=create))
+            while (message := await call.read()) is not grpc.aio.EOF:
+                if (parsed := _watch_response(self._url, message)) is not None:
+                    yield parsed
+        except grpc.aio.AioRpcError as exc:
+            raise Unavailable(f"etcd at {self._url}: the watch broke: {exc.details()}") from exc
+        finally:
+            call.cancel()
         raise Unavailable(f"etcd at {self._url}: the watch ended")
 
     async def lease_grant(self, ttl: int) -> int:
         """A new lease of ``ttl`` seconds: its ID."""
-        payload = await self._request("POST", "/v3/lease/grant", {"TTL": str(ttl)})
-        return int(payload["ID"])
+        response = await self._call(self._lease.LeaseGrant, pb.LeaseGrantRequest(TTL=ttl))
+        return int(response.ID)
 
-    async def lease_keepalive(self, lease: int) -> int:
-        """Renew the lease: the seconds it has left (0: it has expired)."""
-        payload = await self._request("POST", "/v3/lease/keepalive", {"ID": str(lease)})
-        # The gateway answers the stream's one message as {"result": {...}}; an expired
-        # lease's answer has no TTL.
-        return int(payload.get("result", {}).get("TTL", 0))
+    def keep_alive(self, lease: int, period: float) -> LeaseKeeper:
+        """Renew ``lease`` every ``period`` seconds from a thread of its own, on a channel of
+        its own, until the keeper is stopped (``keeper``: a busy event loop must not cost a
+        manager its lease)."""
+        channel = grpc.secure_channel(self._target, self._credentials, options=_CHANNEL_OPTIONS)
+        return LeaseKeeper(channel, lease, period, _NEEDS_LEADER)
 
     async def lease_revoke(self, lease: int) -> None:
         """End the lease now, and every key on it."""
-        await self._request("POST", "/v3/lease/revoke", {"ID": str(lease)})
+        await self._call(self._lease.LeaseRevoke, pb.LeaseRevokeRequest(ID=lease))
 
     async def compact(self, revision: int) -> None:
         """Drop the history before ``revision``: a watch can no longer start before it."""
-        await self._request("POST", "/v3/kv/compaction", {"revision": str(revision)})
+        await self._call(self._kv.Compact, pb.CompactionRequest(revision=revision))

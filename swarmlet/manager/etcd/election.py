@@ -144,23 +144,18 @@ class Election:
             await self._clock.sleep(POLL_S)
 
     async def _keep_alive(self, lease: int) -> None:
-        """Renew the lease several times per TTL; raise LeaseLost once it may have expired."""
+        """Have the lease renewed several times per TTL (by a thread: ``keeper``); raise
+        LeaseLost once it may have expired."""
         period = self._ttl / KEEPALIVES_PER_TTL
-        # When the last renewal that etcd granted was asked for: the lease runs from about
-        # then, so this errs towards stepping down early, never late.
-        renewed = self._clock.monotonic()
-        while True:
-            await self._clock.sleep(period)
-            asked = self._clock.monotonic()
-            try:
-                # Not asyncio.wait_for, which drops a cancellation coming as the renewal
-                # completes on Python 3.11 (gh-86296): the term's end must not be lost.
-                async with asyncio.timeout(period):
-                    remaining = await self._client.lease_keepalive(lease)
-            except (Unavailable, TimeoutError) as exc:
-                if self._clock.monotonic() - renewed + period >= self._ttl:
-                    raise LeaseLost(f"the lease could not be renewed: {exc}") from exc
-                continue
-            if remaining <= 0:
-                raise LeaseLost("the lease expired")
-            renewed = asked
+        keeper = self._client.keep_alive(lease, period)
+        try:
+            while True:
+                await self._clock.sleep(period)
+                if keeper.expired:
+                    raise LeaseLost("the lease expired")
+                # The lease runs from about when its last granted renewal was asked for: this
+                # errs towards stepping down early, never late.
+                if self._clock.monotonic() - keeper.renewed_at + period >= self._ttl:
+                    raise LeaseLost(f"the lease could not be renewed: {keeper.error}")
+        finally:
+            keeper.stop()

@@ -14,11 +14,14 @@ import logging
 import shutil
 import signal
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from swarmlet.clock import Clock
 from swarmlet.errors import Unavailable
-from swarmlet.manager.etcd.client import EtcdClient
 from swarmlet.manager.etcd.config import MemberConfig, etcd_argv, failures_after, restart_delay
+
+if TYPE_CHECKING:
+    from swarmlet.manager.etcd.client import EtcdClient
 
 log = logging.getLogger(__name__)
 

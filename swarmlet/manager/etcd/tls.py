@@ -151,6 +151,26 @@ def write_member_tls(config: MemberConfig, tls: MemberTLS) -> None:
     write_private(config.trust_path, tls.trust_pem)
 
 
+@dataclass(frozen=True)
+class ClientTLS:
+    """What a client presents and trusts (PEM): the cluster's roots, and the member's
+    certificate and key (none: a client the member refuses)."""
+
+    trust: bytes
+    cert: bytes | None = None
+    key: bytes | None = None
+
+
+def client_tls(config: MemberConfig) -> ClientTLS:
+    """What the member's own clients (its manager's store and election) present and trust:
+    the member's certificate, and the cluster's roots alone."""
+    return ClientTLS(
+        trust=config.trust_path.read_bytes(),
+        cert=config.cert_path.read_bytes(),
+        key=config.key_path.read_bytes(),
+    )
+
+
 def client_ssl_context(config: MemberConfig) -> ssl.SSLContext:
     """A client of the member: trusts the cluster's roots alone, presents the member's
     certificate, and checks the server's address against its IP SAN."""

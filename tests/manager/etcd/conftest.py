@@ -12,13 +12,8 @@ import pytest
 
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import SystemClock
-from swarmlet.manager.etcd import (
-    EtcdClient,
-    MemberConfig,
-    Supervisor,
-    client_ssl_context,
-    wait_healthy,
-)
+from swarmlet.manager.etcd import MemberConfig, Supervisor, client_tls, wait_healthy
+from swarmlet.manager.etcd.client import EtcdClient
 from swarmlet.pki.ca import Issuer, new_root
 from tests.etcd_fixtures import (
     ADDRESS,
@@ -68,7 +63,7 @@ class Members:
         self.prepare(config)
         supervisor = Supervisor(config, SystemClock(), binary=self.binary, stop_grace_s=5)
         task = asyncio.create_task(supervisor.run(), name=f"etcd {config.name}")
-        client = EtcdClient(config.client_url, client_ssl_context(config))
+        client = EtcdClient(config.client_url, client_tls(config))
         running = Running(config, supervisor, task, client)
         self.running.append(running)
         await self.wait_healthy(running)

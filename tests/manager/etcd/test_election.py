@@ -4,6 +4,7 @@ real member for the protocol (the lease, the leader key and its transaction)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,8 +15,16 @@ import pytest
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import FakeClock, SystemClock
 from swarmlet.errors import Unavailable
-from swarmlet.manager.etcd import EtcdClient, MemberConfig, client_ssl_context
-from swarmlet.manager.etcd.client import Compare, Delete, KeyValue, Put, RangeResult, TxnResult
+from swarmlet.manager.etcd import MemberConfig, client_tls
+from swarmlet.manager.etcd.client import (
+    Compare,
+    Delete,
+    EtcdClient,
+    KeyValue,
+    Put,
+    RangeResult,
+    TxnResult,
+)
 from swarmlet.manager.etcd.election import TTL_S, Election
 from swarmlet.manager.leadership import Term
 from swarmlet.pki.ca import new_root
@@ -54,6 +63,36 @@ class FakeEtcd:
         self._expire()
 
 
+class FakeKeeper:
+    """The client's lease keeper (``swarmlet.manager.etcd.keeper``) on the fake clock: a task
+    that renews the lease every ``period``, as the keeper's thread does."""
+
+    def __init__(self, etcd: FakeEtcd, lease: int, period: float) -> None:
+        self.etcd = etcd
+        self.renewed_at = etcd.clock.monotonic()
+        self.expired = False
+        self.error = ""
+        self._task = asyncio.create_task(self._run(lease, period))
+
+    async def _run(self, lease: int, period: float) -> None:
+        while True:
+            await self.etcd.clock.sleep(period)
+            asked = self.etcd.clock.monotonic()
+            try:
+                self.etcd._check()
+            except Unavailable as exc:
+                self.error = exc.message
+                continue
+            if lease not in self.etcd.leases:
+                self.expired = True
+                return
+            self.etcd.leases[lease] = asked + self.etcd.ttls[lease]
+            self.renewed_at = asked
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
 @dataclass
 class FakeClient:
     etcd: FakeEtcd
@@ -65,12 +104,8 @@ class FakeClient:
         self.etcd.leases[lease] = self.etcd.clock.monotonic() + ttl
         return lease
 
-    async def lease_keepalive(self, lease: int) -> int:
-        self.etcd._check()
-        if lease not in self.etcd.leases:
-            return 0
-        self.etcd.leases[lease] = self.etcd.clock.monotonic() + self.etcd.ttls[lease]
-        return self.etcd.ttls[lease]
+    def keep_alive(self, lease: int, period: float) -> FakeKeeper:
+        return FakeKeeper(self.etcd, lease, period)
 
     async def lease_revoke(self, lease: int) -> None:
         self.etcd._check()
@@ -253,7 +288,7 @@ def member(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MemberConfig]:
 
 @pytest.fixture
 async def etcd_client(member: MemberConfig) -> AsyncIterator[EtcdClient]:
-    async with EtcdClient(member.client_url, client_ssl_context(member)) as client:
+    async with EtcdClient(member.client_url, client_tls(member)) as client:
         yield client
 
 
@@ -289,3 +324,29 @@ async def test_on_a_real_member_the_leader_key_lives_on_the_lease(etcd_client: E
     finally:
         await cancel_and_wait(one)
         await cancel_and_wait(two)
+
+
+async def test_on_a_real_member_a_leader_whose_loop_is_busy_past_the_ttl_keeps_leading(
+    etcd_client: EtcdClient,
+) -> None:
+    # A scheduler's pass over thousands of tasks holds the event loop for seconds: the lease
+    # is renewed by a thread meanwhile, so the leader neither loses its key nor steps down.
+    election = Election(etcd_client, "m1", SystemClock(), prefix=b"/test-busy/")
+    terms: list[Term] = []
+    leading = asyncio.Event()
+
+    async def lead(term: Term) -> None:
+        terms.append(term)
+        leading.set()
+        await asyncio.Event().wait()
+
+    running = asyncio.create_task(election.run(lead))
+    try:
+        await asyncio.wait_for(leading.wait(), 10)
+        time.sleep(TTL_S * 2)  # noqa: ASYNC251 (the loop is blocked: nothing else runs)
+        await asyncio.sleep(TTL_S)  # the election looks at the lease again
+        assert await election.leader() == "m1"
+        assert len(terms) == 1
+        assert await election.reachable() == {"m1"}
+    finally:
+        await cancel_and_wait(running)

@@ -14,7 +14,8 @@ import pytest
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import FakeClock
 from swarmlet.errors import NO_LEADER, Unavailable
-from swarmlet.manager.etcd import EtcdClient, joining_member, new_cluster_member
+from swarmlet.manager.etcd import joining_member, new_cluster_member
+from swarmlet.manager.etcd.client import EtcdClient
 from swarmlet.manager.store import Op, Store
 from swarmlet.manager.store.etcd import WRITE_TIMEOUT_S, EtcdBackend
 from swarmlet.models import Service, ServiceSpec

@@ -1,5 +1,5 @@
-"""Real etcd members, supervised, on 127.0.0.1: TLS on both ports, keys through the JSON
-gateway, a restart after a crash, a clean stop, and a cluster of three grown by member add."""
+"""Real etcd members, supervised, on 127.0.0.1: TLS on both ports, keys through the
+gRPC API, a restart after a crash, a clean stop, and a cluster of three grown by member add."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import pytest
 
 from swarmlet.errors import Unavailable
 from swarmlet.manager.etcd import (
-    EtcdClient,
-    MemberInfo,
+    ClientTLS,
     Peer,
     client_ssl_context,
     joining_member,
     new_cluster_member,
 )
+from swarmlet.manager.etcd.client import EtcdClient, MemberInfo
 from swarmlet.models import NodeRole
 from swarmlet.pki.ca import Issuer
 from tests.manager.etcd.conftest import ADDRESS, CLUSTER, Members, Running, free_ports
@@ -74,7 +74,8 @@ async def test_one_member_serves_over_tls_and_is_restarted_after_a_crash(
 
     # A client without a certificate is refused on both ports.
     no_certificate = context_of(config.trust_path)
-    async with EtcdClient(config.client_url, no_certificate) as stranger:
+    trust_only = ClientTLS(trust=config.trust_path.read_bytes())
+    async with EtcdClient(config.client_url, trust_only) as stranger:
         assert not await stranger.healthy()
         with pytest.raises(Unavailable):
             await stranger.put(b"k", b"v")
@@ -88,7 +89,7 @@ async def test_one_member_serves_over_tls_and_is_restarted_after_a_crash(
         )
     assert await https_status(config.peer_url + "/version", client_ssl_context(config)) == 200
 
-    # Keys through the JSON gateway.
+    # Keys through the gRPC API.
     revision = await member.client.put(b"/swarmlet/test", b"hello")
     assert revision > 1
     assert await member.client.get(b"/swarmlet/test") == b"hello"

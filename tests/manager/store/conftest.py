@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from swarmlet.clock import FakeClock
-from swarmlet.manager.etcd import EtcdClient, MemberConfig, client_ssl_context
+from swarmlet.manager.etcd import MemberConfig, client_tls
+from swarmlet.manager.etcd.client import EtcdClient
 from swarmlet.manager.store import Backend, MemoryBackend, Store
 from swarmlet.manager.store.encryption import Cipher, new_dek
 from swarmlet.manager.store.etcd import EtcdBackend
@@ -32,7 +33,7 @@ def etcd_member(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MemberConf
 
 @pytest.fixture
 async def etcd_client(etcd_member: MemberConfig) -> AsyncIterator[EtcdClient]:
-    async with EtcdClient(etcd_member.client_url, client_ssl_context(etcd_member)) as client:
+    async with EtcdClient(etcd_member.client_url, client_tls(etcd_member)) as client:
         yield client
 
 
@@ -56,7 +57,7 @@ async def store(
         backend = SqliteBackend(tmp_path / "s.db", Cipher(new_dek()))
     else:
         member: MemberConfig = request.getfixturevalue("etcd_member")
-        client = EtcdClient(member.client_url, client_ssl_context(member))
+        client = EtcdClient(member.client_url, client_tls(member))
         backend = EtcdBackend(client, Cipher(new_dek()), prefix)
     store = await Store.open(backend, FakeClock())
     yield store

@@ -17,8 +17,8 @@ import pytest
 
 from swarmlet.clock import FakeClock
 from swarmlet.errors import CannotDecrypt, NameConflict, Unavailable, VersionConflict
-from swarmlet.manager.etcd import EtcdClient, MemberConfig, client_ssl_context
-from swarmlet.manager.etcd.client import Put, prefix_end
+from swarmlet.manager.etcd import MemberConfig, client_tls
+from swarmlet.manager.etcd.client import EtcdClient, Put, prefix_end
 from swarmlet.manager.store import Change, Compacted, Op, Store, Tx
 from swarmlet.manager.store.encryption import Cipher, new_dek
 from swarmlet.manager.store.etcd import EtcdBackend
@@ -331,7 +331,7 @@ async def test_the_watch_comes_back_after_the_member_restarts(tmp_path: Path) ->
 
 
 def client_of(member: MemberConfig) -> EtcdClient:
-    return EtcdClient(member.client_url, client_ssl_context(member))
+    return EtcdClient(member.client_url, client_tls(member))
 
 
 # A scheduler's pass

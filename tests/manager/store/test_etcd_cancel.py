@@ -11,8 +11,7 @@ from typing import cast
 
 import pytest
 
-from swarmlet.manager.etcd import EtcdClient
-from swarmlet.manager.etcd.client import Compare, Delete, Put, TxnResult
+from swarmlet.manager.etcd.client import Compare, Delete, EtcdClient, Put, TxnResult
 from swarmlet.manager.store import Action
 from swarmlet.manager.store.backend import Write
 from swarmlet.manager.store.etcd import EtcdBackend

@@ -9,8 +9,7 @@ import pytest
 
 from swarmlet.aio import cancel_and_wait
 from swarmlet.clock import FakeClock
-from swarmlet.manager.etcd import EtcdClient
-from swarmlet.manager.etcd.client import Compare, Delete, Put
+from swarmlet.manager.etcd.client import Compare, Delete, EtcdClient, Put
 from swarmlet.manager.etcd.compaction import Compaction, compaction_for, compaction_target
 from swarmlet.manager.leadership import Term
 from swarmlet.manager.store import Action, Op, Store, Tx

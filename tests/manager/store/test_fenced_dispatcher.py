@@ -11,8 +11,7 @@ import pytest
 
 from swarmlet.clock import FakeClock
 from swarmlet.manager.dispatcher import Dispatcher
-from swarmlet.manager.etcd import EtcdClient
-from swarmlet.manager.etcd.client import Compare, Delete, Put
+from swarmlet.manager.etcd.client import Compare, Delete, EtcdClient, Put
 from swarmlet.manager.leadership import Term
 from swarmlet.manager.store import Op, Store
 from swarmlet.manager.store.backend import TermEnded

@@ -12,7 +12,7 @@ import pytest
 
 from swarmlet.clock import FakeClock
 from swarmlet.errors import NameConflict
-from swarmlet.manager.etcd import EtcdClient
+from swarmlet.manager.etcd.client import EtcdClient
 from swarmlet.manager.store import Store, Tx
 from swarmlet.manager.store.encryption import Cipher, new_dek
 from swarmlet.manager.store.etcd import EtcdBackend

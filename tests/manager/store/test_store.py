@@ -10,7 +10,8 @@ import pytest
 
 from swarmlet.clock import FakeClock
 from swarmlet.errors import InvalidSpec, NameConflict, NotFound, VersionConflict
-from swarmlet.manager.etcd import EtcdClient, MemberConfig, client_ssl_context
+from swarmlet.manager.etcd import MemberConfig, client_tls
+from swarmlet.manager.etcd.client import EtcdClient
 from swarmlet.manager.store import (
     Action,
     Backend,
@@ -225,7 +226,7 @@ async def test_commits_survive_a_restart(
     etcd = None
     if kind == "etcd":
         member: MemberConfig = request.getfixturevalue("etcd_member")
-        etcd = EtcdClient(member.client_url, client_ssl_context(member))
+        etcd = EtcdClient(member.client_url, client_tls(member))
     try:
         await restart(tmp_path, kind, Cipher(new_dek()) if encrypted else None, etcd)
     finally:
