@@ -354,12 +354,12 @@ class EtcdClient:
         response = await self._call(self._lease.LeaseGrant, pb.LeaseGrantRequest(TTL=ttl))
         return int(response.ID)
 
-    def keep_alive(self, lease: int, period: float) -> LeaseKeeper:
-        """Renew ``lease`` every ``period`` seconds from a thread of its own, on a channel of
-        its own, until the keeper is stopped (``keeper``: a busy event loop must not cost a
-        manager its lease)."""
+    def keep_alive(self, lease: int, period: float, *, within: float) -> LeaseKeeper:
+        """Renew ``lease`` every ``period`` seconds, each renewal given ``within`` seconds,
+        from a thread of its own, on a channel of its own, until the keeper is stopped
+        (``keeper``: a busy event loop must not cost a manager its lease)."""
         channel = grpc.secure_channel(self._target, self._credentials, options=_CHANNEL_OPTIONS)
-        return LeaseKeeper(channel, lease, period, _NEEDS_LEADER)
+        return LeaseKeeper(channel, lease, period, within, _NEEDS_LEADER)
 
     async def lease_revoke(self, lease: int) -> None:
         """End the lease now, and every key on it."""

@@ -28,9 +28,12 @@ from swarmlet.manager.leadership import Lead, Term
 
 log = logging.getLogger(__name__)
 
-# The lease's time to live. etcd refuses less than 1.5 election timeouts (1.5 s with its
-# defaults); a shorter one also lets a slow keepalive cost the leadership.
-TTL_S = 2
+# The lease's time to live: how long the swarm may be without a leader after one dies (Swarm's
+# election takes about 10 s). etcd refuses less than 1.5 election timeouts (1.5 s with its
+# defaults). It was 2 s: on a machine whose CPUs are all taken (three managers, their etcd
+# members and 1,000 simulated nodes on two vCPUs, benchmarks/scale_managers.py) a renewal
+# then missed its deadline often enough to pass the leadership from manager to manager.
+TTL_S = 5
 # Keepalives per TTL: one lost keepalive still leaves two chances.
 KEEPALIVES_PER_TTL = 4
 # How often a follower looks at the leader key (a linearizable read).
@@ -147,7 +150,8 @@ class Election:
         """Have the lease renewed several times per TTL (by a thread: ``keeper``); raise
         LeaseLost once it may have expired."""
         period = self._ttl / KEEPALIVES_PER_TTL
-        keeper = self._client.keep_alive(lease, period)
+        # A renewal may take until the lease would have run out without it.
+        keeper = self._client.keep_alive(lease, period, within=self._ttl - period)
         try:
             while True:
                 await self._clock.sleep(period)

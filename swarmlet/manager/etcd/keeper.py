@@ -5,8 +5,10 @@ follower reading a transaction of thousands of objects (loops of the three manag
 ``benchmarks/scale_managers.py`` stalled for 1 to 2.7 s at a time). A lease of 2 s renewed
 from that loop then lapses although its manager is alive, and the leadership passed from
 manager to manager all through the run. The keeper renews it from a thread, through gRPC's
-blocking API on a channel of its own; the election reads when the last renewal etcd granted
-was asked for (``renewed_at``, on ``time.monotonic``), and decides on the loop as before.
+blocking API on a channel of its own, each renewal given until the lease would have run out
+(not one period: a member whose CPU is all taken answers late, but in time); the election
+reads when the last renewal etcd granted was asked for (``renewed_at``, on
+``time.monotonic``), and decides on the loop as before.
 """
 
 from __future__ import annotations
@@ -21,19 +23,22 @@ from aetcd.rpc import rpc_pb2_grpc as stubs
 
 
 class LeaseKeeper:
-    """Renews ``lease`` every ``period`` seconds on ``channel`` (closed when it stops) until
-    ``stop``, or until etcd says the lease is gone (``expired``)."""
+    """Renews ``lease`` every ``period`` seconds on ``channel`` (closed when it stops), each
+    renewal given ``within`` seconds, until ``stop``, or until etcd says the lease is gone
+    (``expired``)."""
 
     def __init__(
         self,
         channel: grpc.Channel,
         lease: int,
         period: float,
+        within: float,
         metadata: Sequence[tuple[str, str]] = (),
     ) -> None:
         self._channel = channel
         self._lease = lease
         self._period = period
+        self._within = within
         self._metadata = tuple(metadata)
         # Written by the thread, read by the loop: each a single assignment.
         self.renewed_at = time.monotonic()  # the lease was granted just now
@@ -69,7 +74,7 @@ class LeaseKeeper:
         request = pb.LeaseKeepAliveRequest(ID=self._lease)
         try:
             answers = stub.LeaseKeepAlive(
-                iter([request]), timeout=self._period, metadata=self._metadata
+                iter([request]), timeout=self._within, metadata=self._metadata
             )
             answer = next(answers, None)
             answers.cancel()

@@ -141,7 +141,7 @@ class EtcdBackend:
             if data[:1] == _ZLIB:  # compressed (JSON starts with "{")
                 data = zlib.decompress(data)
         # Parsed by pydantic straight from the JSON: on a manager that does not lead, every
-        # object another manager writes is read here (json.loads first took a quarter more).
+        # object the leader writes is read here.
         obj = KINDS[kind].model_validate_json(data)
         return obj.replace(version=Version(index=kv.mod_revision))
 

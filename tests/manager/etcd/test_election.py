@@ -104,7 +104,7 @@ class FakeClient:
         self.etcd.leases[lease] = self.etcd.clock.monotonic() + ttl
         return lease
 
-    def keep_alive(self, lease: int, period: float) -> FakeKeeper:
+    def keep_alive(self, lease: int, period: float, *, within: float) -> FakeKeeper:
         return FakeKeeper(self.etcd, lease, period)
 
     async def lease_revoke(self, lease: int) -> None:
