@@ -33,7 +33,7 @@ from datetime import datetime
 from types import NoneType, UnionType
 from typing import Annotated, Any, ClassVar, Self, TypeVar, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 # Words that the Engine API spells in capitals.
 _ACRONYMS = {
@@ -57,6 +57,14 @@ _ACRONYMS = {
 
 def api_name(field_name: str) -> str:
     return "".join(_ACRONYMS.get(part, part.capitalize()) for part in field_name.split("_"))
+
+
+# The validation context of JSON the store wrote itself (``model_dump_json(by_alias=True,
+# exclude_none=True)``): its keys are the exact names and it holds no null, so Go's key
+# matching (``Model._go_keys``) is skipped. That was two fifths of reading a task back, and a
+# manager that does not lead reads every task version the leader writes (docs/store.md).
+# A zero that ``replace`` put in a ZeroIsDefault field is read back as the zero it was.
+STORED: dict[str, bool] = {"stored": True}
 
 
 class _ZeroIsDefault:
@@ -168,10 +176,12 @@ class Model(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _go_keys(cls, data: Any) -> Any:
+    def _go_keys(cls, data: Any, info: ValidationInfo) -> Any:
         """Keys matched as Go's decoder matches them; null, and the zero value of a
         ZeroIsDefault field, mean "not set", like a missing key (see the module's
-        docstring)."""
+        docstring). Not for the store's own JSON (``STORED``)."""
+        if info.context is STORED:
+            return data
         if not isinstance(data, dict):
             return data
         if not cls._exact_keys.issuperset(data):

@@ -49,6 +49,7 @@ from swarmlet.manager.store.encryption import (
 from swarmlet.manager.store.events import Action
 from swarmlet.manager.store.store import KINDS
 from swarmlet.models import Secret, StoredObject, Version
+from swarmlet.models.base import STORED
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +141,9 @@ class EtcdBackend:
             data = open_sealed(self._cipher, kind, object_id, stored)
             if data[:1] == _ZLIB:  # compressed (JSON starts with "{")
                 data = zlib.decompress(data)
-        # Parsed by pydantic straight from the JSON: on a manager that does not lead, every
-        # object the leader writes is read here.
-        obj = KINDS[kind].model_validate_json(data)
+        # Parsed by pydantic straight from the JSON, as the store wrote it: on a manager that
+        # does not lead, every object the leader writes is read here.
+        obj = KINDS[kind].model_validate_json(data, context=STORED)
         return obj.replace(version=Version(index=kv.mod_revision))
 
     # RemoteBackend

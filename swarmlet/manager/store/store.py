@@ -20,7 +20,6 @@ transaction the backend finds stale runs again once the cache has caught up.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -52,6 +51,7 @@ from swarmlet.models import (
     Task,
     Version,
 )
+from swarmlet.models.base import STORED
 
 if TYPE_CHECKING:
     from swarmlet.manager.leadership import Term
@@ -190,7 +190,7 @@ class Store:
         local: LocalBackend = self._backend  # type: ignore[assignment]
         revision, rows = await local.load()
         for kind_name, data in rows:
-            self._index(KINDS[kind_name].model_validate(json.loads(data)))
+            self._index(KINDS[kind_name].model_validate_json(data, context=STORED))
         self.revision = revision
 
     def close(self) -> None:
