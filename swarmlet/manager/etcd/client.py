@@ -4,8 +4,8 @@ stubs ``aetcd`` ships) over one HTTP/2 connection.
 
 gRPC rather than the member's JSON gateway: a scheduler's pass writes thousands of objects in
 one transaction, and the gateway's conversion of it (JSON and base64 both ways, in the member
-and here) took three times as long as the transaction itself (docs/benchmarks.md, "The store
-on etcd").
+and here) took three times as long as the transaction itself (docs/benchmarks.md, the notes
+on issue 14's scale target).
 
 Errors enter here: a member that cannot be reached, or answers with an error, raises
 ``Unavailable`` with etcd's message (``member add`` refused because the cluster is not yet

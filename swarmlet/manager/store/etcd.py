@@ -47,9 +47,8 @@ from swarmlet.manager.store.encryption import (
     open_sealed,
 )
 from swarmlet.manager.store.events import Action
-from swarmlet.manager.store.store import KINDS
+from swarmlet.manager.store.store import KINDS, read_stored
 from swarmlet.models import Secret, StoredObject, Version
-from swarmlet.models.base import STORED
 
 log = logging.getLogger(__name__)
 
@@ -141,9 +140,8 @@ class EtcdBackend:
             data = open_sealed(self._cipher, kind, object_id, stored)
             if data[:1] == _ZLIB:  # compressed (JSON starts with "{")
                 data = zlib.decompress(data)
-        # Parsed by pydantic straight from the JSON, as the store wrote it: on a manager that
-        # does not lead, every object the leader writes is read here.
-        obj = KINDS[kind].model_validate_json(data, context=STORED)
+        # On a manager that does not lead, every object the leader writes is read here.
+        obj = read_stored(kind, data)
         return obj.replace(version=Version(index=kv.mod_revision))
 
     # RemoteBackend

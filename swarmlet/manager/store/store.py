@@ -62,6 +62,14 @@ log = logging.getLogger(__name__)
 
 _KIND_LIST: tuple[type[StoredObject], ...] = (Cluster, Config, Network, Node, Secret, Service, Task)
 KINDS: dict[str, type[StoredObject]] = {kind.__name__: kind for kind in _KIND_LIST}
+
+
+def read_stored(kind: str, data: str | bytes) -> StoredObject:
+    """An object of ``kind`` from the JSON a backend kept of it (opened, when sealed), as
+    the store wrote it: without Go's key matching (``STORED``), which that JSON never needs."""
+    return KINDS[kind].model_validate_json(data, context=STORED)
+
+
 # Kinds whose names are unique, and how to read the name.
 _UNIQUE_NAMES: dict[type[StoredObject], Callable[[Any], str]] = {
     Service: lambda obj: obj.spec.name,
@@ -190,7 +198,7 @@ class Store:
         local: LocalBackend = self._backend  # type: ignore[assignment]
         revision, rows = await local.load()
         for kind_name, data in rows:
-            self._index(KINDS[kind_name].model_validate_json(data, context=STORED))
+            self._index(read_stored(kind_name, data))
         self.revision = revision
 
     def close(self) -> None:
