@@ -3,9 +3,10 @@
 One long-lived session per agent carries these as JSON (one message per frame), each with a
 ``type``. Only the leader's port opens one: another manager answers 503 before the upgrade. The
 agent opens it with ``Register``; the manager answers ``Registered``; from then on the manager
-sends ``Managers`` (where the agent may open its session) and ``Assignments`` (the full set of
-tasks for the node, on every change), and the agent sends ``Heartbeat`` every period and
-``StatusUpdates`` whenever a task moves.
+sends ``Managers`` (where the agent may open its session), ``Assignments`` (the full set of
+tasks for the node, first) and ``AssignmentChanges`` (what changed in it, on every change
+after), and the agent sends ``Heartbeat`` every period and ``StatusUpdates`` whenever a task
+moves.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from swarmlet.models import Config, Model, NodeDescription, Secret, Task, TaskStatus, TLSInfo
+from swarmlet.models.base import OWN_JSON
 from swarmlet.net.names import VXLAN_PORT
 
 # The manager's port (2377) serves, all over TLS:
@@ -122,6 +124,21 @@ class Assignments(Message):
     configs: list[Config] = Field(default_factory=list)
 
 
+class AssignmentChanges(Message):
+    """What changed in the node's set of tasks since the session's last ``Assignments`` or
+    ``AssignmentChanges`` (SwarmKit's incremental assignments): the tasks new or changed, and
+    the IDs of those no longer assigned; with the secrets and configs of the whole set, as
+    ``Assignments`` has them. Only the first set of a session is sent whole: a node with ten
+    tasks placed in ten passes decoded 55 of them, and decoding was most of a thousand
+    simulated nodes' work (benchmarks/scale_managers.py)."""
+
+    type: Literal["assignment-changes"] = "assignment-changes"
+    tasks: list[Task] = Field(default_factory=list)
+    removed: list[str] = Field(default_factory=list)
+    secrets: list[Secret] = Field(default_factory=list)
+    configs: list[Config] = Field(default_factory=list)
+
+
 class Peer(Message):
     """An address on an overlay network that lives on another host: where to send its frames
     (the VXLAN tunnel endpoint, the host's address) and its MAC (derived from the IP)."""
@@ -137,7 +154,7 @@ class ServiceEntry(Message):
     id: str
     name: str
     # The service's virtual IP on this network (no prefix); None in dnsrr mode.
-    vip: str | None
+    vip: str | None = None
     aliases: list[str] = Field(default_factory=list)
     # (protocol, target port) pairs the VIP balances; empty: every port.
     ports: list[tuple[str, int]] = Field(default_factory=list)
@@ -286,6 +303,7 @@ Incoming = (
     | Heartbeat
     | StatusUpdates
     | Assignments
+    | AssignmentChanges
     | NetworkState
     | SessionError
     | Certificates
@@ -300,8 +318,10 @@ MESSAGE = TypeAdapter(AnyMessage)
 
 
 def encode(message: Message) -> str:
-    return message.model_dump_json(by_alias=True)
+    return message.model_dump_json(by_alias=True, exclude_none=True)
 
 
 def decode(data: str | bytes) -> Incoming:
-    return MESSAGE.validate_json(data)
+    """A message ``encode`` wrote (the other end is swarmlet too): read as the store reads its
+    own JSON, without Go's key matching (``OWN_JSON``)."""
+    return MESSAGE.validate_json(data, context=OWN_JSON)

@@ -25,6 +25,7 @@ from swarmlet.pki import Credentials
 from swarmlet.pki.tls import MANAGER_NAME, client_context
 from swarmlet.protocol import (
     SESSION_PATH,
+    AssignmentChanges,
     Assignments,
     Certificates,
     Heartbeat,
@@ -288,6 +289,9 @@ class Session:
             await self._clock.sleep(period)
 
     async def _receive(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        # The node's tasks as this session has been told them (a new session is sent them
+        # whole first): the worker is always given the whole set.
+        assigned: dict[str, Task] = {}
         async for frame in ws:
             if frame.type is aiohttp.WSMsgType.PING:
                 await ws.pong(frame.data)
@@ -306,11 +310,17 @@ class Session:
                 continue
             if isinstance(message, Managers):
                 self._learn_managers(message.addrs)
-            elif isinstance(message, Assignments):
+            elif isinstance(message, Assignments | AssignmentChanges):
+                if isinstance(message, Assignments):
+                    assigned = {task.id: task for task in message.tasks}
+                else:
+                    for task_id in message.removed:
+                        assigned.pop(task_id, None)
+                    assigned.update((task.id, task) for task in message.tasks)
                 # The secrets and configs first: the tasks given next may need them at once.
                 if self._dependencies is not None:
                     self._dependencies(message.secrets, message.configs)
-                await self._assign(message.tasks)
+                await self._assign(list(assigned.values()))
             elif isinstance(message, NetworkState) and self._network is not None:
                 await self._network(message)
             elif isinstance(message, Certificates) and self._certificates is not None:

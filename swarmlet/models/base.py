@@ -59,12 +59,13 @@ def api_name(field_name: str) -> str:
     return "".join(_ACRONYMS.get(part, part.capitalize()) for part in field_name.split("_"))
 
 
-# The validation context of JSON the store wrote itself (``model_dump_json(by_alias=True,
-# exclude_none=True)``): its keys are the exact names and it holds no null, so Go's key
-# matching (``Model._go_keys``) is skipped. That was two fifths of reading a task back, and a
-# manager that does not lead reads every task version the leader writes (docs/store.md).
-# A zero that ``replace`` put in a ZeroIsDefault field is read back as the zero it was.
-STORED: dict[str, bool] = {"stored": True}
+# The validation context of JSON swarmlet wrote itself, with ``model_dump_json(by_alias=True,
+# exclude_none=True)``: the store's rows and the agents' session messages. Its keys are the
+# exact names and it holds no null, so Go's key matching (``Model._go_keys``) is skipped: that
+# was two fifths of reading a task back, and a fifth of a simulated node's work reading its
+# assignments (benchmarks/scale_managers.py). A zero that ``replace`` put in a ZeroIsDefault
+# field is read back as the zero it was.
+OWN_JSON: dict[str, bool] = {"own": True}
 
 
 class _ZeroIsDefault:
@@ -154,6 +155,9 @@ class Model(BaseModel):
     # that folds to none is left as it is: pydantic takes it too (populate_by_name).
     _exact_keys: ClassVar[frozenset[str]] = frozenset()
     _folded_keys: ClassVar[dict[str, str]] = {}
+    # The Python names: keys that need no matching either, as swarmlet's own code builds a
+    # model (``TaskStatus(state=...)``: an agent's every step, a manager's every write).
+    _python_keys: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -173,18 +177,19 @@ class Model(BaseModel):
         cls._zero_keys = frozenset(zeros)
         cls._exact_keys = frozenset(folded.values())
         cls._folded_keys = folded
+        cls._python_keys = frozenset(cls.model_fields)
 
     @model_validator(mode="before")
     @classmethod
     def _go_keys(cls, data: Any, info: ValidationInfo) -> Any:
         """Keys matched as Go's decoder matches them; null, and the zero value of a
         ZeroIsDefault field, mean "not set", like a missing key (see the module's
-        docstring). Not for the store's own JSON (``STORED``)."""
-        if info.context is STORED:
+        docstring). Not for swarmlet's own JSON (``OWN_JSON``)."""
+        if info.context is OWN_JSON:
             return data
         if not isinstance(data, dict):
             return data
-        if not cls._exact_keys.issuperset(data):
+        if not (cls._exact_keys.issuperset(data) or cls._python_keys.issuperset(data)):
             folded = cls._folded_keys
             matched: dict[str, Any] = {}
             for sent, value in data.items():

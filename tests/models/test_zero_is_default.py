@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from swarmlet.models import Model, ZeroIsDefault
-from swarmlet.models.base import STORED
+from swarmlet.models.base import OWN_JSON
 
 
 class Colour(StrEnum):
@@ -98,12 +98,12 @@ def test_an_empty_list_map_or_false_is_not_set():
 
 def test_the_stores_own_json_is_read_as_it_was_written():
     # The store reads back what model_dump_json(by_alias=True, exclude_none=True) wrote, with
-    # the STORED context: Go's key matching is skipped (exact keys, no null), and a zero that
+    # the OWN_JSON context: Go's key matching is skipped (exact keys, no null), and a zero that
     # replace() left in a ZeroIsDefault field comes back as written.
     paint = Paint(colour=Colour.BLUE, coats=3, finish="gloss").replace(coats=0)
     written = paint.model_dump_json(by_alias=True, exclude_none=True)
-    assert Paint.model_validate_json(written, context=STORED) == paint
+    assert Paint.model_validate_json(written, context=OWN_JSON) == paint
     assert Paint.model_validate_json(written).coats == 2  # the API's reading: zero is default
     # Not for anyone else's JSON: a key in another case is no field of the model there.
-    assert Paint.model_validate_json('{"COLOUR": "blue"}', context=STORED).colour == Colour.RED
+    assert Paint.model_validate_json('{"COLOUR": "blue"}', context=OWN_JSON).colour == Colour.RED
     assert Paint.model_validate_json('{"COLOUR": "blue"}').colour == Colour.BLUE

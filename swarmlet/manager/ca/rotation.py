@@ -82,7 +82,7 @@ class RootRotation(Controller):
         self._dirty = True
 
     def mark(self, event: Event) -> None:
-        if isinstance(event.obj, Cluster | Node):
+        if issubclass(event.kind, Cluster | Node):
             self._dirty = True
 
     async def act(self) -> None:

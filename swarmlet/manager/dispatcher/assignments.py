@@ -1,8 +1,9 @@
 """The dispatcher's assignment pusher: what every connected agent must know, sent whenever
 the store changes it.
 
-A node is sent the full set of its tasks whenever one of them changes (except by its own
-report), with exactly the secrets and configs they use; its network state and what it must
+A node is sent the full set of its tasks when its session opens, and then what changed in it
+whenever one of them changes (except by its own report), each time with exactly the secrets
+and configs they use; its network state and what it must
 trust (and whether to renew its certificate) whenever they differ from what it was last sent;
 the swarm's managers when it connects and whenever they change.
 """
@@ -10,7 +11,7 @@ the swarm's managers when it connects and whenever they change.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from swarmlet.clock import Clock
 from swarmlet.manager.ca.rotation import certificate_update
@@ -28,7 +29,14 @@ from swarmlet.models import (
     Task,
 )
 from swarmlet.net.names import VXLAN_PORT
-from swarmlet.protocol import Assignments, Certificates, Managers, Message, NetworkState
+from swarmlet.protocol import (
+    AssignmentChanges,
+    Assignments,
+    Certificates,
+    Managers,
+    Message,
+    NetworkState,
+)
 
 
 class AgentConnection(Protocol):
@@ -64,6 +72,9 @@ class AssignmentPusher(Controller):
         self._removed = removed
         self.connections: dict[str, AgentConnection] = {}
         self._sent_networks: dict[str, NetworkState] = {}
+        # The version of each task, secret and config the node's session was sent, by ID
+        # (none: the session is sent its whole set next).
+        self._sent_tasks: dict[str, _Sent] = {}
         self._sent_certificates: dict[str, Certificates] = {}
         # What the next pass pushes.
         self._dirty: set[str] = set()
@@ -105,11 +116,13 @@ class AssignmentPusher(Controller):
         """Forget every session (the manager's term ended): the connections to close."""
         connections, self.connections = self.connections, {}
         self._sent_networks.clear()
+        self._sent_tasks.clear()
         self._sent_certificates.clear()
         return connections
 
     def _forget(self, node_id: str) -> None:
         self._sent_networks.pop(node_id, None)
+        self._sent_tasks.pop(node_id, None)
         self._sent_certificates.pop(node_id, None)
 
     # The loop
@@ -169,7 +182,8 @@ class AssignmentPusher(Controller):
     # What is sent
 
     def _push(self, node_id: str) -> None:
-        """Send the node its tasks, with exactly the secrets and configs they use."""
+        """Send the node its tasks (what changed in them, after the first time), with exactly
+        the secrets and configs they use."""
         connection = self.connections.get(node_id)
         if connection is not None:
             store = self._store
@@ -179,7 +193,20 @@ class AssignmentPusher(Controller):
                 {secret.id: secret for secret in store.all(Secret)},
                 {config.id: config for config in store.all(Config)},
             )
-            connection.send(Assignments(tasks=tasks, secrets=secrets, configs=configs))
+            sent = self._sent_tasks.get(node_id)
+            now = _Sent(_versions(tasks), _versions([*secrets, *configs]))
+            message: Message
+            if sent is None:
+                message = Assignments(tasks=tasks, secrets=secrets, configs=configs)
+            elif sent == now:
+                return  # (a new term's first pass: the session has it all)
+            else:
+                changed, removed = decide.changes(sent.tasks, tasks)
+                message = AssignmentChanges(
+                    tasks=changed, removed=removed, secrets=secrets, configs=configs
+                )
+            connection.send(message)
+            self._sent_tasks[node_id] = now
 
     def _current_managers(self) -> list[str]:
         if self._managers is None:
@@ -232,6 +259,15 @@ class AssignmentPusher(Controller):
             if self._sent_networks.get(node_id) != state:
                 self._sent_networks[node_id] = state
                 connection.send(state)
+
+
+class _Sent(NamedTuple):
+    tasks: dict[str, int]
+    dependencies: dict[str, int]
+
+
+def _versions(objects: Iterable[StoredObject]) -> dict[str, int]:
+    return {obj.id: obj.version.index for obj in objects}
 
 
 def _touches_networks(obj: StoredObject) -> bool:

@@ -4,7 +4,7 @@ and which managers the agents are told of."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from swarmlet.models import Config, Node, NodeState, Secret, Task, TaskState, TaskStatus
@@ -86,6 +86,21 @@ def is_assigned(task: Task) -> bool:
 
 def assignments(tasks: Iterable[Task]) -> list[Task]:
     return sorted((task for task in tasks if is_assigned(task)), key=lambda task: task.id)
+
+
+class Changes(NamedTuple):
+    tasks: list[Task]  # new, or at another version
+    removed: list[str]  # the IDs of those no longer assigned
+
+
+def changes(sent: Mapping[str, int], tasks: Sequence[Task]) -> Changes:
+    """What changed in a node's assigned ``tasks`` since it was sent ``sent`` (each task's
+    version, by ID)."""
+    now = {task.id for task in tasks}
+    return Changes(
+        [task for task in tasks if sent.get(task.id) != task.version.index],
+        [task_id for task_id in sent if task_id not in now],
+    )
 
 
 class Dependencies(NamedTuple):

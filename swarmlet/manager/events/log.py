@@ -92,10 +92,10 @@ class SwarmEvents:
 
     def record(self, event: Event) -> None:
         """One change of the store, as its event (if its kind has events)."""
-        kind = type(event.obj)
+        kind = event.kind  # (a task another manager wrote stays unread: tasks have none)
         if kind not in EVENT_TYPES:
             return
-        key = (kind, event.obj.id)
+        key = (kind, event.object_id)
         if event.action is Action.DELETE:
             old = self._current.pop(key, None)
         else:

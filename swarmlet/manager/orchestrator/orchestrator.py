@@ -19,7 +19,7 @@ from swarmlet.manager.orchestrator.global_ import reconcile_global
 from swarmlet.manager.orchestrator.jobs import reconcile_global_job, reconcile_replicated_job
 from swarmlet.manager.orchestrator.plan import Memory, Now, Plan
 from swarmlet.manager.orchestrator.replicated import reconcile_replicated
-from swarmlet.manager.store import Action, Event, Store, Tx
+from swarmlet.manager.store import Action, Event, Store
 from swarmlet.models import Node, Service, Task, TaskState
 
 log = logging.getLogger(__name__)
@@ -148,17 +148,14 @@ class ServiceOrchestrator(Controller):
         await self._write(plans, now)
 
     async def _commit(self, plans: Iterable[Plan]) -> None:
-        """Write the plans in one transaction, new tasks with the swarm's default log driver
-        as it is when they are written."""
-
-        def write(tx: Tx) -> int:
-            cluster = tx.cluster()
-            log_driver = cluster.spec.task_defaults.log_driver if cluster is not None else None
-            ops = [op for plan in plans for op in plan.ops(log_driver)]
-            tx.write(ops)
-            return len(ops)
-
-        await self.write(write)
+        """Write the plans, new tasks with the swarm's default log driver as it is now; in
+        parts of ``max_ops_per_transaction`` ops, as SwarmKit's orchestrator writes through a
+        batch: the allocator and the scheduler start on the first tasks of a service scaled
+        by thousands while the rest are written (each op carries the version it was read at,
+        and a pass cut short is decided again)."""
+        cluster = self._store.cluster()
+        log_driver = cluster.spec.task_defaults.log_driver if cluster is not None else None
+        await self.write_ops([op for plan in plans for op in plan.ops(log_driver)])
 
     async def _write(self, plans: dict[str, Plan], now: Now) -> None:
         """One commit for every plan; if it fails, each service on its own, so one stale plan

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from swarmlet.errors import Unavailable
-from swarmlet.manager.store.events import Action, Event
+from swarmlet.manager.store.events import Action, Event, Unread
 from swarmlet.models import StoredObject
 
 
@@ -70,12 +70,13 @@ class TermEnded(Unavailable):
 @dataclass(frozen=True, slots=True)
 class Change:
     """A change the remote backend saw: the object as stored (a delete: its last state, or
-    None when the backend no longer has it) with ``Version.Index`` set to its revision."""
+    None when the backend no longer has it) with ``Version.Index`` set to its revision. A
+    task another manager wrote may come ``Unread``: parsed when it is first asked for."""
 
     action: Action
     kind: str
     object_id: str
-    obj: StoredObject | None
+    obj: StoredObject | Unread | None
 
 
 class RemoteBackend(Protocol):

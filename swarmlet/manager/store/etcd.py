@@ -24,6 +24,7 @@ import asyncio
 import logging
 import zlib
 from collections.abc import AsyncIterator, Sequence
+from functools import partial
 from itertools import groupby
 
 from swarmlet.errors import NO_LEADER, Unavailable
@@ -46,7 +47,7 @@ from swarmlet.manager.store.encryption import (
     open_object,
     open_sealed,
 )
-from swarmlet.manager.store.events import Action
+from swarmlet.manager.store.events import Action, Unread
 from swarmlet.manager.store.store import KINDS, read_stored
 from swarmlet.models import Secret, StoredObject, Version
 
@@ -71,6 +72,11 @@ COMPRESSION_LEVEL = 1
 # thousands of tasks (megabytes) is given more: it is not that the cluster is slow to agree.
 WRITE_TIMEOUT_S = 5.0
 WRITE_S_PER_MIB = 2.0
+# The kinds whose objects other managers write are parsed only when asked for (``Unread``):
+# tasks, of which a manager that does not lead is sent every version the leader writes (four
+# or more each as it is placed and started), where parsing each was two thirds of its work
+# (benchmarks/scale_managers.py).
+READ_ON_DEMAND = frozenset({"Task"})
 # etcd's refusal of a compaction to a revision it has already compacted (mvcc.ErrCompacted).
 _ALREADY_COMPACTED = "required revision has been compacted"
 
@@ -130,19 +136,21 @@ class EtcdBackend:
         return kind, object_id
 
     def _object(self, kind: str, object_id: str, kv: KeyValue) -> StoredObject:
+        return _parsed(kind, self._opened(kind, object_id, kv), kv.mod_revision)
+
+    def _opened(self, kind: str, object_id: str, kv: KeyValue) -> str | bytes:
+        """The object's JSON, opened (and decompressed). A value that does not open (not
+        sealed with the store's key, or altered) is refused here, as it comes."""
         # Sealed values are bytes to ``open_object``, plain ones text: a value sealed as the
         # store is not, or the other way round, is refused as SQLite's row would be.
         value = kv.value
         stored: str | bytes = value if value[:1] == bytes([_SEALED]) else value.decode()
         if self._cipher is None:
-            data: str | bytes = open_object(None, kind, object_id, stored)
-        else:
-            data = open_sealed(self._cipher, kind, object_id, stored)
-            if data[:1] == _ZLIB:  # compressed (JSON starts with "{")
-                data = zlib.decompress(data)
-        # On a manager that does not lead, every object the leader writes is read here.
-        obj = read_stored(kind, data)
-        return obj.replace(version=Version(index=kv.mod_revision))
+            return open_object(None, kind, object_id, stored)
+        data = open_sealed(self._cipher, kind, object_id, stored)
+        if data[:1] == _ZLIB:  # compressed (JSON starts with "{")
+            data = zlib.decompress(data)
+        return data
 
     # RemoteBackend
 
@@ -234,12 +242,17 @@ class EtcdBackend:
                 )
         return changes
 
-    def _put(self, kind: str, object_id: str, kv: KeyValue) -> StoredObject:
+    def _put(self, kind: str, object_id: str, kv: KeyValue) -> StoredObject | Unread:
         own = self._in_flight.get(kv.key)
         if own is not None and own[0] == kv.value:
             del self._in_flight[kv.key]
             return own[1].replace(version=Version(index=kv.mod_revision))
-        return self._object(kind, object_id, kv)
+        if kind not in READ_ON_DEMAND:
+            return self._object(kind, object_id, kv)
+        data = self._opened(kind, object_id, kv)
+        return Unread(
+            KINDS[kind], object_id, kv.mod_revision, partial(_parsed, kind, data, kv.mod_revision)
+        )
 
     async def commit(self, writes: Sequence[Write], fence: int = 0) -> int:
         compares: list[Compare] = []
@@ -347,6 +360,10 @@ class EtcdBackend:
     def close(self) -> None:
         for reader in list(self._readers):
             reader.cancel()
+
+
+def _parsed(kind: str, data: str | bytes, revision: int) -> StoredObject:
+    return read_stored(kind, data).replace(version=Version(index=revision))
 
 
 def _no_leader(exc: Unavailable) -> Unavailable:

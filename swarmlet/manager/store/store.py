@@ -14,7 +14,10 @@ Reads are plain method calls on immutable objects, from the objects the store ke
 memory. Writes are awaited: the backend's I/O runs off the event loop. With a local backend
 (memory, SQLite) the store checks and numbers each transaction itself, one at a time; with a
 remote one (etcd) the objects are a cache the backend's stream of changes keeps, and a
-transaction the backend finds stale runs again once the cache has caught up.
+transaction the backend finds stale runs again once the cache has caught up. There, what
+another manager wrote may be kept unread until it is asked for (``Unread``): a read of one
+object parses that object, a read of a kind (all of them, a service's or a node's tasks)
+every unread one of the kind.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from swarmlet.manager.store.backend import (
     Stale,
     Write,
 )
-from swarmlet.manager.store.events import Action, Event, Op
+from swarmlet.manager.store.events import Action, Event, Op, Unread
 from swarmlet.manager.store.tx import Commit, Tx
 from swarmlet.models import (
     Cluster,
@@ -51,7 +54,7 @@ from swarmlet.models import (
     Task,
     Version,
 )
-from swarmlet.models.base import STORED
+from swarmlet.models.base import OWN_JSON
 
 if TYPE_CHECKING:
     from swarmlet.manager.leadership import Term
@@ -66,8 +69,8 @@ KINDS: dict[str, type[StoredObject]] = {kind.__name__: kind for kind in _KIND_LI
 
 def read_stored(kind: str, data: str | bytes) -> StoredObject:
     """An object of ``kind`` from the JSON a backend kept of it (opened, when sealed), as
-    the store wrote it: without Go's key matching (``STORED``), which that JSON never needs."""
-    return KINDS[kind].model_validate_json(data, context=STORED)
+    the store wrote it: without Go's key matching (``OWN_JSON``), which that JSON never needs."""
+    return KINDS[kind].model_validate_json(data, context=OWN_JSON)
 
 
 # Kinds whose names are unique, and how to read the name.
@@ -165,7 +168,13 @@ class Store:
         # A remote backend streams its changes (``follow``); a local one is only written to.
         self._remote = hasattr(self._backend, "follow")
         self._clock = clock or SystemClock()
+        # Every object as last read, indexed; a newer version not read yet waits in _unread
+        # (only on a remote backend, and never of a kind with unique names, which are read
+        # at once: every write checks them).
         self._objects: dict[type[StoredObject], dict[str, StoredObject]] = {
+            kind: {} for kind in KINDS.values()
+        }
+        self._unread: dict[type[StoredObject], dict[str, Unread]] = {
             kind: {} for kind in KINDS.values()
         }
         self._names: dict[type[StoredObject], dict[str, str]] = {k: {} for k in _UNIQUE_NAMES}
@@ -239,15 +248,19 @@ class Store:
     # Reads
 
     def get(self, kind: type[T], object_id: str) -> T:
-        obj = self._objects[kind].get(object_id)
+        obj = self.find(kind, object_id)
         if obj is None:
             raise NotFound(f"{kind.__name__.lower()} {object_id} not found")
-        return obj  # type: ignore[return-value]
+        return obj
 
     def find(self, kind: type[T], object_id: str) -> T | None:
+        unread = self._unread[kind].get(object_id)
+        if unread is not None:
+            self._read_in(unread)
         return self._objects[kind].get(object_id)  # type: ignore[return-value]
 
     def all(self, kind: type[T]) -> list[T]:
+        self._read_kind(kind)
         return list(self._objects[kind].values())  # type: ignore[arg-type]
 
     def by_name(self, kind: type[T], name: str) -> T | None:
@@ -255,10 +268,12 @@ class Store:
         return None if object_id is None else self.find(kind, object_id)
 
     def tasks_of_service(self, service_id: str) -> list[Task]:
+        self._read_kind(Task)
         tasks = self._objects[Task]
         return [tasks[i] for i in self._tasks_by_service.get(service_id, ())]  # type: ignore[misc]
 
     def tasks_of_node(self, node_id: str) -> list[Task]:
+        self._read_kind(Task)
         tasks = self._objects[Task]
         return [tasks[i] for i in self._tasks_by_node.get(node_id, ())]  # type: ignore[misc]
 
@@ -364,7 +379,7 @@ class Store:
             kind, obj = type(op.obj), op.obj
             key = (kind, obj.id)
             before = planned.get(key)
-            stored = self._objects[kind].get(obj.id)
+            stored = self.find(kind, obj.id)
             # The object as the transaction last wrote it (None: deleted): a later op on it
             # carries the version the transaction showed, not the one the commit gives it.
             current = seen.get(key, stored)
@@ -439,12 +454,17 @@ class Store:
 
     def _apply(self, revision: int, events: list[Event]) -> None:
         for event in events:
-            obj = event.obj
-            old = self._objects[type(obj)].get(obj.id)
+            kind, subject = event.kind, event.subject
+            # A version not read yet is replaced (or deleted) unread.
+            self._unread[kind].pop(event.object_id, None)
+            if isinstance(subject, Unread) and event.action is not Action.DELETE:
+                self._unread[kind][subject.id] = subject  # the last read one stays indexed
+                continue
+            old = self._objects[kind].get(event.object_id)
             if old is not None:
                 self._unindex(old)
             if event.action is not Action.DELETE:
-                self._index(obj)
+                self._index(event.obj)
         self.revision = revision
         for event in events:
             self._history.append(event)
@@ -493,6 +513,8 @@ class Store:
                 delay = min(RELOAD_RETRY_S * 2 ** min(failures - 1, 8), RELOAD_RETRY_MAX_S)
                 log.info("store: loading the backend failed (%s); again in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
+        for kind in KINDS.values():  # compared below by version
+            self._read_kind(kind)
         loaded = {(type(obj), obj.id): obj for obj in objects}
         events = [
             Event(Action.DELETE, obj, revision)
@@ -512,14 +534,19 @@ class Store:
         events = []
         for change in changes:
             kind = KINDS[change.kind]
-            cached = self._objects[kind].get(change.object_id)
+            cached: StoredObject | Unread | None = self._unread[kind].get(change.object_id)
+            if cached is None:
+                cached = self._objects[kind].get(change.object_id)
             if change.action is Action.DELETE:
                 gone = cached if cached is not None else change.obj
                 if gone is not None:
                     events.append(Event(Action.DELETE, gone, revision))
             elif change.obj is not None:
+                obj = change.obj
+                if isinstance(obj, Unread) and kind in _UNIQUE_NAMES:
+                    obj = obj.read()  # its name is checked by every write
                 action = Action.CREATE if cached is None else Action.UPDATE
-                events.append(Event(action, change.obj, revision))
+                events.append(Event(action, obj, revision))
         return events
 
     async def _caught_up(self, revision: int) -> None:
@@ -537,6 +564,22 @@ class Store:
             if not future.done():
                 future.set_exception(error)
         self._waiters = []
+
+    def _read_in(self, unread: Unread) -> None:
+        """Parse an unread version and index it in place of the one last read (it stays
+        unread if it cannot be parsed: every read of it raises why)."""
+        obj = unread.read()
+        del self._unread[unread.kind][unread.id]
+        old = self._objects[unread.kind].get(unread.id)
+        if old is not None:
+            self._unindex(old)
+        self._index(obj)
+
+    def _read_kind(self, kind: type[StoredObject]) -> None:
+        """Read every unread object of ``kind``."""
+        unread = self._unread[kind]
+        while unread:
+            self._read_in(next(iter(unread.values())))
 
     def _index(self, obj: StoredObject) -> None:
         kind = type(obj)

@@ -3,7 +3,8 @@ the dispatcher sends."""
 
 from __future__ import annotations
 
-from swarmlet.protocol import Assignments, Message
+from swarmlet.models import Task
+from swarmlet.protocol import AssignmentChanges, Assignments, Message
 
 
 class FakeConnection:
@@ -20,5 +21,21 @@ class FakeConnection:
         self.reason = reason
 
     def assignments(self) -> list[Assignments]:
-        """Every assignment set sent, in order."""
-        return [message for message in self.sent if isinstance(message, Assignments)]
+        """Every assignment set the node was told, in order: the whole set after each message,
+        as the agent's session keeps it (``AssignmentChanges`` applied to the set before)."""
+        sets: list[Assignments] = []
+        tasks: dict[str, Task] = {}
+        for message in self.sent:
+            if isinstance(message, Assignments):
+                tasks = {task.id: task for task in message.tasks}
+            elif isinstance(message, AssignmentChanges):
+                assert sets, "changes sent before the whole set"
+                for task_id in message.removed:
+                    assert task_id in tasks, f"{task_id} removed but never assigned"
+                    del tasks[task_id]
+                tasks.update((task.id, task) for task in message.tasks)
+            else:
+                continue
+            whole = sorted(tasks.values(), key=lambda task: task.id)
+            sets.append(Assignments(tasks=whole, secrets=message.secrets, configs=message.configs))
+        return sets

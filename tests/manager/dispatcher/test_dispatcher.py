@@ -23,7 +23,7 @@ from swarmlet.models import (
     TaskStatus,
     TLSInfo,
 )
-from swarmlet.protocol import Register, StatusUpdate
+from swarmlet.protocol import AssignmentChanges, Assignments, Register, StatusUpdate
 from tests.manager.dispatcher import fakes
 
 
@@ -142,6 +142,40 @@ async def test_agents_get_their_assigned_tasks_on_every_change(
     await store.commit([Op.create(assigned_task("t2", node_id))])
     await settle()
     assert connection.assigned() == ["t1", "t2"]
+    await stopped(runner)
+
+
+async def test_after_the_whole_set_a_session_is_sent_only_what_changed(
+    store: Store, clock: FakeClock
+) -> None:
+    dispatcher = Dispatcher(store, clock)
+    node_id = (await dispatcher.register(await joined(store), HELLO)).node_id
+    await store.commit([Op.create(assigned_task("t1", node_id))])
+    connection = FakeConnection()
+    dispatcher.attach(node_id, connection)
+    runner = await started(dispatcher)
+    await store.commit([Op.create(assigned_task("t2", node_id))])
+    await settle()
+    t1 = store.get(Task, "t1")
+    (stopping,) = await store.commit([Op.update(t1.replace(desired_state=TaskState.SHUTDOWN))])
+    await settle()
+    await store.commit([Op.delete(store.get(Task, "t2"))])
+    await settle()
+    sets = [m for m in connection.sent if isinstance(m, Assignments | AssignmentChanges)]
+    assert [(type(m), [t.id for t in m.tasks]) for m in sets] == [
+        (Assignments, ["t1"]),
+        (AssignmentChanges, ["t2"]),
+        (AssignmentChanges, ["t1"]),
+        (AssignmentChanges, []),
+    ]
+    assert sets[2].tasks == [stopping]
+    assert [m.removed for m in sets[1:] if isinstance(m, AssignmentChanges)] == [[], [], ["t2"]]
+    # A new session is sent the whole set again.
+    again = FakeConnection()
+    dispatcher.attach(node_id, again)
+    (whole,) = again.assignments()
+    assert type(again.sent[again.sent.index(whole)]) is Assignments
+    assert whole.tasks == [stopping]
     await stopped(runner)
 
 

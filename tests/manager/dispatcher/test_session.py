@@ -93,6 +93,28 @@ async def test_a_session_carries_assignments_and_status_and_survives_a_restart(
     await stop(running)
 
 
+async def test_the_worker_is_given_the_whole_set_as_the_session_is_sent_its_changes(
+    manager: Manager, tmp_path: Path
+) -> None:
+    worker = FakeWorker()
+    node_id, _, running = await joined_session(manager, Credentials(tmp_path / "n2"), worker)
+    assigned = TaskStatus(state=TaskState.ASSIGNED)
+    for task_id in ("t1", "t2", "t3"):
+        await manager.store.commit(
+            [Op.create(Task(id=task_id, service_id="s", node_id=node_id, status=assigned))]
+        )
+        await eventually(lambda task_id=task_id: worker.assigned and task_id in worker.assigned[-1])
+    assert sorted(worker.assigned[-1]) == ["t1", "t2", "t3"]
+    await manager.store.commit([Op.delete(manager.store.get(Task, "t2"))])
+    await eventually(lambda: sorted(worker.assigned[-1]) == ["t1", "t3"])
+    # A new session starts from the whole set.
+    await manager.stop()
+    await manager.store.commit([Op.delete(manager.store.get(Task, "t1"))])
+    await manager.start()
+    await eventually(lambda: worker.assigned[-1] == ["t3"])
+    await stop(running)
+
+
 async def test_a_session_needs_an_in_date_certificate_of_this_swarm(
     manager: Manager, tmp_path: Path
 ) -> None:
