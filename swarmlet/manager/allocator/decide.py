@@ -144,6 +144,9 @@ class _Pass:
             except InvalidSpec as exc:
                 log.warning("allocator: network %s cannot be used: %s", network.name, exc)
         self.result = Allocation()
+        # The status of every task the pass allocates: one object, shared (models are
+        # immutable), as the scheduler's.
+        self.pending = TaskStatus(state=TaskState.PENDING, message=PENDING_MESSAGE, timestamp=now)
 
     def run(self) -> Allocation:
         services = sorted(self.state.services, key=lambda s: s.id)
@@ -291,8 +294,9 @@ class _Pass:
                 status = task.status.replace(err=error, timestamp=self.now)
                 self.result.tasks.append(task.replace(status=status))
             return
-        status = TaskStatus(state=TaskState.PENDING, message=PENDING_MESSAGE, timestamp=self.now)
-        self.result.tasks.append(task.replace(status=status, networks_attachments=attachments))
+        self.result.tasks.append(
+            task.replace(status=self.pending, networks_attachments=attachments)
+        )
 
     # Nodes
 

@@ -118,6 +118,11 @@ class Plan:
         self._by_key: dict[InstanceKey, list[str]] = {}
         self._created: set[str] = set()
         self._updated: set[str] = set()
+        # Every task the plan makes starts with this status: one object, shared (models are
+        # immutable), not one built per task of a service scaled by thousands.
+        self._new_status = TaskStatus(
+            state=TaskState.NEW, message=CREATED_MESSAGE, timestamp=now.wall
+        )
         for task in tasks:
             self._add(task)
 
@@ -186,9 +191,7 @@ class Plan:
             spec=service.spec.task_template,
             endpoint_spec=service.spec.endpoint_spec,
             spec_version=service.spec_version,
-            status=TaskStatus(
-                state=TaskState.NEW, message=CREATED_MESSAGE, timestamp=self.now.wall
-            ),
+            status=self._new_status,
             desired_state=desired,
             restart_history=restart_history,
             job_iteration=iteration,

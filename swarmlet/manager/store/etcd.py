@@ -224,7 +224,9 @@ class EtcdBackend:
             queue.put_nowait(exc)
 
     def _changes(self, events: list[WatchEvent]) -> list[Change]:
+        """The changes of one revision's events."""
         changes = []
+        version: Version | None = None  # one for the revision's own objects, made once
         for event in events:
             named = self._kind_and_id(event.kv.key)
             if named is None:
@@ -237,16 +239,20 @@ class EtcdBackend:
             else:
                 created = event.kv.create_revision == event.kv.mod_revision
                 action = Action.CREATE if created else Action.UPDATE
-                changes.append(
-                    Change(action, kind, object_id, self._put(kind, object_id, event.kv))
-                )
+                kv = event.kv
+                own = self._in_flight.get(kv.key)
+                put: StoredObject | Unread
+                if own is not None and own[0] == kv.value:
+                    del self._in_flight[kv.key]
+                    version = version or Version(index=kv.mod_revision)
+                    put = own[1].replace(version=version)
+                else:
+                    put = self._other(kind, object_id, kv)
+                changes.append(Change(action, kind, object_id, put))
         return changes
 
-    def _put(self, kind: str, object_id: str, kv: KeyValue) -> StoredObject | Unread:
-        own = self._in_flight.get(kv.key)
-        if own is not None and own[0] == kv.value:
-            del self._in_flight[kv.key]
-            return own[1].replace(version=Version(index=kv.mod_revision))
+    def _other(self, kind: str, object_id: str, kv: KeyValue) -> StoredObject | Unread:
+        """An object another manager wrote (or this one, but not as it has it in flight)."""
         if kind not in READ_ON_DEMAND:
             return self._object(kind, object_id, kv)
         data = self._opened(kind, object_id, kv)

@@ -110,10 +110,16 @@ class Watch:
     def __init__(self, store: Store, revision: int) -> None:
         self._store = store
         self.revision = revision
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        # A transaction's events arrive together, as one item (a leader's store has a
+        # watch per controller, and passes of thousands of tasks); ``next`` takes them
+        # out of ``_ready`` one at a time.
+        self._queue: asyncio.Queue[Sequence[Event] | None] = asyncio.Queue()
+        self._ready: deque[Event] = deque()
 
-    def _push(self, event: Event) -> None:
-        self._queue.put_nowait(event)
+    def _push(self, events: Sequence[Event]) -> None:
+        """One transaction's events (or the kept history's): never changed after."""
+        if events:
+            self._queue.put_nowait(events)
 
     def close(self) -> None:
         self._store._watches.discard(self)
@@ -121,17 +127,23 @@ class Watch:
 
     async def next(self) -> Event | None:
         """The next event, or None once closed."""
-        return await self._queue.get()
+        while not self._ready:
+            events = await self._queue.get()
+            if events is None:
+                return None
+            self._ready.extend(events)
+        return self._ready.popleft()
 
     def drain(self) -> list[Event]:
         """Every event already waiting, without blocking."""
-        events: list[Event] = []
+        events = list(self._ready)
+        self._ready.clear()
         while not self._queue.empty():
-            event = self._queue.get_nowait()
-            if event is None:
+            more = self._queue.get_nowait()
+            if more is None:
                 self._queue.put_nowait(None)
                 break
-            events.append(event)
+            events.extend(more)
         return events
 
     async def batches(self) -> AsyncIterator[list[Event]]:
@@ -361,7 +373,7 @@ class Store:
                 await self._caught_up(stale.revision)
                 continue
             await self._caught_up(revision)
-            return Commit(revision, [event.obj for event in self._events(planned, revision)], value)
+            return Commit(revision, self._committed(planned, revision), value)
         raise Unavailable("the store's transaction kept meeting newer writes; try again")
 
     def _plan(self, ops: Sequence[Op], revision: int) -> list[_Planned]:
@@ -411,6 +423,24 @@ class Store:
             )
         self._check_names(planned)
         return list(planned.values())
+
+    def _committed(self, planned: list[_Planned], revision: int) -> list[StoredObject]:
+        """A remote commit's objects as written (those of ``_events``), once the cache has
+        applied it: the cache's own where it holds them at that revision (the watch brought
+        them back), rather than another copy of each."""
+        version = Version(index=revision)
+        objects = []
+        for p in planned:
+            if p.action is Action.DELETE:
+                if p.expected:  # (made and deleted in one transaction: nothing to see)
+                    objects.append(p.obj)
+                continue
+            cached = self._objects[type(p.obj)].get(p.obj.id)
+            if cached is not None and cached.version.index == revision:
+                objects.append(cached)
+            else:  # moved on since, or not read yet
+                objects.append(p.obj.replace(version=version))
+        return objects
 
     def _events(self, planned: list[_Planned], revision: int) -> list[Event]:
         version = Version(index=revision)
@@ -466,10 +496,9 @@ class Store:
             if event.action is not Action.DELETE:
                 self._index(event.obj)
         self.revision = revision
-        for event in events:
-            self._history.append(event)
-            for watch in self._watches:
-                watch._push(event)
+        self._history.extend(events)
+        for watch in self._watches:
+            watch._push(events)
         if self._waiters:
             waiting = []
             for wanted, future in self._waiters:
@@ -613,9 +642,7 @@ class Store:
             oldest = self._history[0].revision if self._history else self.revision + 1
             if start + 1 < oldest:
                 raise Compacted(f"revision {start} is older than the kept history ({oldest})")
-            for event in self._history:
-                if event.revision > start:
-                    watch._push(event)
+            watch._push([event for event in self._history if event.revision > start])
         self._watches.add(watch)
         return watch
 
