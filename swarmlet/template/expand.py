@@ -103,6 +103,8 @@ def expand_container_spec(
     """``ExpandContainerSpec``: the task's container spec with its templates expanded.
     Raises TemplateError with SwarmKit's message."""
     spec = task.spec.container_spec
+    if not _may_expand(spec):
+        return spec
     context = task_context(node, task, task_name=task_name)
     try:
         env = _expand_env(context, spec.env)
@@ -123,7 +125,18 @@ def expand_task(node: NodeDescription | None, task: Task) -> Task:
     """The task as its node runs it: its container spec expanded (SwarmKit's executor does
     it as it makes the task's controller). Raises TemplateError."""
     container = expand_container_spec(node, task)
+    if container is task.spec.container_spec:
+        return task
     return task.replace(spec=task.spec.replace(container_spec=container))
+
+
+def _may_expand(spec: ContainerSpec) -> bool:
+    """Whether expanding could change the spec: a template's actions start with ``{{``, and
+    text without them is itself. (Its mounts are not looked into.) Most specs have none, and
+    an agent expands each of its tasks' as it starts it."""
+    return bool(spec.mounts) or any(
+        "{{" in text for text in (*(spec.env or ()), spec.hostname or "")
+    )
 
 
 # The node and task SwarmKit's controlapi expands a spec with at create and update.

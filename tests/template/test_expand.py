@@ -101,6 +101,16 @@ def test_expand_task_changes_only_the_container_spec():
     assert expanded.replace(spec=original.spec) == original
 
 
+def test_a_spec_without_templates_is_the_task_as_it_is():
+    plain = task(Env=["A=1", "B", "C=}}"], Hostname="h1")
+    assert expand_task(NODE, plain) is plain
+    # One template anywhere, and it is expanded.
+    assert expand_task(NODE, task(Env=["A=1", "B={{.Task.Slot}}"])).spec.container_spec.env == [
+        "A=1",
+        "B=2",
+    ]
+
+
 FIELD_ERROR = (
     'template: expansion:1:7: executing "expansion" at <.Node.Hostnme>: can\'t evaluate field'
     " Hostnme in type struct { ID string; Hostname string; Platform template.Platform }"
