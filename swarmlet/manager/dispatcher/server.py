@@ -46,8 +46,9 @@ NOT_LEADING = "this manager is not the leader: its agents' sessions go to the le
 
 
 class _Connection:
-    """Outbound messages queue here and one writer sends them, so the dispatcher never waits
-    on a slow agent. Only the latest assignment set matters, so older ones are dropped."""
+    """Outbound messages queue here and one writer sends them, in order, so the dispatcher
+    never waits on a slow agent. None is dropped: after the first, assignments are changes to
+    what was sent before (``AssignmentChanges``)."""
 
     def __init__(self) -> None:
         # None: close the session, for this reason.
