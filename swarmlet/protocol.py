@@ -139,6 +139,19 @@ class AssignmentChanges(Message):
     configs: list[Config] = Field(default_factory=list)
 
 
+def assigned_after(
+    assigned: dict[str, Task], message: Assignments | AssignmentChanges
+) -> dict[str, Task]:
+    """A node's tasks by ID, as its session knows them after ``message`` (``assigned``: as
+    it knew them before; a new session starts from an empty set)."""
+    if isinstance(message, Assignments):
+        return {task.id: task for task in message.tasks}
+    removed = set(message.removed)
+    after = {task_id: task for task_id, task in assigned.items() if task_id not in removed}
+    after.update((task.id, task) for task in message.tasks)
+    return after
+
+
 class Peer(Message):
     """An address on an overlay network that lives on another host: where to send its frames
     (the VXLAN tunnel endpoint, the host's address) and its MAC (derived from the IP)."""

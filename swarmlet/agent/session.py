@@ -39,6 +39,7 @@ from swarmlet.protocol import (
     SessionError,
     StatusUpdate,
     StatusUpdates,
+    assigned_after,
     decode,
     encode,
 )
@@ -311,12 +312,7 @@ class Session:
             if isinstance(message, Managers):
                 self._learn_managers(message.addrs)
             elif isinstance(message, Assignments | AssignmentChanges):
-                if isinstance(message, Assignments):
-                    assigned = {task.id: task for task in message.tasks}
-                else:
-                    for task_id in message.removed:
-                        assigned.pop(task_id, None)
-                    assigned.update((task.id, task) for task in message.tasks)
+                assigned = assigned_after(assigned, message)
                 # The secrets and configs first: the tasks given next may need them at once.
                 if self._dependencies is not None:
                     self._dependencies(message.secrets, message.configs)

@@ -3,9 +3,9 @@ the store changes it.
 
 A node is sent the full set of its tasks when its session opens, and then what changed in it
 whenever one of them changes (except by its own report), each time with exactly the secrets
-and configs they use; its network state and what it must
-trust (and whether to renew its certificate) whenever they differ from what it was last sent;
-the swarm's managers when it connects and whenever they change.
+and configs they use; its network state and what it must trust (and whether to renew its
+certificate) whenever they differ from what it was last sent; the swarm's managers when it
+connects and whenever they change.
 """
 
 from __future__ import annotations

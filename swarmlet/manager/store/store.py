@@ -174,6 +174,20 @@ class _Planned:
     name_after: str | None
 
 
+def _seen(planned: list[_Planned]) -> list[_Planned]:
+    """The writes a transaction's watchers see: not an object made and deleted in it (nothing
+    to write, nothing to see)."""
+    return [p for p in planned if p.expected or p.action is not Action.DELETE]
+
+
+def _as_written(p: _Planned, revision: int, version: Version) -> StoredObject:
+    """A planned write's object as committed at ``revision`` (``version``: its Version); a
+    delete's as it was."""
+    if p.action is Action.DELETE or p.obj.version.index == revision:
+        return p.obj
+    return p.obj.replace(version=version)
+
+
 class Store:
     def __init__(self, backend: Backend | None = None, clock: Clock | None = None) -> None:
         self._backend: Backend = backend or MemoryBackend()
@@ -430,31 +444,22 @@ class Store:
         them back), rather than another copy of each."""
         version = Version(index=revision)
         objects = []
-        for p in planned:
-            if p.action is Action.DELETE:
-                if p.expected:  # (made and deleted in one transaction: nothing to see)
-                    objects.append(p.obj)
-                continue
+        for p in _seen(planned):
             cached = self._objects[type(p.obj)].get(p.obj.id)
-            if cached is not None and cached.version.index == revision:
+            if (
+                cached is not None
+                and cached.version.index == revision
+                and p.action is not Action.DELETE
+            ):
                 objects.append(cached)
-            else:  # moved on since, or not read yet
-                objects.append(p.obj.replace(version=version))
+            else:  # a delete, or moved on since, or not read yet
+                objects.append(_as_written(p, revision, version))
         return objects
 
     def _events(self, planned: list[_Planned], revision: int) -> list[Event]:
         version = Version(index=revision)
         return [
-            Event(
-                p.action,
-                p.obj
-                if p.action is Action.DELETE or p.obj.version.index == revision
-                else p.obj.replace(version=version),
-                revision,
-            )
-            for p in planned
-            # Made and deleted in one transaction: nothing to write, nothing to see.
-            if p.expected or p.action is not Action.DELETE
+            Event(p.action, _as_written(p, revision, version), revision) for p in _seen(planned)
         ]
 
     def _check_names(self, planned: dict[tuple[type[StoredObject], str], _Planned]) -> None:

@@ -4,7 +4,7 @@ the dispatcher sends."""
 from __future__ import annotations
 
 from swarmlet.models import Task
-from swarmlet.protocol import AssignmentChanges, Assignments, Message
+from swarmlet.protocol import AssignmentChanges, Assignments, Message, assigned_after
 
 
 class FakeConnection:
@@ -26,16 +26,13 @@ class FakeConnection:
         sets: list[Assignments] = []
         tasks: dict[str, Task] = {}
         for message in self.sent:
-            if isinstance(message, Assignments):
-                tasks = {task.id: task for task in message.tasks}
-            elif isinstance(message, AssignmentChanges):
-                assert sets, "changes sent before the whole set"
-                for task_id in message.removed:
-                    assert task_id in tasks, f"{task_id} removed but never assigned"
-                    del tasks[task_id]
-                tasks.update((task.id, task) for task in message.tasks)
-            else:
+            if not isinstance(message, Assignments | AssignmentChanges):
                 continue
+            if isinstance(message, AssignmentChanges):
+                assert sets, "changes sent before the whole set"
+                unknown = set(message.removed) - tasks.keys()
+                assert not unknown, f"{sorted(unknown)} removed but never assigned"
+            tasks = assigned_after(tasks, message)
             whole = sorted(tasks.values(), key=lambda task: task.id)
             sets.append(Assignments(tasks=whole, secrets=message.secrets, configs=message.configs))
         return sets
