@@ -1,6 +1,9 @@
 """The allocator: subnets and VNIs for networks, VIPs and published ports for services,
 addresses for tasks (NEW → PENDING) and for nodes.
 
+A task with no address to be given (``tasks_need_addresses``) never waits for it: its
+orchestrator creates it PENDING.
+
 - ``ipam``: subnets, gateways, VNIs and ``AddressPool`` (pure); the API allocates a network
   with ``allocate_network`` when it is created, ``swarm init`` makes ``ingress_network``.
 - ``ports``: published ports, dynamic ones from 30000-32767 (pure); the API fills them in
@@ -20,6 +23,7 @@ from swarmlet.manager.allocator.decide import (
     is_released,
     network_configs,
     service_network_ids,
+    tasks_need_addresses,
 )
 from swarmlet.manager.allocator.ipam import (
     INGRESS_VNI,
@@ -54,4 +58,5 @@ __all__ = [
     "network_configs",
     "publishes_ingress",
     "service_network_ids",
+    "tasks_need_addresses",
 ]

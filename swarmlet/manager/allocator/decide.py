@@ -98,6 +98,14 @@ def network_configs(service: Service) -> list[NetworkAttachmentConfig]:
     return list(service.spec.task_template.networks or service.spec.networks or ())
 
 
+def tasks_need_addresses(service: Service) -> bool:
+    """Whether a pass has anything to give the service's new tasks: an address on a network
+    of its spec, or on ingress for the ports it publishes there. (Its orchestrator creates the
+    tasks of a service that needs none PENDING: a pass would only move each to PENDING, one
+    write of every task for nothing.)"""
+    return bool(network_configs(service)) or publishes_ingress(spec_ports(service))
+
+
 def ingress_of(networks: Sequence[Network]) -> Network | None:
     found = sorted((n for n in networks if n.ingress), key=lambda n: n.id)
     return found[0] if found else None

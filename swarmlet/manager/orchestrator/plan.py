@@ -18,13 +18,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from swarmlet.ids import new_id
+from swarmlet.manager.allocator import PENDING_MESSAGE, tasks_need_addresses
 from swarmlet.manager.store import Op
 from swarmlet.models import Driver, Service, Task, TaskState, TaskStatus, Version
 
 # A replicated task's slot number, or a global task's node ID.
 InstanceKey = int | str
 
-# A new task waits in NEW for the allocator (its network addresses), which moves it to PENDING.
+# A new task waits in NEW for the allocator (its network addresses), which moves it to PENDING;
+# one with no address to be given is created PENDING, as the allocator would leave it.
 CREATED_MESSAGE = "created"
 
 
@@ -120,8 +122,10 @@ class Plan:
         self._updated: set[str] = set()
         # Every task the plan makes starts with this status: one object, shared (models are
         # immutable), not one built per task of a service scaled by thousands.
-        self._new_status = TaskStatus(
-            state=TaskState.NEW, message=CREATED_MESSAGE, timestamp=now.wall
+        self._new_status = (
+            TaskStatus(state=TaskState.NEW, message=CREATED_MESSAGE, timestamp=now.wall)
+            if tasks_need_addresses(service)
+            else TaskStatus(state=TaskState.PENDING, message=PENDING_MESSAGE, timestamp=now.wall)
         )
         for task in tasks:
             self._add(task)

@@ -17,8 +17,8 @@ def test_one_task_per_node_with_the_node_preset():
     for t in plan.created:
         assert t.name == f"agent.{t.node_id}"
         assert t.slot is None
-        assert t.status.state == TaskState.NEW
-        assert t.status.message == "created"
+        assert t.status.state == TaskState.PENDING
+        assert t.status.message == "pending task scheduling"
         assert t.desired_state == TaskState.RUNNING
 
 

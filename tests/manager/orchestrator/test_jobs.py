@@ -109,7 +109,7 @@ def test_a_replicated_job_starts_max_concurrent_tasks_from_slot_zero():
     for t in plan.created:
         assert t.desired_state == TaskState.COMPLETE
         assert t.job_iteration == Version(index=0)
-        assert t.status.state == TaskState.NEW
+        assert t.status.state == TaskState.PENDING
 
 
 def test_completions_are_counted_and_never_exceeded():

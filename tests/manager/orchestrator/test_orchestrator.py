@@ -54,7 +54,7 @@ async def test_three_replicas_make_three_tasks(cluster: FakeCluster):
     await cluster.settle()
     tasks = cluster.tasks(svc.id)
     assert [t.slot for t in tasks] == [1, 2, 3]
-    assert all(t.state == TaskState.NEW for t in tasks)
+    assert all(t.state == TaskState.PENDING for t in tasks)
     await cluster.converge()
     assert len(running(cluster, svc.id)) == 3
     assert {t.node_id for t in cluster.tasks(svc.id)} == {"n1", "n2", "n3"}

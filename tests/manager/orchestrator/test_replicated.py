@@ -7,7 +7,17 @@ from collections import Counter
 from swarmlet.manager.orchestrator import Memory, reconcile_replicated
 from swarmlet.manager.orchestrator.plan import InstanceKey
 from swarmlet.manager.orchestrator.replicated import surplus_slots
-from swarmlet.models import NodeAvailability, NodeState, RestartCondition, Task, TaskState
+from swarmlet.models import (
+    EndpointSpec,
+    NetworkAttachmentConfig,
+    NodeAvailability,
+    NodeState,
+    PortConfig,
+    PublishMode,
+    RestartCondition,
+    Task,
+    TaskState,
+)
 from tests.manager.orchestrator.builders import (
     START,
     apply,
@@ -23,7 +33,7 @@ from tests.manager.orchestrator.builders import (
 )
 
 
-def test_a_new_service_gets_one_new_task_per_slot():
+def test_a_new_service_gets_one_pending_task_per_slot():
     svc = service(service_spec("web", replicas=3))
     plan = reconcile_replicated(svc, [], nodes("n1"), at(0))
     assert sorted(t.slot or 0 for t in plan.created) == [1, 2, 3]
@@ -34,12 +44,35 @@ def test_a_new_service_gets_one_new_task_per_slot():
         assert t.node_id is None
         assert t.spec == svc.spec.task_template
         assert t.spec_version == svc.spec_version
-        assert t.status.state == TaskState.NEW
-        assert t.status.message == "created"
+        # No network to be given an address on: the allocator would only move it to PENDING.
+        assert t.status.state == TaskState.PENDING
+        assert t.status.message == "pending task scheduling"
         assert t.status.timestamp == START
         assert t.desired_state == TaskState.RUNNING
     assert plan.updated == []
     assert plan.updated_service is None
+
+
+def test_the_tasks_of_a_service_with_addresses_to_be_given_wait_in_new():
+    """On a network of its own, or publishing on ingress: the allocator gives each task its
+    address and moves it to PENDING. Published in host mode, there is nothing to give."""
+    base = service_spec("web", replicas=1)
+    on_network = base.replace(
+        task_template=base.task_template.replace(networks=[NetworkAttachmentConfig(target="net1")])
+    )
+    ingress = base.replace(endpoint_spec=EndpointSpec(ports=[PortConfig(target_port=80)]))
+    host = base.replace(
+        endpoint_spec=EndpointSpec(
+            ports=[PortConfig(target_port=80, published_port=80, publish_mode=PublishMode.HOST)]
+        )
+    )
+    for spec, state, message in [
+        (on_network, TaskState.NEW, "created"),
+        (ingress, TaskState.NEW, "created"),
+        (host, TaskState.PENDING, "pending task scheduling"),
+    ]:
+        [created] = reconcile_replicated(service(spec), [], nodes("n1"), at(0)).created
+        assert (created.status.state, created.status.message) == (state, message)
 
 
 def test_a_converged_service_needs_nothing():
