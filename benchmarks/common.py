@@ -330,6 +330,23 @@ def refuse_if_tests_run(parser_error: Any) -> None:
 # --- figures ---------------------------------------------------------------------------------
 
 
+def cpu_s(pid: int, children: bool = False) -> float:
+    """The CPU time (user and system) ``pid`` has used, in seconds; with ``children``, also
+    that of the children it has waited for (the commands it ran)."""
+    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """The CPU time the whole machine has spent busy, every CPU (``/proc/stat``), in seconds."""
+    ticks = [int(field) for field in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else math.nan
 

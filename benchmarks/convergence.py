@@ -13,7 +13,11 @@ make). In one run:
 - **swarm**: Docker Swarm on the machine's engine: ``docker swarm init`` (advertising and
   listening on 127.0.0.1 only) at the start, ``docker swarm leave --force`` at the end,
   whatever happens (and ``docker_gwbridge`` removed again if the init made it);
-- **run**: N ``docker run -d`` started at once against the engine: the engine's own limit.
+- **run**: N ``docker run -d`` started at once against the engine: the engine's own limit;
+- **run-net** (with ``--overlay``, by default): the same N ``docker run -d`` on a user-defined
+  bridge network made for the run: what the engine itself costs a container on any network
+  other than its default one (its embedded DNS server among it), which a task on an overlay
+  pays whoever plumbs it through the engine.
 
 For each N of ``--sizes`` and each of ``--rounds`` rounds, each method once, their order
 rotating from round to round. A measurement starts just before the CLI is started
@@ -42,7 +46,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -51,6 +55,7 @@ from benchmarks.common import (
     ENGINE,
     IMAGE,
     Api,
+    cpu_s,
     docker,
     docker_cli,
     docker_env,
@@ -61,15 +66,20 @@ from benchmarks.common import (
     load_average,
     log,
     machine,
+    machine_busy_s,
     median,
     other_work,
     own_lab,
     refuse_if_tests_run,
     write_section,
 )
+from benchmarks.scale import daemon_pid
+from swarmlet.lab.lab import Lab
 
 SCRIPT = "convergence.py"
-METHODS = ("swarmlet", "swarm", "run")
+METHODS = ("swarmlet", "swarm", "run", "run-net")
+# The methods of a run without --overlay, and with it.
+PLAIN_METHODS = ("swarmlet", "swarm", "run")
 SERVICE = "bench"
 RUN_LABEL = "swlb.bench=run"
 SERVICE_LABEL = "com.docker.swarm.service.id"
@@ -82,6 +92,10 @@ TARGET_VS_RUN = 1.2  # and at most this times 50 parallel `docker run -d`
 TARGET_N = 50
 # With --overlay (issue 11, point 6): every task on one overlay network, and tighter targets.
 NETWORK = "bench-net"
+# run-net's: a user-defined bridge on the engine, named for the run: Docker Engine 20.10 may
+# miscount its endpoints when 50 containers on it are removed at once, and then refuses to
+# remove it ("has active endpoints") until it restarts.
+BRIDGE = f"bench-bridge-{os.getpid()}"
 OVERLAY_TARGET_VS_SWARM = 0.6
 OVERLAY_TARGET_VS_RUN = 1.1
 
@@ -95,6 +109,9 @@ class Round:
     returned_s: float  # when the create call (the last docker run) had returned
     polls: int
     reached: int  # running at the last poll
+    # CPU seconds from the CLI's start to the poll that showed N running: the whole machine's,
+    # and the engine's, containerd's and the lab's swarmletd's (the three hosts').
+    cpu: dict[str, float] = field(default_factory=dict)
 
 
 # --- measuring -------------------------------------------------------------------------------
@@ -158,10 +175,12 @@ async def service_round(
     return Round(method, n, round_no, seconds, returned - t0, polls, reached), out.strip()
 
 
-async def run_round(engine: Api, n: int, round_no: int) -> Round:
-    """N ``docker run -d`` at once, timed until the engine shows N of them running."""
+async def run_round(engine: Api, n: int, round_no: int, network: str | None = None) -> Round:
+    """N ``docker run -d`` at once (on ``network``, else the engine's default one), timed
+    until the engine shows N of them running."""
     t0 = time.monotonic()
-    args = ("run", "-d", "--label", RUN_LABEL, "--stop-timeout", "1", IMAGE, "sleep", "1d")
+    on = ("--network", network) if network else ()
+    args = ("run", "-d", "--label", RUN_LABEL, "--stop-timeout", "1", *on, IMAGE, "sleep", "1d")
     starting = [asyncio.create_task(cli(ENGINE, *args), name=f"docker run {i}") for i in range(n)]
 
     async def running() -> int:
@@ -178,8 +197,9 @@ async def run_round(engine: Api, n: int, round_no: int) -> Round:
     failed = [result for result in done if isinstance(result, BaseException)]
     if failed:
         raise RuntimeError(f"{len(failed)} docker run failed, the first: {failed[0]}")
-    returned = max(when for when, _ in done if not isinstance(when, BaseException))
-    return Round("run", n, round_no, seconds, returned - t0, polls, reached)
+    returned = max(result[0] for result in done if not isinstance(result, BaseException))
+    method = "run-net" if network else "run"
+    return Round(method, n, round_no, seconds, returned - t0, polls, reached)
 
 
 # --- cleaning up -----------------------------------------------------------------------------
@@ -232,6 +252,35 @@ async def remove_run(engine: Api) -> None:
 class Targets:
     swarmlet: str  # DOCKER_HOST of the lab's manager
     swarm: str  # the engine's
+    # The processes whose CPU each round counts, by what the details call them (several pids
+    # are summed).
+    processes: dict[str, list[int]] = field(default_factory=dict)
+
+
+# The engine's own containerd (dockerd starts it when none is given).
+ENGINE_PID_FILES = {
+    "dockerd": Path("/var/run/docker.pid"),
+    "containerd": Path("/var/run/docker/containerd/containerd.pid"),
+}
+
+
+def processes_of(lab: Lab | None) -> dict[str, list[int]]:
+    found = {
+        name: [int(path.read_text().split()[0])]
+        for name, path in ENGINE_PID_FILES.items()
+        if path.exists()
+    }
+    if lab is not None:
+        found["swarmletd"] = [daemon_pid(lab, host.hostname) for host in lab.plan.hosts]
+    return found
+
+
+def cpu_now(processes: dict[str, list[int]]) -> dict[str, float]:
+    used = {"machine": machine_busy_s()}
+    for name, pids in processes.items():
+        with suppress(OSError):
+            used[name] = sum(cpu_s(pid, children=True) for pid in pids)
+    return used
 
 
 async def measure(targets: Targets, args: argparse.Namespace) -> list[Round]:
@@ -242,14 +291,24 @@ async def measure(targets: Targets, args: argparse.Namespace) -> list[Round]:
             for round_no in range(args.rounds):
                 shift = round_no % len(args.methods)
                 for method in args.methods[shift:] + args.methods[:shift]:
-                    if method == "run":
-                        result = await run_round(engine, n, round_no)
-                        await remove_run(engine)
+                    cpu_before = cpu_now(targets.processes)
+                    if method in ("run", "run-net"):
+                        network = BRIDGE if method == "run-net" else None
+                        result = await run_round(engine, n, round_no, network)
                     else:
                         host = getattr(targets, method)
                         result, service_id = await service_round(
                             method, host, apis[method], n, round_no, args.overlay
                         )
+                    cpu_after = cpu_now(targets.processes)
+                    result.cpu = {
+                        name: cpu_after[name] - cpu_before[name]
+                        for name in cpu_after
+                        if name in cpu_before
+                    }
+                    if method in ("run", "run-net"):
+                        await remove_run(engine)
+                    else:
                         await remove_service(host, apis[method], engine, service_id)
                     rounds.append(result)
                     log(
@@ -263,12 +322,12 @@ async def measure(targets: Targets, args: argparse.Namespace) -> list[Round]:
 
 
 @contextmanager
-def swarmlet_lab(wanted: bool) -> Iterator[str]:
+def swarmlet_lab(wanted: bool) -> Iterator[Lab | None]:
     if not wanted:
-        yield ""
+        yield None
         return
     with own_lab(nodes=3) as lab:
-        yield lab.docker_host
+        yield lab
 
 
 # --- reporting -------------------------------------------------------------------------------
@@ -346,18 +405,38 @@ def rows(date: str, args: argparse.Namespace, meds: dict[tuple[str, int], float]
     return lines
 
 
-def details(rounds: list[Round], load: str) -> str:
-    lines = [
-        f"Load average: {load}.",
+def details(rounds: list[Round], load: str, meds: dict[tuple[str, int], float]) -> str:
+    lines = [f"Load average: {load}.", ""]
+    on_bridge = meds.get(("run-net", TARGET_N), math.nan)
+    if not math.isnan(on_bridge):
+        default = meds.get(("run", TARGET_N), math.nan)
+        swarmlet = meds.get(("swarmlet", TARGET_N), math.nan)
+        lines += [
+            f"N = {TARGET_N} `docker run -d --network {BRIDGE}` (a user-defined bridge): "
+            f"median {fmt_s(on_bridge)} s, {fmt_s(ratio(on_bridge, default))}x `docker run -d` "
+            f"on the default bridge; swarmlet on the overlay is "
+            f"{fmt_s(ratio(swarmlet, on_bridge))}x it.",
+            "",
+        ]
+    lines += [
+        "CPU seconds from the CLI's start to the poll that showed N running: the machine's "
+        "(both vCPUs), and with the commands each ran, the engine's `dockerd` and `containerd` "
+        "(not the containers' shims, which are nobody's children), and the lab's three "
+        "`swarmletd`s.",
         "",
-        "| N | round | method (in order) | s to N running | create returned (s) | polls |",
-        "|---:|---:|---|---:|---:|---:|",
+        "| N | round | method (in order) | s to N running | create returned (s) | polls "
+        "| CPU s: machine | dockerd | containerd | swarmletd |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rounds:
         failed = "" if r.reached >= r.n else f" (only {r.reached} by {CONVERGE_S:.0f} s)"
+        used = " | ".join(
+            fmt_s(r.cpu.get(name, math.nan))
+            for name in ("machine", "dockerd", "containerd", "swarmletd")
+        )
         lines.append(
             f"| {r.n} | {r.round_no + 1} | {r.method} | {fmt_s(r.seconds)}{failed} | "
-            f"{r.returned_s:.2f} | {r.polls} |"
+            f"{r.returned_s:.2f} | {r.polls} | {used} |"
         )
     return "\n".join(lines)
 
@@ -421,11 +500,15 @@ def render_overlay(date: str, text: str) -> Callable[[list[str]], str]:
 `benchmarks/convergence.py --overlay` measures as above (same rounds, polls and cleanup), with
 one overlay network made in each orchestrator before the first round (`docker network create
 --driver overlay {NETWORK}`) and both services created with `--network {NETWORK}`; `docker run
--d` stays on the engine's default network, the engine's own limit. Every dockercoins task is on
-an overlay. Targets at N = 50: swarmlet ≤ {OVERLAY_TARGET_VS_SWARM}x Docker Swarm, and
-≤ {OVERLAY_TARGET_VS_RUN}x `docker run -d`. A task on an overlay is one container: the host's
-swarmletd is its engine's network plugin ([dataplane.md](dataplane.md)); before, a second
-container held each task's namespace (14.6 s for 50 replicas, 1.62x `docker run -d`).
+-d` stays on the engine's default network, the engine's own limit. A fourth method, not in the
+targets, runs the same `docker run -d`s on a user-defined bridge (`docker network create
+{BRIDGE}`): what the engine itself spends on a container on any network but its default one.
+Each round's CPU time is recorded: the whole machine's, the engine's, and swarmlet's. Every
+dockercoins task is on an overlay. Targets at N = 50: swarmlet ≤ {OVERLAY_TARGET_VS_SWARM}x
+Docker Swarm, and ≤ {OVERLAY_TARGET_VS_RUN}x `docker run -d`. A task on an overlay is one
+container: the host's swarmletd is its engine's network plugin ([dataplane.md](dataplane.md));
+before, a second container held each task's namespace (14.6 s for 50 replicas, 1.62x `docker
+run -d`).
 
 ### Results
 
@@ -456,6 +539,22 @@ def overlay_networks(wanted: bool, hosts: list[str]) -> Iterator[None]:
                 docker(host, "network", "rm", NETWORK)
 
 
+@contextmanager
+def engine_bridge(wanted: bool) -> Iterator[None]:
+    """run-net's user-defined bridge on the engine, for the block."""
+    if not wanted:
+        yield
+        return
+    docker(ENGINE, "network", "create", "--driver", "bridge", BRIDGE)
+    try:
+        yield
+    finally:
+        try:
+            docker(ENGINE, "network", "rm", BRIDGE)
+        except RuntimeError as exc:
+            log(f"the engine kept {BRIDGE} (removed when it restarts): {exc}")
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -463,7 +562,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10,50", help="replica counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per size (1..20)")
-    parser.add_argument("--methods", default=",".join(METHODS), help="a subset of the three")
+    parser.add_argument(
+        "--methods",
+        default=None,
+        help=f"some of {', '.join(METHODS)} (default: the first three, and run-net with --overlay)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update the doc")
     parser.add_argument(
         "--overlay", action="store_true", help="every service on an overlay network (issue 11)"
@@ -473,7 +576,8 @@ def main() -> int:
         args.sizes = [int(size) for size in args.sizes.split(",")]
     except ValueError:
         parser.error("--sizes: comma-separated numbers")
-    args.methods = [m for m in args.methods.split(",") if m]
+    default = METHODS if args.overlay else PLAIN_METHODS
+    args.methods = [m for m in (args.methods or ",".join(default)).split(",") if m]
     if not all(1 <= n <= 100 for n in args.sizes) or not 1 <= args.rounds <= 20:
         parser.error("sizes must be 1..100 and rounds 1..20")
     if not args.methods or not set(args.methods) <= set(METHODS):
@@ -486,12 +590,17 @@ def main() -> int:
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M")
     load_before, others_before = load_average(), other_work()
     with (
-        swarmlet_lab("swarmlet" in args.methods) as lab_host,
+        swarmlet_lab("swarmlet" in args.methods) as lab,
         docker_swarm("swarm" in args.methods),
     ):
-        hosts = Targets(swarmlet=lab_host or ENGINE, swarm=ENGINE)
-        orchestrators = [getattr(hosts, m) for m in args.methods if m != "run"]
-        with overlay_networks(args.overlay, orchestrators):
+        hosts = Targets(
+            swarmlet=lab.docker_host if lab else ENGINE, swarm=ENGINE, processes=processes_of(lab)
+        )
+        orchestrators = [getattr(hosts, m) for m in args.methods if not m.startswith("run")]
+        with (
+            overlay_networks(args.overlay, orchestrators),
+            engine_bridge("run-net" in args.methods),
+        ):
             rounds = asyncio.run(measure(hosts, args))
     load = (
         f"{load_before} before, {load_average()} after; other work on the machine at the "
@@ -512,7 +621,7 @@ def main() -> int:
         f"swarmlet/docker run = {fmt_s(vs_run)} (target ≤ {target_vs_run})"
     )
     if not args.no_write:
-        text = details(rounds, load)
+        text = details(rounds, load, meds)
         if args.overlay:
             write_section(f"{SCRIPT} --overlay", render_overlay(date, text), rows(date, args, meds))
         else:

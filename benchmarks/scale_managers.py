@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import (
     Api,
+    cpu_s,
     docker,
     exit_on_sigterm,
     fmt_s,
@@ -78,12 +79,6 @@ def etcd_pid(lab: Lab, node: str) -> int:
         if data_dir.encode() in argv:
             return int(proc.name)
     raise RuntimeError(f"{node} runs no etcd member")
-
-
-def cpu_s(pid: int) -> float:
-    """The CPU time (user and system) ``pid`` has used, in seconds."""
-    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def leader_of(api: Api) -> str:

@@ -1,5 +1,6 @@
 """nftables in its JSON form (libnftables-json): the pieces the VIP and mesh rulesets are built
-from, and the thin driver that hands a ruleset to ``nft -j -f -``.
+from, and the thin driver that applies a ruleset: through libnftables in this process
+(``libnft``), or where it cannot be loaded, ``nft -j -f -``.
 
 A ruleset is plain data — ``{"nftables": [command, ...]}`` — made by pure functions
 (``vip.vip_ruleset``, ``mesh.mesh_ruleset``) and applied in one transaction: nft commits a
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from swarmlet.errors import SwarmletError
+from swarmlet.net import libnft
+from swarmlet.net.netlink import in_netns
 
 Json = dict[str, Any]
 
@@ -148,9 +151,14 @@ def sorted_addresses(addresses: Iterable[str]) -> list[str]:
 # --- the driver -----------------------------------------------------------------------------
 
 
+# Whether rulesets go through libnftables in this process when it loads; the command
+# otherwise (the tests run the driver both ways).
+IN_PROCESS = True
+
+
 async def apply(document: Json) -> None:
     """Apply a ruleset in this process's network namespace."""
-    await _nft(("nft",), document)
+    await _apply(None, document)
 
 
 async def apply_in_netns(pid: int, document: Json) -> None:
@@ -160,7 +168,29 @@ async def apply_in_netns(pid: int, document: Json) -> None:
 
 async def apply_in_netns_path(path: str, document: Json) -> None:
     """Apply a ruleset in the network namespace bound at ``path`` (``/run/netns/NAME``)."""
-    await _nft(("nsenter", f"--net={path}", "nft"), document)
+    await _apply(path, document)
+
+
+async def _apply(netns: str | None, document: Json) -> None:
+    library = libnft.library() if IN_PROCESS else None
+    if library is None:
+        await _nft(("nft",) if netns is None else ("nsenter", f"--net={netns}", "nft"), document)
+        return
+    text = json.dumps(document).encode()
+
+    def work() -> libnft.Refused | None:
+        return library.apply(text)
+
+    try:
+        if netns is None:
+            refused = await asyncio.to_thread(work)
+        else:
+            refused = await asyncio.to_thread(in_netns, netns, work)
+    except OSError as exc:
+        raise NftError(f"cannot enter the network namespace {netns}: {exc}") from exc
+    if refused is not None:
+        # The exit status nft gives a ruleset it refuses, and its words.
+        raise NftError(f"nft failed (1): {refused.message}")
 
 
 async def _nft(command: Sequence[str], document: Json) -> None:

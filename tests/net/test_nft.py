@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from swarmlet.net import nft
+from swarmlet.net import libnft, nft
 from swarmlet.net.mesh import MESH_SYSCTLS, mesh_ruleset, remove_mesh, remove_mesh_ruleset
 from swarmlet.net.vip import remove_vip_in_netns, remove_vip_ruleset, vip_ruleset
 from swarmlet.protocol import PublishedBackend, PublishedPort, ServiceEntry
@@ -51,6 +51,19 @@ def sent(document: dict) -> list[tuple[str, str]]:
 def scratch():
     with namespaces() as made:
         yield made, made.add("t")
+
+
+@pytest.fixture(autouse=True, params=["libnftables", "nft command"])
+def driver(request, monkeypatch) -> str:
+    """Each test with the driver's two ways: libnftables in this process, and the command
+    (where the library cannot be loaded)."""
+    monkeypatch.setattr(nft, "IN_PROCESS", request.param == "libnftables")
+    return str(request.param)
+
+
+def test_the_library_loads_here(driver):
+    # Debian's nftables package depends on libnftables1: the driver never falls back here.
+    assert libnft.library() is not None
 
 
 async def test_a_vip_ruleset_is_applied_in_a_tasks_namespace_and_replaced_whole(scratch):
@@ -124,8 +137,9 @@ async def test_nfts_message_is_kept_when_it_refuses(scratch):
     assert ruleset_of(netns).strip() == ""  # nothing half-made
 
 
-async def test_a_namespace_that_is_gone_is_an_error():
-    with pytest.raises(nft.NftError, match="nsenter"):
+async def test_a_namespace_that_is_gone_is_an_error(driver):
+    said = "cannot enter the network namespace" if driver == "libnftables" else "nsenter"
+    with pytest.raises(nft.NftError, match=said):
         await nft.apply_in_netns(2**22 + 1, vip_ruleset([]))
 
 
