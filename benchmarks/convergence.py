@@ -96,6 +96,9 @@ NETWORK = "bench-net"
 # miscount its endpoints when 50 containers on it are removed at once, and then refuses to
 # remove it ("has active endpoints") until it restarts.
 BRIDGE = f"bench-bridge-{os.getpid()}"
+# The methods that are N `docker run -d`, and the network each runs them on (None: the
+# engine's default one).
+RUN_NETWORKS: dict[str, str | None] = {"run": None, "run-net": BRIDGE}
 OVERLAY_TARGET_VS_SWARM = 0.6
 OVERLAY_TARGET_VS_RUN = 1.1
 
@@ -175,10 +178,11 @@ async def service_round(
     return Round(method, n, round_no, seconds, returned - t0, polls, reached), out.strip()
 
 
-async def run_round(engine: Api, n: int, round_no: int, network: str | None = None) -> Round:
-    """N ``docker run -d`` at once (on ``network``, else the engine's default one), timed
-    until the engine shows N of them running."""
+async def run_round(engine: Api, method: str, n: int, round_no: int) -> Round:
+    """N ``docker run -d`` at once (on the method's network, ``RUN_NETWORKS``), timed until
+    the engine shows N of them running."""
     t0 = time.monotonic()
+    network = RUN_NETWORKS[method]
     on = ("--network", network) if network else ()
     args = ("run", "-d", "--label", RUN_LABEL, "--stop-timeout", "1", *on, IMAGE, "sleep", "1d")
     starting = [asyncio.create_task(cli(ENGINE, *args), name=f"docker run {i}") for i in range(n)]
@@ -198,7 +202,6 @@ async def run_round(engine: Api, n: int, round_no: int, network: str | None = No
     if failed:
         raise RuntimeError(f"{len(failed)} docker run failed, the first: {failed[0]}")
     returned = max(result[0] for result in done if not isinstance(result, BaseException))
-    method = "run-net" if network else "run"
     return Round(method, n, round_no, seconds, returned - t0, polls, reached)
 
 
@@ -291,10 +294,10 @@ async def measure(targets: Targets, args: argparse.Namespace) -> list[Round]:
             for round_no in range(args.rounds):
                 shift = round_no % len(args.methods)
                 for method in args.methods[shift:] + args.methods[:shift]:
+                    runs = method in RUN_NETWORKS
                     cpu_before = cpu_now(targets.processes)
-                    if method in ("run", "run-net"):
-                        network = BRIDGE if method == "run-net" else None
-                        result = await run_round(engine, n, round_no, network)
+                    if runs:
+                        result = await run_round(engine, method, n, round_no)
                     else:
                         host = getattr(targets, method)
                         result, service_id = await service_round(
@@ -306,7 +309,7 @@ async def measure(targets: Targets, args: argparse.Namespace) -> list[Round]:
                         for name in cpu_after
                         if name in cpu_before
                     }
-                    if method in ("run", "run-net"):
+                    if runs:
                         await remove_run(engine)
                     else:
                         await remove_service(host, apis[method], engine, service_id)
@@ -596,7 +599,7 @@ def main() -> int:
         hosts = Targets(
             swarmlet=lab.docker_host if lab else ENGINE, swarm=ENGINE, processes=processes_of(lab)
         )
-        orchestrators = [getattr(hosts, m) for m in args.methods if not m.startswith("run")]
+        orchestrators = [getattr(hosts, m) for m in args.methods if m not in RUN_NETWORKS]
         with (
             overlay_networks(args.overlay, orchestrators),
             engine_bridge("run-net" in args.methods),

@@ -18,6 +18,7 @@ some state of its own between contexts.
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -26,6 +27,9 @@ LIBRARY = "libnftables.so.1"
 # nftables.h's flags.
 NFT_CTX_DEFAULT = 0
 NFT_CTX_OUTPUT_JSON = 1 << 4  # also: read the input as JSON
+
+# One ruleset at a time in the process (see the module's docstring).
+_ONE_AT_A_TIME = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,12 @@ class Library:
         lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
         lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
         self._lib = lib
-        self._lock = threading.Lock()
 
     def apply(self, document: bytes) -> Refused | None:
         """Apply a JSON ruleset in the calling thread's network namespace, as one transaction
         (as ``nft -j -f -`` does); what was refused, or None. Blocking."""
         lib = self._lib
-        with self._lock:
+        with _ONE_AT_A_TIME:
             ctx = lib.nft_ctx_new(NFT_CTX_DEFAULT)
             if not ctx:
                 return Refused("libnftables could not make a context")
@@ -78,16 +81,10 @@ class Library:
                 lib.nft_ctx_free(ctx)
 
 
-_loaded: list[Library | None] = []
-_loading = threading.Lock()
-
-
+@functools.cache
 def library() -> Library | None:
     """The library, loaded on first use; None where it cannot be (the command is run then)."""
-    with _loading:
-        if not _loaded:
-            try:
-                _loaded.append(Library(ctypes.CDLL(LIBRARY)))
-            except (OSError, AttributeError):
-                _loaded.append(None)
-        return _loaded[0]
+    try:
+        return Library(ctypes.CDLL(LIBRARY))
+    except (OSError, AttributeError):
+        return None
