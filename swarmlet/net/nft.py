@@ -1,6 +1,7 @@
 """nftables in its JSON form (libnftables-json): the pieces the VIP and mesh rulesets are built
-from, and the thin driver that applies a ruleset: through libnftables in this process
-(``libnft``), or where it cannot be loaded, ``nft -j -f -``.
+from, and the thin driver that applies a ruleset: in a task's namespace through libnftables
+in this process (``libnft``) where it loads, otherwise (and in the host's own namespace)
+``nft -j -f -``.
 
 A ruleset is plain data — ``{"nftables": [command, ...]}`` — made by pure functions
 (``vip.vip_ruleset``, ``mesh.mesh_ruleset``) and applied in one transaction: nft commits a
@@ -151,14 +152,17 @@ def sorted_addresses(addresses: Iterable[str]) -> list[str]:
 # --- the driver -----------------------------------------------------------------------------
 
 
-# Whether rulesets go through libnftables in this process when it loads; the command
-# otherwise (the tests run the driver both ways).
+# Whether a task namespace's rulesets go through libnftables in this process when it loads;
+# the command otherwise (the tests run the driver both ways).
 IN_PROCESS = True
 
 
 async def apply(document: Json) -> None:
-    """Apply a ruleset in this process's network namespace."""
-    await _apply(None, document)
+    """Apply a ruleset in this process's network namespace: the host's mesh and published
+    ports, written when the swarm's ports change. Always by the command: the library, loaded,
+    is 3 to 5 MiB of a daemon's resident memory, which an idle worker (held to 60 MB) would
+    otherwise carry from the first network state it is sent."""
+    await _nft(("nft",), document)
 
 
 async def apply_in_netns(pid: int, document: Json) -> None:
@@ -167,14 +171,13 @@ async def apply_in_netns(pid: int, document: Json) -> None:
 
 
 async def apply_in_netns_path(path: str, document: Json) -> None:
-    """Apply a ruleset in the network namespace bound at ``path`` (``/run/netns/NAME``)."""
-    await _apply(path, document)
-
-
-async def _apply(netns: str | None, document: Json) -> None:
+    """Apply a ruleset in the network namespace bound at ``path`` (``/run/netns/NAME``): in
+    process through libnftables, on a thread in that namespace, where it loads (a task's VIP
+    table is written at its start and again whenever its networks' services change: hundreds
+    of times while 50 replicas start); else by the command."""
     library = libnft.library() if IN_PROCESS else None
     if library is None:
-        await _nft(("nft",) if netns is None else ("nsenter", f"--net={netns}", "nft"), document)
+        await _nft(("nsenter", f"--net={path}", "nft"), document)
         return
     text = json.dumps(document).encode()
 
@@ -182,12 +185,9 @@ async def _apply(netns: str | None, document: Json) -> None:
         return library.apply(text)
 
     try:
-        if netns is None:
-            refused = await asyncio.to_thread(work)
-        else:
-            refused = await asyncio.to_thread(in_netns, netns, work)
+        refused = await asyncio.to_thread(in_netns, path, work)
     except OSError as exc:
-        raise NftError(f"cannot enter the network namespace {netns}: {exc}") from exc
+        raise NftError(f"cannot enter the network namespace {path}: {exc}") from exc
     if refused is not None:
         # The exit status nft gives a ruleset it refuses, and its words.
         raise NftError(f"nft failed (1): {refused.message}")

@@ -55,8 +55,9 @@ def scratch():
 
 @pytest.fixture(autouse=True, params=["libnftables", "nft command"])
 def driver(request, monkeypatch) -> str:
-    """Each test with the driver's two ways: libnftables in this process, and the command
-    (where the library cannot be loaded)."""
+    """Each test with the driver's two ways for a namespace's rulesets: libnftables in this
+    process, and the command (where the library cannot be loaded). The host's own namespace
+    always gets the command."""
     monkeypatch.setattr(nft, "IN_PROCESS", request.param == "libnftables")
     return str(request.param)
 
